@@ -1,0 +1,56 @@
+"""``python -m trainer``: train one run and write its run directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .config import ConfigError, resolve_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m trainer",
+        description=(
+            "Train one CNN run and dump the GAP activations of every validation sample at every "
+            "measurement site, for epoch 0 (initialization) and every epoch after, into "
+            "OUT/activations.zarr, with checkpoints in OUT/checkpoints. A killed run started "
+            "again with the same config resumes from its last complete epoch."
+        ),
+        epilog=(
+            "Overrides are dotted keys parsed as YAML, e.g.: arch=vgg16 activation=tanh "
+            "train.epochs=30 width=0.25 dataset.name=imagenette dataset.root=/data regularizer=hsic "
+            "hsic.lambda=0.01 dump.dtype=float16. See the README for every key."
+        ),
+    )
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("--config", help="YAML config file (the workflow's config file works too)")
+    p.add_argument("--config-json", help="config as a JSON string (used by the workflow)")
+    p.add_argument("--out", required=True, help="run directory to write (or resume)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        data = json.loads(args.config_json) if args.config_json else None
+        cfg = resolve_config(args.config, args.overrides, data)
+    except (ConfigError, json.JSONDecodeError) as e:
+        print(f"trainer: error: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(json.dumps(cfg, indent=2))
+        return 0
+    from .train import DivergedError, run  # heavy imports only when training
+
+    try:
+        done = run(cfg, args.out)
+    except (ValueError, FileNotFoundError, RuntimeError, DivergedError) as e:
+        print(f"trainer: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(done))
+    return 0

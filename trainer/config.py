@@ -1,0 +1,210 @@
+"""Run configuration: defaults, YAML files, ``key.sub=value`` overrides, schema validation.
+
+A run is fully given by the resolved config (``resolve_config``), which goes verbatim into
+the activation store's attrs. The workflow's config file is accepted as well: its
+workflow-only sections (``grid``, ``mi``, ``interventions``, ``figures``) are dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .data import DATASETS
+from .models import ACTIVATIONS, ARCHS
+
+WORKFLOW_ONLY = ("grid", "mi", "interventions", "figures")
+
+DEFAULTS: dict = {
+    "arch": "resnet18",
+    "activation": "relu",
+    "regularizer": "none",
+    "seed": 0,
+    "width": 1.0,
+    "dataset": {
+        "name": "digits",
+        "root": "data",
+        "size": "160px",
+        "download": False,
+        "image_size": 32,
+        "val_fraction": 0.2,
+        "split_seed": 0,
+        "shift": 2,
+        "n_classes": 4,
+        "n_train": 128,
+        "n_val": 64,
+        "noise": 0.5,
+    },
+    "train": {
+        "epochs": 15,
+        "batch_size": 64,
+        "lr": 0.05,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "lr_patience": 10,
+        "lr_factor": 0.1,
+        "early_stop_patience": 25,
+        "num_workers": 0,
+        "device": "auto",
+        "progress": True,
+    },
+    "hsic": {
+        "lambda": 0.01,
+        "weights": 1.0,
+        "site_kinds": ["conv-relu", "conv-tanh", "post-add"],
+        "bandwidth": "median",
+    },
+    "dump": {
+        "dtype": "float32",
+        "unit_chunk": 1024,
+        "checkpoint_every_epoch": False,
+    },
+}
+
+_NUM = {"type": "number"}
+_POS_INT = {"type": "integer", "minimum": 1}
+SCHEMA: dict = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "arch": {"enum": list(ARCHS)},
+        "activation": {"enum": list(ACTIVATIONS)},
+        "regularizer": {"enum": ["none", "hsic"]},
+        "seed": {"type": "integer", "minimum": 0},
+        "width": {
+            "oneOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+            ]
+        },
+        "dataset": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "name": {"enum": list(DATASETS)},
+                "root": {"type": "string"},
+                "size": {"enum": ["full", "320px", "160px"]},
+                "download": {"type": "boolean"},
+                "image_size": {"type": "integer", "minimum": 8},
+                "val_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "split_seed": {"type": "integer", "minimum": 0},
+                "shift": {"type": "integer", "minimum": 0},
+                "n_classes": {"type": "integer", "minimum": 2},
+                "n_train": _POS_INT,
+                "n_val": _POS_INT,
+                "noise": {"type": "number", "minimum": 0},
+            },
+        },
+        "train": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "epochs": {"type": "integer", "minimum": 0},
+                "batch_size": _POS_INT,
+                "lr": {"type": "number", "exclusiveMinimum": 0},
+                "momentum": {"type": "number", "minimum": 0, "maximum": 1},
+                "weight_decay": {"type": "number", "minimum": 0},
+                "lr_patience": {"type": "integer", "minimum": 0},
+                "lr_factor": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "early_stop_patience": _POS_INT,
+                "num_workers": {"type": "integer", "minimum": 0},
+                "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?)$"},
+                "progress": {"type": "boolean"},
+            },
+        },
+        "hsic": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "lambda": {"type": "number", "minimum": 0},
+                "weights": {
+                    "oneOf": [_NUM, {"type": "object", "additionalProperties": _NUM}]
+                },
+                "site_kinds": {
+                    "type": "array",
+                    "items": {"enum": ["conv-relu", "conv-tanh", "branch", "post-add"]},
+                },
+                "bandwidth": {
+                    "oneOf": [{"const": "median"}, {"type": "number", "exclusiveMinimum": 0}]
+                },
+            },
+        },
+        "dump": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "dtype": {"enum": ["float32", "float16"]},
+                "unit_chunk": _POS_INT,
+                "checkpoint_every_epoch": {"type": "boolean"},
+            },
+        },
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message is one line naming the offending key."""
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """``train.epochs=3`` -> ``{"train": {"epochs": 3}}`` (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key.sub=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw else ""
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def validate(cfg: dict) -> None:
+    try:
+        jsonschema.validate(cfg, SCHEMA)
+    except jsonschema.ValidationError as e:
+        where = ".".join(str(p) for p in e.absolute_path) or "<top level>"
+        raise ConfigError(f"config key {where}: {e.message}") from None
+
+
+def resolve_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, data: dict | None = None
+) -> dict:
+    """Defaults <- YAML file <- dict <- overrides, validated; ``width`` resolved for the arch."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} does not hold a mapping")
+        cfg = deep_merge(cfg, {k: v for k, v in loaded.items() if k not in WORKFLOW_ONLY})
+    if data:
+        cfg = deep_merge(cfg, {k: v for k, v in data.items() if k not in WORKFLOW_ONLY})
+    for text in overrides or []:
+        cfg = deep_merge(cfg, parse_override(text))
+    validate(cfg)
+    if isinstance(cfg["width"], dict):
+        cfg["width"] = float(cfg["width"].get(cfg["arch"], 1.0))
+    return cfg
+
+
+def config_json(cfg: dict) -> str:
+    return json.dumps(cfg, sort_keys=True)

@@ -1,0 +1,114 @@
+"""Measurement sites: where a network's activations are observed or replaced.
+
+One abstraction, three uses, all through forward hooks on torchvision's own modules:
+
+* ``capture_gap(sites)``: record the global-average-pooled value of each site's output,
+  shape (batch, channels), detached (for the dump) or with its graph (for the HSIC loss);
+* ``replace_output(sites, fn)``: substitute each site's output by ``fn(site, output)``
+  (channel knockouts, shuffles, perturbations build on it).
+
+Sites, in depth order:
+
+* VGG-16: the activation after each of the 13 convolutions (kind ``conv-relu``/``conv-tanh``);
+* ResNets: per block, the residual branch before the addition (the last BatchNorm of the
+  block, kind ``branch``) and the block output after the addition and its activation
+  (the block module itself, kind ``post-add``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    kind: str
+    channels: int
+    module: nn.Module
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "channels": self.channels}
+
+
+def find_sites(net: nn.Module) -> list[Site]:
+    """The measurement sites of a model built by :func:`trainer.models.build_model`."""
+    sites: list[Site] = []
+    if hasattr(net, "features") and isinstance(net.features, nn.Sequential):  # VGG
+        last_conv = None
+        for module in net.features:
+            if isinstance(module, nn.Conv2d):
+                last_conv = module
+            elif isinstance(module, nn.ReLU | nn.Tanh) and last_conv is not None:
+                kind = "conv-relu" if isinstance(module, nn.ReLU) else "conv-tanh"
+                name = f"conv{len(sites) + 1}"
+                sites.append(Site(name, kind, last_conv.out_channels, module))
+                last_conv = None
+        return sites
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        for i, block in enumerate(getattr(net, stage)):
+            if isinstance(block, Bottleneck):
+                branch_end = block.bn3
+            elif isinstance(block, BasicBlock):
+                branch_end = block.bn2
+            else:
+                raise TypeError(f"unsupported block type {type(block).__name__}")
+            c = branch_end.num_features
+            sites.append(Site(f"{stage}.{i}.branch", "branch", c, branch_end))
+            sites.append(Site(f"{stage}.{i}.out", "post-add", c, block))
+    if not sites:
+        raise TypeError(f"no measurement sites found in {type(net).__name__}")
+    return sites
+
+
+def gap(x: torch.Tensor) -> torch.Tensor:
+    """Global average pooling over all spatial dims: (batch, C, ...) -> (batch, C)."""
+    return x.flatten(2).mean(dim=2) if x.dim() > 2 else x
+
+
+@contextlib.contextmanager
+def capture_gap(sites: list[Site], detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+    """Within the block, every forward stores ``gap(output)`` of each site in the yielded dict.
+
+    The GAP is taken inside the hook, before any later in-place operation (such as the
+    residual ``out += identity``) can modify the tensor.
+    """
+    store: dict[str, torch.Tensor] = {}
+    handles = []
+    for site in sites:
+
+        def hook(_module, _inp, out, name=site.name):
+            value = gap(out)
+            store[name] = value.detach() if detach else value
+
+        handles.append(site.module.register_forward_hook(hook))
+    try:
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
+def replace_output(
+    sites: list[Site], fn: Callable[[Site, torch.Tensor], torch.Tensor]
+) -> Iterator[None]:
+    """Within the block, each site's output is replaced by ``fn(site, output)``."""
+    handles = []
+    for site in sites:
+
+        def hook(_module, _inp, out, site=site):
+            return fn(site, out)
+
+        handles.append(site.module.register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()

@@ -1,0 +1,139 @@
+"""The activation store: one Zarr group per run, written epoch by epoch (DESIGN.md §3).
+
+Layout (``xr.open_zarr(path)`` opens it lazily, no extra arguments):
+
+* ``activation(epoch, sample, unit)``: GAP value of each unit (= site x channel);
+  ``site(unit)``, ``channel(unit)`` and ``site_kind(unit)`` coords; chunks
+  (1, all samples, ``unit_chunk``), Blosc-zstd with byte shuffle;
+* ``label(sample)``, ``input_summary(sample, input_feature)``;
+* per epoch: ``train_loss``, ``train_acc``, ``train_hsic``, ``val_loss``, ``val_acc``,
+  ``lr``, ``epoch_seconds``;
+* attrs: dataset, arch, activation, regularizer, seed, width, ``config`` (JSON), ``sites``
+  (JSON list of {name, kind, channels} in depth order), ``classes`` (JSON), versions,
+  ``status`` (``running`` while training, then ``complete`` or ``diverged``) and
+  ``epochs_complete``.
+
+Every file zarr writes is atomic; the number of complete epochs is kept by the trainer
+(``progress.json``). On resume :func:`truncate_epochs` drops anything past it, so a
+half-written epoch never survives.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec
+
+EPOCH_VARS = (
+    "train_loss",
+    "train_acc",
+    "train_hsic",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "epoch_seconds",
+)
+
+
+def versions() -> dict:
+    import numcodecs
+    import torch
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "zarr": zarr.__version__,
+        "numcodecs": numcodecs.__version__,
+        "xarray": xr.__version__,
+    }
+
+
+def unit_coords(sites: list[dict]) -> dict[str, np.ndarray]:
+    """Flattened (site, channel) coords for the ``unit`` dim, in depth order."""
+    site = np.array([s["name"] for s in sites for _ in range(s["channels"])], dtype=object)
+    kind = np.array([s["kind"] for s in sites for _ in range(s["channels"])], dtype=object)
+    channel = np.concatenate([np.arange(s["channels"]) for s in sites]).astype(np.int32)
+    return {"site": site, "channel": channel, "site_kind": kind}
+
+
+def _epoch_dataset(epoch: int, activation: np.ndarray, metrics: dict, dtype: str) -> xr.Dataset:
+    data = {"activation": (("epoch", "sample", "unit"), activation[None].astype(dtype))}
+    for name in EPOCH_VARS:
+        data[name] = (("epoch",), np.array([metrics.get(name, np.nan)], dtype=np.float64))
+    return xr.Dataset(data, coords={"epoch": np.array([epoch], dtype=np.int32)})
+
+
+def create_store(
+    path: Path,
+    *,
+    activation: np.ndarray,
+    metrics: dict,
+    labels: np.ndarray,
+    input_summary: np.ndarray,
+    input_features: list[str],
+    sites: list[dict],
+    attrs: dict,
+    dtype: str,
+    unit_chunk: int,
+) -> None:
+    """Write a new store holding epoch 0. ``activation`` is (sample, unit)."""
+    n_samples, n_units = activation.shape
+    ds = _epoch_dataset(0, activation, metrics, dtype)
+    ds = ds.assign_coords(
+        sample=np.arange(n_samples, dtype=np.int32),
+        unit=np.arange(n_units, dtype=np.int32),
+        input_feature=np.array(input_features, dtype=object),
+        **{k: ("unit", v) for k, v in unit_coords(sites).items()},
+    )
+    ds["label"] = ("sample", labels.astype(np.int16))
+    ds["input_summary"] = (("sample", "input_feature"), input_summary.astype(np.float32))
+    ds["activation"].attrs.update(
+        long_name="global-average-pooled activation", storage_dtype=dtype
+    )
+    ds.attrs.update(attrs)
+    ds.attrs.update(
+        sites=json.dumps(sites),
+        versions=json.dumps(versions()),
+        status="running",
+        epochs_complete=1,
+    )
+    encoding = {
+        "activation": {
+            "chunks": (1, n_samples, min(unit_chunk, n_units)),
+            "compressors": (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),),
+        }
+    }
+    ds.to_zarr(path, mode="w", encoding=encoding, consolidated=False, zarr_format=3)
+
+
+def append_epoch(path: Path, epoch: int, activation: np.ndarray, metrics: dict, dtype: str) -> None:
+    """Append one epoch along ``epoch`` (mode "a-": nothing else is rewritten)."""
+    ds = _epoch_dataset(epoch, activation, metrics, dtype)
+    ds.to_zarr(path, mode="a-", append_dim="epoch", consolidated=False)
+
+
+def truncate_epochs(path: Path, n_epochs: int) -> None:
+    """Shrink every epoch-indexed array to its first ``n_epochs`` entries."""
+    group = zarr.open_group(path, mode="r+")
+    for name, array in group.arrays():
+        dims = array.metadata.dimension_names or ()
+        if dims and dims[0] == "epoch" and array.shape[0] != n_epochs:
+            array.resize((n_epochs, *array.shape[1:]))
+
+
+def finalize_store(path: Path, status: str, n_epochs: int) -> None:
+    """Mark the store finished and consolidate its metadata once."""
+    group = zarr.open_group(path, mode="r+")
+    group.attrs.update({"status": status, "epochs_complete": n_epochs})
+    with warnings.catch_warnings():  # "consolidated metadata is not in the v3 spec": xarray reads it
+        warnings.simplefilter("ignore", category=UserWarning)
+        zarr.consolidate_metadata(path)

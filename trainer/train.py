@@ -1,0 +1,306 @@
+"""The training loop: train, evaluate, dump GAP activations every epoch, resume after a kill.
+
+Flat on purpose (after torchvision's references/classification): ``train_one_epoch``,
+``evaluate`` and ``run`` read top to bottom. Run directory layout::
+
+    <run_dir>/activations.zarr      the activation store (trainer.store)
+    <run_dir>/checkpoints/          init.pt, best.pt, last.pt (+ epoch-NNN.pt if configured)
+    <run_dir>/progress.json         epochs complete, best epoch (atomic; resume reads it)
+    <run_dir>/done.json             written last: the run finished (workflow target)
+    <run_dir>/train.log             one line per epoch
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from . import store
+from .config import config_json
+from .data import INPUT_FEATURES, input_summary, load_dataset
+from .hsic import hsic_penalty
+from .models import build_model
+from .sites import Site, capture_gap, find_sites
+
+log = logging.getLogger("trainer")
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name} but no CUDA device is available")
+    return torch.device(name)
+
+
+def atomic_write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def hsic_weights(cfg: dict, sites: list[Site]) -> dict[str, float]:
+    """Per-site HSIC weight w_l: a scalar for every site of the configured kinds, or a map."""
+    weights = cfg["hsic"]["weights"]
+    chosen = [s.name for s in sites if s.kind in cfg["hsic"]["site_kinds"]]
+    if isinstance(weights, dict):
+        unknown = sorted(set(weights) - {s.name for s in sites})
+        if unknown:
+            raise ValueError(f"hsic.weights names unknown sites: {', '.join(unknown)}")
+        return {name: float(w) for name, w in weights.items() if w}
+    return {name: float(weights) for name in chosen}
+
+
+def train_one_epoch(model, loader, optimizer, device, sites, hsic_cfg, weights, progress, desc):
+    """One pass over the training set; returns mean CE, accuracy and mean HSIC sum."""
+    model.train()
+    total, correct, ce_sum, hsic_sum = 0, 0, 0.0, 0.0
+    use_hsic = bool(weights) and hsic_cfg["lambda"] > 0
+    bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
+    for images, labels in bar:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        if use_hsic:
+            with capture_gap([s for s in sites if s.name in weights], detach=False) as pooled:
+                logits = model(images)
+            dependence = hsic_penalty(pooled, labels, weights, hsic_cfg["bandwidth"])
+            ce = F.cross_entropy(logits, labels)
+            loss = ce - hsic_cfg["lambda"] * dependence
+            hsic_sum += dependence.item() * len(labels)
+        else:
+            logits = model(images)
+            ce = F.cross_entropy(logits, labels)
+            loss = ce
+        if not torch.isfinite(loss):
+            raise DivergedError("non-finite training loss")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ce_sum += ce.item() * len(labels)
+        correct += (logits.argmax(1) == labels).sum().item()
+        total += len(labels)
+    return ce_sum / total, correct / total, (hsic_sum / total if use_hsic else math.nan)
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, sites, with_summary=False):
+    """Validation pass in fixed sample order, capturing every site's GAP values.
+
+    Returns (loss, accuracy, activation (sample, unit) float32, labels, input summaries).
+    """
+    model.eval()
+    chunks, labels_all, summaries = [], [], []
+    loss_sum, correct, total = 0.0, 0, 0
+    with capture_gap(sites) as pooled:
+        for images, labels in loader:
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            logits = model(images)
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+            correct += (logits.argmax(1) == labels).sum().item()
+            total += len(labels)
+            chunks.append(torch.cat([pooled[s.name] for s in sites], dim=1).float().cpu())
+            labels_all.append(labels.cpu())
+            if with_summary:
+                summaries.append(input_summary(images).float().cpu())
+    activation = torch.cat(chunks).numpy()
+    summary = torch.cat(summaries).numpy() if with_summary else None
+    return loss_sum / total, correct / total, activation, torch.cat(labels_all).numpy(), summary
+
+
+def _rng_state(train_gen: torch.Generator) -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "loader": train_gen.get_state(),
+    }
+
+
+def _set_rng_state(state: dict, train_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    train_gen.set_state(state["loader"])
+
+
+def _prepare_run_dir(run_dir: Path, cfg_json: str) -> dict | None:
+    """Return the saved progress to resume from, or None to start fresh (dir emptied)."""
+    progress_path = run_dir / "progress.json"
+    last = run_dir / "checkpoints" / "last.pt"
+    if progress_path.is_file() and last.is_file():
+        progress = json.loads(progress_path.read_text())
+        if progress.get("config") == cfg_json:
+            return progress
+        log.warning("config changed since %s was started: starting the run afresh", run_dir)
+    for name in ("activations.zarr", "checkpoints", "progress.json", "done.json"):
+        target = run_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    return None
+
+
+def run(cfg: dict, run_dir: str | Path) -> dict:
+    """Train one run described by a resolved config; returns the done manifest."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _add_file_log(run_dir / "train.log")
+    cfg_json = config_json(cfg)
+    tcfg, dcfg = cfg["train"], cfg["dump"]
+    device = pick_device(tcfg["device"])
+
+    torch.manual_seed(cfg["seed"])
+    np.random.seed(cfg["seed"])
+    random.seed(cfg["seed"])
+    data = load_dataset(cfg["dataset"])
+    model = build_model(cfg["arch"], data.n_classes, cfg["activation"], cfg["width"]).to(device)
+    sites = find_sites(model)
+    weights = hsic_weights(cfg, sites) if cfg["regularizer"] == "hsic" else {}
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=tcfg["lr"], momentum=tcfg["momentum"], weight_decay=tcfg["weight_decay"]
+    )
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=tcfg["lr_factor"], patience=tcfg["lr_patience"]
+    )
+    train_gen = torch.Generator().manual_seed(cfg["seed"])
+    pin = device.type == "cuda"
+    train_loader = DataLoader(
+        data.train, batch_size=tcfg["batch_size"], shuffle=True, generator=train_gen,
+        num_workers=tcfg["num_workers"], pin_memory=pin, drop_last=len(data.train) > tcfg["batch_size"],
+        persistent_workers=tcfg["num_workers"] > 0,
+    )
+    val_loader = DataLoader(
+        data.val, batch_size=max(256, tcfg["batch_size"]), shuffle=False,
+        num_workers=tcfg["num_workers"], pin_memory=pin,
+    )
+    store_path = run_dir / "activations.zarr"
+    ckpt = run_dir / "checkpoints"
+    dtype = dcfg["dtype"]
+
+    def checkpoint(epoch: int, progress: dict) -> dict:
+        return {
+            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": _rng_state(train_gen), "progress": progress,
+            "config": cfg_json, "sites": [s.describe() for s in sites], "classes": data.classes,
+        }
+
+    progress = _prepare_run_dir(run_dir, cfg_json)
+    ckpt.mkdir(exist_ok=True)
+    if progress is None:
+        t0 = time.perf_counter()
+        val_loss, val_acc, act, labels, summary = evaluate(model, val_loader, device, sites, with_summary=True)
+        metrics = {"val_loss": val_loss, "val_acc": val_acc, "lr": tcfg["lr"],
+                   "epoch_seconds": time.perf_counter() - t0}
+        store.create_store(
+            store_path, activation=act, metrics=metrics, labels=labels, input_summary=summary,
+            input_features=INPUT_FEATURES, sites=[s.describe() for s in sites],
+            attrs={
+                "dataset": cfg["dataset"]["name"], "arch": cfg["arch"], "activation": cfg["activation"],
+                "regularizer": cfg["regularizer"], "seed": cfg["seed"], "width": cfg["width"],
+                "config": cfg_json, "classes": json.dumps(data.classes),
+                "epoch_0": "network at initialization, before any update",
+            },
+            dtype=dtype, unit_chunk=dcfg["unit_chunk"],
+        )
+        progress = {"config": cfg_json, "epochs_complete": 1, "best_epoch": 0, "best_val_acc": val_acc,
+                    "epochs_since_best": 0}
+        state = checkpoint(0, progress)
+        atomic_torch_save(state, ckpt / "init.pt")
+        atomic_torch_save(state, ckpt / "best.pt")
+        atomic_torch_save(state, ckpt / "last.pt")
+        atomic_write_json(run_dir / "progress.json", progress)
+        log.info("epoch 0 (initialization) val_acc %.4f val_loss %.4f", val_acc, val_loss)
+    else:
+        state = torch.load(ckpt / "last.pt", map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], train_gen)
+        progress = state["progress"]
+        store.truncate_epochs(store_path, progress["epochs_complete"])
+        log.info("resuming %s after epoch %d", run_dir, progress["epochs_complete"] - 1)
+
+    status = "complete"
+    start = progress["epochs_complete"]
+    for epoch in range(start, tcfg["epochs"] + 1):
+        if progress["epochs_since_best"] >= tcfg["early_stop_patience"]:
+            log.info("early stopping: %d epochs without improvement", progress["epochs_since_best"])
+            break
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        try:
+            train_loss, train_acc, train_hsic = train_one_epoch(
+                model, train_loader, optimizer, device, sites, cfg["hsic"], weights,
+                tcfg["progress"], f"epoch {epoch}/{tcfg['epochs']}",
+            )
+        except DivergedError:
+            status = "diverged"
+            log.error("training diverged at epoch %d (non-finite loss); store keeps epochs 0-%d",
+                      epoch, epoch - 1)
+            break
+        val_loss, val_acc, act, _, _ = evaluate(model, val_loader, device, sites)
+        scheduler.step(val_acc)
+        metrics = {"train_loss": train_loss, "train_acc": train_acc, "train_hsic": train_hsic,
+                   "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
+                   "epoch_seconds": time.perf_counter() - t0}
+        store.append_epoch(store_path, epoch, act, metrics, dtype)
+        improved = val_acc > progress["best_val_acc"]
+        progress = {**progress, "epochs_complete": epoch + 1,
+                    "epochs_since_best": 0 if improved else progress["epochs_since_best"] + 1}
+        if improved:
+            progress.update(best_epoch=epoch, best_val_acc=val_acc)
+        state = checkpoint(epoch, progress)
+        if improved:
+            atomic_torch_save(state, ckpt / "best.pt")
+        if dcfg["checkpoint_every_epoch"]:
+            atomic_torch_save(state, ckpt / f"epoch-{epoch:03d}.pt")
+        atomic_torch_save(state, ckpt / "last.pt")
+        atomic_write_json(run_dir / "progress.json", progress)
+        log.info(
+            "epoch %d train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f lr %.3g %.1fs",
+            epoch, train_loss, train_acc, val_loss, val_acc, lr, metrics["epoch_seconds"],
+        )
+
+    store.truncate_epochs(store_path, progress["epochs_complete"])
+    store.finalize_store(store_path, status, progress["epochs_complete"])
+    done = {"status": status, "epochs": progress["epochs_complete"], "best_epoch": progress["best_epoch"],
+            "best_val_acc": progress["best_val_acc"], "store": "activations.zarr"}
+    atomic_write_json(run_dir / "done.json", done)
+    if status == "diverged":
+        raise DivergedError(f"run {run_dir} diverged at epoch {progress['epochs_complete']} (non-finite loss)")
+    return done
+
+
+def _add_file_log(path: Path) -> None:
+    path = path.resolve()
+    for h in log.handlers:
+        if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path:
+            return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
