@@ -116,8 +116,12 @@ def create_store(
 
 
 def append_epoch(path: Path, epoch: int, activation: np.ndarray, metrics: dict, dtype: str) -> None:
-    """Append one epoch along ``epoch`` (mode "a-": nothing else is rewritten)."""
+    """Append one epoch along ``epoch`` (mode "a-": no other variable is rewritten).
+
+    xarray rewrites the group attrs on append, so the current ones are carried along.
+    """
     ds = _epoch_dataset(epoch, activation, metrics, dtype)
+    ds.attrs.update(zarr.open_group(path, mode="r").attrs.asdict())
     ds.to_zarr(path, mode="a-", append_dim="epoch", consolidated=False)
 
 
