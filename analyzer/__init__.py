@@ -1,0 +1,1 @@
+"""Stage 2: from activation stores to labelled MI tensors (numpy / numba / dask / xarray; no torch)."""

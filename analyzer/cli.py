@@ -1,0 +1,75 @@
+"""``python -m analyzer STORE --bins B --out OUT``: the MI Dataset of one run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m analyzer",
+        description=(
+            "Compute every MI tensor of one run (channel-label, class, input, layer-level, "
+            "layer-layer, channel-channel MI; Gini, Top-k share, normalized entropy; dynamics) "
+            "from a trainer activation store, and write them as one labelled xarray Dataset "
+            "(Zarr) at OUT. Reopen it with xr.open_zarr(OUT)."
+        ),
+    )
+    p.add_argument("store", help="activation store (RUN_DIR/activations.zarr)")
+    p.add_argument("--bins", type=int, default=20, help="equal-width bins per variable (default 20)")
+    p.add_argument("--out", required=True, help="output Zarr path, e.g. results/mi/bins-20/RUN.zarr")
+    p.add_argument("--run", help="run name stored as the scalar coord 'run' (default: the run directory name)")
+    p.add_argument("--topk", type=float, nargs="+", default=[1, 5, 10, 20], help="Top-k%% levels")
+    p.add_argument("--pair-samples", type=int, default=64, help="channel pairs per layer pair for layer_mi")
+    p.add_argument("--pca-components", type=int, default=2, help="components for the *_pca layer estimates")
+    p.add_argument("--cc-layers", nargs="+", default=["last"],
+                   help="layers for all-pairs channel MI: 'last' (default), 'all', or layer names")
+    p.add_argument("--cc-epochs", nargs="+", default=["init", "best", "last"], choices=["init", "best", "last"],
+                   help="epochs for all-pairs channel MI")
+    p.add_argument("--miller-madow", action="store_true", help="apply the Miller-Madow bias correction")
+    p.add_argument("--threads", type=int, default=None, help="dask threads (default: all cores)")
+    p.add_argument("--scheduler", help="dask.distributed scheduler address (optional)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the channel-pair samples and PCA")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import dask
+
+    from .activations import StoreError
+    from .mi_tensors import Options, analyze
+
+    if not 2 <= args.bins <= 255:
+        print(f"analyzer: error: --bins must be in [2, 255], got {args.bins}", file=sys.stderr)
+        return 2
+    cc_layers = args.cc_layers[0] if args.cc_layers in (["last"], ["all"]) else args.cc_layers
+    opts = Options(
+        bins=args.bins, topk=tuple(args.topk), pair_samples=args.pair_samples,
+        pca_components=args.pca_components, miller_madow=args.miller_madow, cc_layers=cc_layers,
+        cc_epochs=tuple(args.cc_epochs), seed=args.seed, run=args.run,
+    )
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)
+    config = {"scheduler": "threads", "num_workers": args.threads} if client is None else {}
+    t0 = time.perf_counter()
+    try:
+        with dask.config.set(config):
+            out = analyze(args.store, args.out, opts, progress=not args.no_progress)
+    except (StoreError, ValueError) as e:
+        print(f"analyzer: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a corrupt chunk surfaces here, from inside dask
+        print(f"analyzer: error: reading {args.store} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if client is not None:
+            client.close()
+    print(f"wrote {out} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return 0

@@ -1,0 +1,122 @@
+"""Plug-in histogram entropies and mutual informations (nats) from joint counts.
+
+Binning rule (default, ``BINNING``): each variable is binned over its own observed
+[min, max] at each epoch into B equal-width bins (the maximum falls in the last bin);
+a constant variable lands in one bin and so has zero entropy and zero MI.
+
+Optional Miller-Madow correction adds (m - 1) / (2N) to every entropy, m being the
+number of occupied cells, so I_MM = I + (m_x + m_y - m_xy - 1) / (2N).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import bin_codes, joint_counts, xlogx_table
+
+BINNING = "per-variable min-max range at each epoch, B equal-width bins (max in the last bin)"
+
+
+def entropy_from_counts(counts: np.ndarray, n: int, miller_madow: bool = False) -> np.ndarray:
+    """Entropy (nats) of each distribution along the last axis of ``counts`` (totals n)."""
+    t = xlogx_table(n)
+    h = np.log(n) - t[counts].sum(axis=-1) / n
+    if miller_madow:
+        h = h + ((counts > 0).sum(axis=-1) - 1) / (2.0 * n)
+    return h
+
+
+def mi_from_joint(counts: np.ndarray, miller_madow: bool = False) -> np.ndarray:
+    """MI (nats) of joint count tables ``counts[..., x, y]`` (each table sums to N)."""
+    n = int(counts[(0,) * (counts.ndim - 2)].sum())
+    t = xlogx_table(n)
+    mx = counts.sum(axis=-1)
+    my = counts.sum(axis=-2)
+    mi = (t[counts].sum(axis=(-2, -1)) - t[mx].sum(axis=-1) - t[my].sum(axis=-1)) / n + np.log(n)
+    mi = np.maximum(mi, 0.0)  # clip rounding below zero
+    if miller_madow:
+        occupied = lambda a, axes: (a > 0).sum(axis=axes)  # noqa: E731
+        mi = mi + (occupied(mx, -1) + occupied(my, -1) - occupied(counts, (-2, -1)) - 1) / (2.0 * n)
+    return mi
+
+
+def indicator_mi(counts: np.ndarray, miller_madow: bool = False) -> np.ndarray:
+    """I(X; 1[Y = k]) for every k from joint counts (..., x, k); returns (..., k)."""
+    mx = counts.sum(axis=-1, keepdims=True)  # (..., x, 1)
+    inside = counts  # (..., x, k): X = x and Y = k
+    outside = mx - counts  # X = x and Y != k
+    tables = np.stack([inside, outside], axis=-1)  # (..., x, k, 2)
+    tables = np.moveaxis(tables, -3, -2)  # (..., k, x, 2)
+    return mi_from_joint(tables, miller_madow)
+
+
+def discrete_mi(x: np.ndarray, y: np.ndarray, miller_madow: bool = False) -> float:
+    """MI (nats) of two non-negative integer sequences; small helper for 1-d variables."""
+    nx, ny = int(x.max()) + 1, int(y.max()) + 1
+    counts = np.bincount(x.astype(np.int64) * ny + y, minlength=nx * ny).reshape(nx, ny)
+    return float(mi_from_joint(counts, miller_madow))
+
+
+def channel_counts(values: np.ndarray, target: np.ndarray, n_bins: int, n_target: int):
+    """Bin each channel of ``values`` (sample, channel) and count it jointly with ``target``.
+
+    Returns (codes (channel, sample) uint8, finite (channel,) bool, counts (channel, B, K)).
+    """
+    codes, finite = bin_codes(values, n_bins)
+    counts = joint_counts(codes, np.ascontiguousarray(target, dtype=np.int64), n_bins, n_target)
+    return codes, finite, counts
+
+
+def channel_label_mi(values: np.ndarray, labels: np.ndarray, n_bins: int, n_classes: int | None = None,
+                     miller_madow: bool = False) -> np.ndarray:
+    """I(T_c; Y) for each channel c of ``values`` (sample, channel); NaN for non-finite channels."""
+    n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
+    _, finite, counts = channel_counts(values, labels, n_bins, n_classes)
+    return np.where(finite, mi_from_joint(counts, miller_madow), np.nan)
+
+
+def equal_width_codes(x: np.ndarray, n_bins: int) -> np.ndarray:
+    """Codes of a 1-d variable under the default binning rule."""
+    codes, finite = bin_codes(np.asarray(x, dtype=np.float64)[:, None], n_bins)
+    if not finite[0]:
+        raise ValueError("cannot bin a variable with NaN or Inf values")
+    return codes[0]
+
+
+def top_principal_components(values: np.ndarray, k: int, seed: int = 0, exact_below: int = 1024) -> np.ndarray:
+    """Scores (sample, k) on the top-k principal components of standardized columns.
+
+    Up to ``exact_below`` columns: an exact thin SVD. Wider: a randomized range finder
+    (Halko et al.) with 6 power iterations and a fixed seed, deterministic and O(N C k).
+    Constant columns are dropped; missing components are zero.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    sd = x.std(axis=0)
+    x = x[:, sd > 0] / sd[sd > 0]
+    n, c = x.shape
+    k_eff = min(k, c, n)
+    scores = np.zeros((n, k))
+    if k_eff == 0:
+        return scores
+    if c > exact_below:
+        rng = np.random.default_rng(seed)
+        q = rng.standard_normal((c, k_eff + 8))
+        for _ in range(6):
+            q, _ = np.linalg.qr(x @ q)
+            q, _ = np.linalg.qr(x.T @ q)
+        x = x @ q
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    scores[:, :k_eff] = u[:, :k_eff] * s[:k_eff]
+    return scores
+
+
+def joint_codes(scores: np.ndarray, n_bins: int) -> np.ndarray:
+    """One integer code per sample for the joint bin of several variables (sample, d)."""
+    codes, finite = bin_codes(scores, n_bins)
+    if not finite.all():
+        raise ValueError("cannot bin variables with NaN or Inf values")
+    out = np.zeros(scores.shape[0], dtype=np.int64)
+    for row in codes:
+        out = out * n_bins + row
+    return out

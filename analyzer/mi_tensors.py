@@ -1,0 +1,399 @@
+"""From an activation store to the MI Dataset of one (bins, run), computed out of core with dask.
+
+Work is split into one task per (epoch, layer) reading only that layer's units of that
+epoch; a light per-epoch task combines the layers (layer-layer MI); channel-pair MI is
+one task per (selected epoch, selected layer). Results are written to Zarr as they are
+produced, so peak memory does not grow with the number of epochs.
+
+Definitions (also written into each variable's attrs):
+
+* ``channel_label_mi = I(T_lc; Y)``, ``channel_input_mi = H(Bin(T_lc))`` (= I(X; T_lc)
+  for X uniform over the distinct validation images and a deterministic net: it measures
+  how the channel clusters inputs, seeds/002), ``class_channel_mi = I(T_lc; 1[Y = k])``;
+* layer level (non-saturating, never one joint pattern of a wide GAP vector):
+  ``label_mi``/``input_mi`` = mean over the layer's channels of the channel values;
+  ``label_mi_pca``/``input_mi_pca`` = the same on the joint bin of the top principal
+  components of the layer's GAP vector; ``input_summary_mi`` = mean over channels of
+  I(T_lc; Bin(PC1 of the stored input summaries));
+* ``layer_mi(a, b)`` = mean over P aligned pairs of I(T_{a,s_a(p)}; T_{b,s_b(p)}) with
+  s_l a fixed seeded sample of P channels of layer l (for a = b the p-th channel is paired
+  with the next one of the sample); ``layer_mi_pc1(a, b)`` = I(Bin(PC1_a); Bin(PC1_b)).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+from . import estimators as est
+from . import metrics
+from .activations import Layer, layers_of, open_activations
+from .kernels import all_pairs_mi, paired_mi, xlogx_table
+
+
+@dataclass
+class Options:
+    bins: int = 20
+    topk: tuple[float, ...] = (1, 5, 10, 20)
+    pair_samples: int = 64
+    pca_components: int = 2
+    miller_madow: bool = False
+    cc_layers: str | list[str] = "last"  # "last", "all", or layer names
+    cc_epochs: tuple[str, ...] = ("init", "best", "last")
+    plateau_fraction: float = 0.95
+    seed: int = 0
+    run: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def pair_sample(n_channels: int, layer_index: int, size: int, seed: int) -> np.ndarray:
+    """Fixed channel sample of a layer for layer-layer MI (without replacement)."""
+    rng = np.random.default_rng([seed, layer_index])
+    if n_channels <= size:
+        return rng.permutation(n_channels)
+    return np.sort(rng.choice(n_channels, size, replace=False))
+
+
+def layer_epoch_stats(values, labels, n_classes, summary_codes, pairs, c_max, opts: Options) -> dict:
+    """All per-(epoch, layer) quantities from the layer's GAP values (sample, channel)."""
+    values = np.asarray(values)
+    n, c = values.shape
+    bins, mm = opts.bins, opts.miller_madow
+    codes, finite, counts = est.channel_counts(values, labels, bins, n_classes)
+    ok = bool(finite.all())
+
+    def pad(a, fill=np.nan):
+        out = np.full((c_max, *a.shape[1:]), fill, dtype=np.float32)
+        out[:c] = a
+        return out
+
+    label = np.where(finite, est.mi_from_joint(counts, mm), np.nan)
+    entropy = np.where(finite, est.entropy_from_counts(counts.sum(axis=2), n, mm), np.nan)
+    classes = np.where(finite[:, None], est.indicator_mi(counts, mm), np.nan)
+    summary_counts = est.joint_counts(codes, summary_codes, bins, bins)
+    summary = np.where(finite, est.mi_from_joint(summary_counts, mm), np.nan)
+
+    nan = math.nan
+    out = {
+        "channel_label_mi": pad(label),
+        "channel_input_mi": pad(entropy),
+        "class_channel_mi": pad(classes),
+        "label_mi": float(label.mean()) if ok else nan,
+        "input_mi": float(entropy.mean()) if ok else nan,
+        "input_summary_mi": float(summary.mean()) if ok else nan,
+        "gini": metrics.gini(label) if ok else nan,
+        "norm_entropy": metrics.norm_entropy(label) if ok else nan,
+        "topk_share": np.array([metrics.topk_share(label, k) if ok else nan for k in opts.topk]),
+        "nonfinite_channels": int((~finite).sum()),
+        "pair_codes": codes[pairs] if ok else None,
+        "pc1_codes": None,
+        "label_mi_pca": nan,
+        "input_mi_pca": nan,
+    }
+    if ok:
+        scores = est.top_principal_components(values, opts.pca_components, seed=opts.seed)
+        joint = est.joint_codes(scores, bins)
+        out["label_mi_pca"] = est.discrete_mi(joint, labels, mm)
+        out["input_mi_pca"] = float(est.entropy_from_counts(np.bincount(joint), n, mm))
+        out["pc1_codes"] = est.equal_width_codes(scores[:, 0], bins)
+    return out
+
+
+def epoch_stats(layer_results: list[dict], opts: Options) -> dict:
+    """Stack one epoch's layer results and add the layer-layer MI matrices."""
+    n_layers = len(layer_results)
+    n = None
+    stacked = {}
+    for key in ("channel_label_mi", "channel_input_mi", "class_channel_mi", "topk_share"):
+        stacked[key] = np.stack([r[key] for r in layer_results]).astype(np.float32)
+    for key in ("label_mi", "input_mi", "input_summary_mi", "label_mi_pca", "input_mi_pca",
+                "gini", "norm_entropy"):
+        stacked[key] = np.array([r[key] for r in layer_results], dtype=np.float32)
+    stacked["nonfinite_channels"] = np.array([r["nonfinite_channels"] for r in layer_results], dtype=np.int32)
+    layer_mi = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
+    layer_mi_pc1 = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
+    for a, ra in enumerate(layer_results):
+        if ra["pair_codes"] is None:
+            continue
+        n = ra["pair_codes"].shape[1]
+        for b in range(a, n_layers):
+            rb = layer_results[b]
+            if rb["pair_codes"] is None:
+                continue
+            ca, cb = ra["pair_codes"], rb["pair_codes"]
+            if a == b:
+                cb = np.roll(ca, -1, axis=0)
+            p = min(len(ca), len(cb))
+            xlogx = xlogx_table(n)
+            v = paired_mi(np.ascontiguousarray(ca[:p]), np.ascontiguousarray(cb[:p]), opts.bins, xlogx)
+            layer_mi[a, b] = layer_mi[b, a] = v.mean()
+            pc = est.discrete_mi(ra["pc1_codes"], rb["pc1_codes"])
+            layer_mi_pc1[a, b] = layer_mi_pc1[b, a] = pc
+    stacked["layer_mi"] = layer_mi
+    stacked["layer_mi_pc1"] = layer_mi_pc1
+    return stacked
+
+
+def channel_pairs(values, c_max, bins) -> np.ndarray:
+    """All-pairs channel MI of one layer at one epoch, padded to (c_max, c_max) with NaN."""
+    values = np.asarray(values)
+    codes, finite = est.bin_codes(values, bins)
+    out = np.full((c_max, c_max), np.nan, dtype=np.float32)
+    c = values.shape[1]
+    mi = all_pairs_mi(codes, bins, xlogx_table(values.shape[0]))
+    mi[~finite, :] = np.nan
+    mi[:, ~finite] = np.nan
+    out[:c, :c] = mi
+    return out
+
+
+EPOCH_LAYER_VARS = {
+    # name: (dims after (epoch, layer), dtype)
+    "label_mi": ((), np.float32),
+    "input_mi": ((), np.float32),
+    "input_summary_mi": ((), np.float32),
+    "label_mi_pca": ((), np.float32),
+    "input_mi_pca": ((), np.float32),
+    "gini": ((), np.float32),
+    "norm_entropy": ((), np.float32),
+    "nonfinite_channels": ((), np.int32),
+    "topk_share": (("k",), np.float32),
+    "channel_label_mi": (("channel",), np.float32),
+    "channel_input_mi": (("channel",), np.float32),
+    "class_channel_mi": (("channel", "label"), np.float32),
+    "layer_mi": (("layer_b",), np.float32),
+    "layer_mi_pc1": (("layer_b",), np.float32),
+}
+
+DESCRIPTIONS = {
+    "label_mi": "I(T_l;Y): mean over the layer's channels of I(T_lc;Y)",
+    "input_mi": "I(X;T_l): mean over channels of H(Bin(T_lc)) (X uniform over distinct validation "
+                "images, deterministic net: a clustering measure, seeds/002)",
+    "input_summary_mi": "mean over channels of I(T_lc; Bin(PC1 of the stored input summaries))",
+    "label_mi_pca": "I(Bin(top principal components of GAP(T_l)); Y), joint bins",
+    "input_mi_pca": "H(Bin(top principal components of GAP(T_l))), joint bins",
+    "gini": "Gini coefficient of p_c = I(T_lc;Y) / sum_c I(T_lc;Y)",
+    "norm_entropy": "-sum p_c log p_c / log C (dimensionless)",
+    "topk_share": "share of sum_c I(T_lc;Y) held by the top ceil(k% C) channels",
+    "nonfinite_channels": "channels with NaN or Inf activations at this epoch (their MI is NaN)",
+    "channel_label_mi": "I(T_lc;Y), NaN beyond n_channels(layer)",
+    "channel_input_mi": "H(Bin(T_lc)) = I(X;T_lc) for X uniform over validation images",
+    "class_channel_mi": "I(T_lc; 1[Y = k]) for class k = label",
+    "layer_mi": "mean over P aligned channel pairs of I(T_a,s_a(p); T_b,s_b(p)), fixed seeded samples",
+    "layer_mi_pc1": "I(Bin(PC1 of GAP(T_a)); Bin(PC1 of GAP(T_b)))",
+    "channel_channel_mi": "I(T_lc; T_lc') for all channel pairs of a layer; diagonal = H(Bin(T_lc))",
+}
+DIMENSIONLESS = {"gini", "norm_entropy", "topk_share", "nonfinite_channels"}
+
+
+def _selected_epochs(ds, opts: Options, best: int) -> list[int]:
+    index = {"init": 0, "best": best, "last": ds.sizes["epoch"] - 1}
+    chosen = []
+    for name in opts.cc_epochs:
+        if name not in index:
+            raise ValueError(f"cc epoch {name!r}: use init, best or last")
+        if index[name] not in chosen:
+            chosen.append(index[name])
+    return chosen
+
+
+def _selected_layers(layers: list[Layer], opts: Options) -> list[int]:
+    if opts.cc_layers == "all":
+        return list(range(len(layers)))
+    if opts.cc_layers == "last":
+        return [len(layers) - 1]
+    names = [layer.name for layer in layers]
+    unknown = [n for n in opts.cc_layers if n not in names]
+    if unknown:
+        raise ValueError(f"cc layers not in the store: {', '.join(unknown)}")
+    return [names.index(n) for n in opts.cc_layers]
+
+
+def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
+    """The lazy (dask-backed) MI Dataset of one store, without the dynamics variables."""
+    src = open_activations(store_path)
+    layers = layers_of(src)
+    labels = src.label.values.astype(np.int64)
+    classes = json.loads(src.attrs.get("classes", "null")) or [str(k) for k in range(labels.max() + 1)]
+    n_classes = len(classes)
+    c_max = max(layer.channels for layer in layers)
+    n_epochs, n_layers = src.sizes["epoch"], len(layers)
+    val_acc = src.val_acc.values
+    best = metrics.best_epoch(val_acc)
+
+    summary = src.input_summary.values if "input_summary" in src else None
+    if summary is not None:
+        summary_codes = est.equal_width_codes(est.top_principal_components(summary, 1)[:, 0], opts.bins)
+    else:
+        summary_codes = np.zeros(len(labels), dtype=np.int64)
+    summary_codes = summary_codes.astype(np.int64)
+    pairs = [pair_sample(layer.channels, i, opts.pair_samples, opts.seed) for i, layer in enumerate(layers)]
+
+    act = src.activation.data
+    task = dask.delayed(layer_epoch_stats, pure=True)
+    combine = dask.delayed(epoch_stats, pure=True)
+    per_epoch = []
+    for e in range(n_epochs):
+        layer_tasks = [
+            task(act[e, :, layer.units], labels, n_classes, summary_codes, pairs[i], c_max, opts)
+            for i, layer in enumerate(layers)
+        ]
+        per_epoch.append(combine(layer_tasks, opts))
+
+    extra_sizes = {"k": len(opts.topk), "channel": c_max, "label": n_classes, "layer_b": n_layers}
+    data_vars = {}
+    for name, (dims, dtype) in EPOCH_LAYER_VARS.items():
+        shape = (n_layers, *[extra_sizes[d] for d in dims])
+        arrays = [
+            da.from_delayed(dask.delayed(lambda r, k=name: r[k])(res), shape, dtype=dtype)
+            for res in per_epoch
+        ]
+        data_vars[name] = (("epoch", "layer", *dims), da.stack(arrays))
+
+    cc_epochs = _selected_epochs(src, opts, best)
+    cc_layers = _selected_layers(layers, opts)
+    cc = dask.delayed(channel_pairs, pure=True)
+    cc_arrays = [
+        da.stack([
+            da.from_delayed(cc(act[e, :, layers[li].units], c_max, opts.bins), (c_max, c_max), np.float32)
+            for li in cc_layers
+        ])
+        for e in cc_epochs
+    ]
+    data_vars["channel_channel_mi"] = (("cc_epoch", "cc_layer", "channel", "channel_b"), da.stack(cc_arrays))
+
+    for name in ("val_acc", "val_loss", "train_acc", "train_loss", "lr"):
+        if name in src:
+            data_vars[name] = (("epoch",), src[name].values)
+
+    names = np.array([layer.name for layer in layers], dtype=object)
+    coords = {
+        "epoch": src.epoch.values,
+        "layer": names,
+        "layer_b": names,
+        "channel": np.arange(c_max),
+        "channel_b": np.arange(c_max),
+        "label": np.arange(n_classes),
+        "class_name": ("label", np.array(classes, dtype=object)),
+        "k": np.array(opts.topk, dtype=np.float64),
+        "n_channels": ("layer", np.array([layer.channels for layer in layers], dtype=np.int32)),
+        "layer_kind": ("layer", np.array([layer.kind for layer in layers], dtype=object)),
+        "depth": ("layer", np.arange(n_layers, dtype=np.int32)),
+        "cc_epoch": np.array([src.epoch.values[e] for e in cc_epochs]),
+        "cc_layer": np.array([layers[i].name for i in cc_layers], dtype=object),
+        "bins": opts.bins,
+        "run": np.array(opts.run or Path(store_path).resolve().parent.name, dtype=object),
+    }
+    for key in ("dataset", "arch", "activation", "regularizer"):
+        coords[key] = np.array(str(src.attrs.get(key, "unknown")), dtype=object)
+    coords["seed"] = int(src.attrs.get("seed", -1))
+    ds = xr.Dataset(data_vars, coords=coords)
+    for name, text in DESCRIPTIONS.items():
+        ds[name].attrs.update(description=text, units="1" if name in DIMENSIONLESS else "nat")
+    ds["k"].attrs.update(units="percent of the layer's channels")
+    ds.attrs.update(
+        estimator="plug-in histogram (maximum likelihood) entropy and MI, natural log",
+        miller_madow=int(opts.miller_madow),
+        binning=est.BINNING,
+        units="nat",
+        n_samples=len(labels),
+        layer_level=(
+            "per-channel MI averaged over the layer's channels (never one joint pattern of the whole "
+            "GAP vector, which saturates at H(Y) / ln N); *_pca variants use the joint bin of the top "
+            f"{opts.pca_components} principal components"
+        ),
+        input_mi_note=(
+            "with X uniform over the distinct validation images and a deterministic network, "
+            "I(X;T) = H(Bin(T)): it measures how the representation clusters inputs (seeds/002), "
+            "not a true MI"
+        ),
+        pair_samples=opts.pair_samples,
+        pca_components=opts.pca_components,
+        best_epoch=int(src.epoch.values[best]),
+        source_store=str(Path(store_path).resolve()),
+        source_status=src.attrs.get("status", ""),
+        source_config=src.attrs.get("config", ""),
+        versions=json.dumps(_versions()),
+    )
+    return ds
+
+
+def add_dynamics(ds: xr.Dataset, opts: Options) -> xr.Dataset:
+    """Dynamics variables from the (small) layer-level MI over epochs; returns a new Dataset."""
+    input_mi = ds.input_mi.values.astype(np.float64)
+    label_mi = ds.label_mi.values.astype(np.float64)
+    best = metrics.best_epoch(ds.val_acc.values)
+    per_layer, mean_final = metrics.delta_input_mi(input_mi, best)
+    plateau, slope = metrics.post_plateau_slopes(label_mi, input_mi, ds.epoch.values, opts.plateau_fraction)
+    out = xr.Dataset(
+        {
+            "delta_input_mi": ((), mean_final, {
+                "units": "nat", "description": "I(X;T) at the best-accuracy epoch minus at initialization, "
+                "mean over the final third of layers"}),
+            "delta_input_mi_layer": (("layer",), per_layer, {
+                "units": "nat", "description": "I(X;T)[best epoch] - I(X;T)[epoch 0] per layer"}),
+            "plateau_epoch": (("layer",), plateau, {
+                "description": f"first epoch where I(T;Y) reaches {opts.plateau_fraction} of its max (-1: undefined)"}),
+            "post_plateau_slope": (("layer",), slope, {
+                "units": "nat/epoch", "description": "least-squares slope of I(X;T) over epochs >= plateau_epoch"}),
+        },
+        coords={"layer": ds.layer.values},
+    )
+    return out
+
+
+def _versions() -> dict:
+    import numba
+
+    return {"numpy": np.__version__, "xarray": xr.__version__, "dask": dask.__version__,
+            "zarr": zarr.__version__, "numba": numba.__version__}
+
+
+def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bool = False) -> Path:
+    """Compute the MI Dataset of ``store_path`` and write it to ``out`` (Zarr), atomically.
+
+    The result is written to a temporary sibling and renamed into place only once complete,
+    so a failure leaves nothing at ``out`` (an older result there is kept until replaced).
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        ds = build_dataset(store_path, opts)
+        write = ds.to_zarr(tmp, mode="w", compute=False, consolidated=False, zarr_format=3)
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar():
+                dask.compute(write)
+        else:
+            dask.compute(write)
+        small = xr.open_zarr(tmp, consolidated=False)[["input_mi", "label_mi", "val_acc"]].load()
+        add_dynamics(small, opts).to_zarr(tmp, mode="a", consolidated=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            zarr.consolidate_metadata(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
