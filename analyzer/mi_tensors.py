@@ -381,7 +381,9 @@ def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bo
         else:
             dask.compute(write)
         small = xr.open_zarr(tmp, consolidated=False)[["input_mi", "label_mi", "val_acc"]].load()
-        add_dynamics(small, opts).to_zarr(tmp, mode="a", consolidated=False)
+        dynamics = add_dynamics(small, opts)
+        dynamics.attrs.update(ds.attrs)  # xarray rewrites the group attrs on mode "a"
+        dynamics.to_zarr(tmp, mode="a", consolidated=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             zarr.consolidate_metadata(tmp)
