@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import bin_codes, joint_counts, xlogx_table
+from .kernels import bin_codes, binned_counts, mi_from_target_counts, xlogx_table
 
-BINNING = "per-variable min-max range at each epoch, B equal-width bins (max in the last bin)"
+BINNING = (
+    "per-variable min-max range at each epoch, B equal-width bins: "
+    "bin = min(floor((x - min) * (B / (max - min))), B - 1); a constant variable is one bin"
+)
 
 
 def entropy_from_counts(counts: np.ndarray, n: int, miller_madow: bool = False) -> np.ndarray:
@@ -60,19 +63,22 @@ def discrete_mi(x: np.ndarray, y: np.ndarray, miller_madow: bool = False) -> flo
 def channel_counts(values: np.ndarray, target: np.ndarray, n_bins: int, n_target: int):
     """Bin each channel of ``values`` (sample, channel) and count it jointly with ``target``.
 
-    Returns (codes (channel, sample) uint8, finite (channel,) bool, counts (channel, B, K)).
+    Returns (finite (channel,) bool, counts (channel, B, K) int32).
     """
-    codes, finite = bin_codes(values, n_bins)
-    counts = joint_counts(codes, np.ascontiguousarray(target, dtype=np.int64), n_bins, n_target)
-    return codes, finite, counts
+    counts, finite = binned_counts(values, target, n_bins, n_target)
+    return finite, np.ascontiguousarray(counts.transpose(1, 2, 0))
 
 
 def channel_label_mi(values: np.ndarray, labels: np.ndarray, n_bins: int, n_classes: int | None = None,
                      miller_madow: bool = False) -> np.ndarray:
     """I(T_c; Y) for each channel c of ``values`` (sample, channel); NaN for non-finite channels."""
     n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
-    _, finite, counts = channel_counts(values, labels, n_bins, n_classes)
-    return np.where(finite, mi_from_joint(counts, miller_madow), np.nan)
+    if miller_madow:
+        finite, counts = channel_counts(values, labels, n_bins, n_classes)
+        return np.where(finite, mi_from_joint(counts, miller_madow=True), np.nan)
+    counts, finite = binned_counts(values, labels, n_bins, n_classes)
+    mi = mi_from_target_counts(counts, xlogx_table(len(labels)))
+    return np.where(finite, mi, np.nan)
 
 
 def equal_width_codes(x: np.ndarray, n_bins: int) -> np.ndarray:

@@ -12,6 +12,63 @@ import numba as nb
 import numpy as np
 
 _CHANNEL_BLOCK = 16  # channels binned together: one cache line of float32 inputs
+_ROW_CHUNKS = 2  # row chunks of the single-pass kernels (each gets private counts)
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _channel_range(values, n_chunks):
+    n, c = values.shape
+    lo = np.full((n_chunks, c), np.inf)
+    hi = np.full((n_chunks, c), -np.inf)
+    poison = np.zeros((n_chunks, c))  # becomes NaN where a value is NaN or Inf
+    step = (n + n_chunks - 1) // n_chunks
+    for t in nb.prange(n_chunks):
+        for i in range(t * step, min(n, (t + 1) * step)):
+            row = values[i]
+            for j in range(c):
+                v = np.float64(row[j])
+                lo[t, j] = min(lo[t, j], v)
+                hi[t, j] = max(hi[t, j], v)
+                poison[t, j] += v * 0.0
+    return lo, hi, poison
+
+
+def channel_range(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-column (min, max, finite) of a (sample, channel) array in one parallel pass."""
+    lo, hi, poison = _channel_range(values, _ROW_CHUNKS)
+    finite = np.isfinite(poison.sum(axis=0))
+    return lo.min(axis=0), hi.max(axis=0), finite
+
+
+def bin_scale(values: np.ndarray, n_bins: int):
+    """(lo, scale, finite) of the binning rule ``bin = min(floor((x - lo) * scale), B - 1)``.
+
+    ``scale = B / (max - min)``; 0 for a constant column (all in bin 0) and for a column
+    with NaN/Inf (flagged not finite; its bins are meaningless).
+    """
+    if not 2 <= n_bins <= 255:
+        raise ValueError(f"bins must be in [2, 255], got {n_bins}")
+    lo, hi, finite = channel_range(values)
+    width = np.where(finite, hi - lo, 0.0)
+    scale = np.divide(n_bins, width, out=np.zeros_like(width), where=width > 0)
+    return np.where(finite, lo, 0.0), scale, finite
+
+
+def _as_float_array(values: np.ndarray) -> np.ndarray:
+    values = np.ascontiguousarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float32)
+    return values
+
+
+@nb.njit(inline="always")
+def _code(v, lo, scale, n_bins):
+    b = int((np.float64(v) - lo) * scale)
+    if b >= n_bins:
+        return n_bins - 1
+    if b < 0:  # only for non-finite values
+        return 0
+    return b
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
@@ -23,49 +80,87 @@ def _bin_codes(values, lo, scale, n_bins, codes):
         c1 = min(c, c0 + _CHANNEL_BLOCK)
         for i in range(n):
             for j in range(c0, c1):
-                b = int((np.float64(values[i, j]) - lo[j]) * scale[j])
-                if b >= n_bins:
-                    b = n_bins - 1
-                elif b < 0:  # non-finite values; their channel is flagged and reported NaN
-                    b = 0
-                codes[j, i] = b
+                codes[j, i] = _code(values[i, j], lo[j], scale[j], n_bins)
 
 
 def bin_codes(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Equal-width binning of each column over its own observed [min, max].
 
     values: (sample, channel) float array. Returns ``codes`` (channel, sample) uint8 in
-    [0, n_bins) and ``finite`` (channel,) bool. A constant column gets bin 0 everywhere;
-    a column with any NaN/Inf is marked not finite (its codes are meaningless).
+    [0, n_bins) and ``finite`` (channel,) bool (see :func:`bin_scale`).
     """
-    if not 2 <= n_bins <= 255:
-        raise ValueError(f"bins must be in [2, 255], got {n_bins}")
-    values = np.ascontiguousarray(values)
-    if values.dtype not in (np.float32, np.float64):
-        values = values.astype(np.float32)
-    with np.errstate(invalid="ignore"):
-        lo = values.min(axis=0).astype(np.float64)
-        hi = values.max(axis=0).astype(np.float64)
-    finite = np.isfinite(lo) & np.isfinite(hi)
-    width = np.where(finite, hi - lo, 0.0)
-    scale = np.divide(n_bins, width, out=np.zeros_like(width), where=width > 0)
-    lo = np.where(finite, lo, 0.0)
+    values = _as_float_array(values)
+    lo, scale, finite = bin_scale(values, n_bins)
     codes = np.empty((values.shape[1], values.shape[0]), dtype=np.uint8)
     _bin_codes(values, lo, scale, n_bins, codes)
     return codes, finite
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def joint_counts(codes, target, n_bins, n_target):
-    """counts[c, b, k] = #samples with codes[c] == b and target == k. (C, B, K) int32."""
-    c_total, n = codes.shape
-    counts = np.zeros((c_total, n_bins, n_target), dtype=np.int32)
-    for c in nb.prange(c_total):
-        row = codes[c]
-        out = counts[c]
-        for i in range(n):
-            out[row[i], target[i]] += 1
-    return counts
+def _binned_counts(values, lo, scale, n_bins, target, n_target, n_chunks):
+    n, c = values.shape
+    partial = np.zeros(n_chunks * n_target * c * n_bins, dtype=np.int32)
+    step = (n + n_chunks - 1) // n_chunks
+    offsets = np.arange(c) * n_bins
+    top = n_bins - 1.0
+    for t in nb.prange(n_chunks):
+        index = np.empty(c, dtype=np.int64)
+        for i in range(t * step, min(n, (t + 1) * step)):
+            base = (t * n_target + target[i]) * c * n_bins
+            for j in range(c):  # vectorizable: bin positions of the whole row
+                v = (np.float64(values[i, j]) - lo[j]) * scale[j]
+                v = v if v >= 0.0 else 0.0  # NaN (non-finite channel) -> 0
+                v = v if v < top else top
+                index[j] = np.int64(v) + offsets[j]
+            for j in range(c):  # scatter into this chunk's (target, channel, bin) table
+                partial[base + index[j]] += 1
+    return partial.reshape(n_chunks, n_target, c, n_bins)
+
+
+def binned_counts(values: np.ndarray, target: np.ndarray, n_bins: int, n_target: int):
+    """Bin every channel and count it jointly with ``target`` in one pass over the rows.
+
+    values: (sample, channel); target: (sample,) ints in [0, n_target). Returns
+    (counts (target, channel, bin) int32, finite (channel,) bool). Rows are read in
+    order (no transpose); each row chunk counts into its own table, whose slice for one
+    target value is contiguous and stays in cache.
+    """
+    values = _as_float_array(values)
+    lo, scale, finite = bin_scale(values, n_bins)
+    target = np.ascontiguousarray(target, dtype=np.int64)
+    if len(target) != len(values) or (len(target) and (target.min() < 0 or target.max() >= n_target)):
+        raise ValueError("target must hold one value in [0, n_target) per sample")
+    partial = _binned_counts(values, lo, scale, n_bins, target, n_target, _ROW_CHUNKS)
+    return partial.sum(axis=0, dtype=np.int32), finite
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def mi_from_target_counts(counts, xlogx):
+    """MI (nats) of each channel with the target from counts (target, channel, bin)."""
+    n_target, c, n_bins = counts.shape
+    n = 0
+    for k in range(n_target):
+        for b in range(n_bins):
+            n += counts[k, 0, b]
+    target_term = 0.0
+    for k in range(n_target):
+        nk = 0
+        for b in range(n_bins):
+            nk += counts[k, 0, b]
+        target_term += xlogx[nk]
+    out = np.empty(c)
+    for j in nb.prange(c):
+        s = 0.0
+        for b in range(n_bins):
+            nb_ = 0
+            for k in range(n_target):
+                v = counts[k, j, b]
+                nb_ += v
+                s += xlogx[v]
+            s -= xlogx[nb_]
+        mi = (s - target_term) / n + np.log(n)
+        out[j] = mi if mi > 0.0 else 0.0
+    return out
 
 
 def xlogx_table(n: int) -> np.ndarray:

@@ -70,7 +70,7 @@ def layer_epoch_stats(values, labels, n_classes, summary_codes, pairs, c_max, op
     values = np.asarray(values)
     n, c = values.shape
     bins, mm = opts.bins, opts.miller_madow
-    codes, finite, counts = est.channel_counts(values, labels, bins, n_classes)
+    finite, counts = est.channel_counts(values, labels, bins, n_classes)
     ok = bool(finite.all())
 
     def pad(a, fill=np.nan):
@@ -81,7 +81,7 @@ def layer_epoch_stats(values, labels, n_classes, summary_codes, pairs, c_max, op
     label = np.where(finite, est.mi_from_joint(counts, mm), np.nan)
     entropy = np.where(finite, est.entropy_from_counts(counts.sum(axis=2), n, mm), np.nan)
     classes = np.where(finite[:, None], est.indicator_mi(counts, mm), np.nan)
-    summary_counts = est.joint_counts(codes, summary_codes, bins, bins)
+    _, summary_counts = est.channel_counts(values, summary_codes, bins, bins)
     summary = np.where(finite, est.mi_from_joint(summary_counts, mm), np.nan)
 
     nan = math.nan
@@ -96,7 +96,7 @@ def layer_epoch_stats(values, labels, n_classes, summary_codes, pairs, c_max, op
         "norm_entropy": metrics.norm_entropy(label) if ok else nan,
         "topk_share": np.array([metrics.topk_share(label, k) if ok else nan for k in opts.topk]),
         "nonfinite_channels": int((~finite).sum()),
-        "pair_codes": codes[pairs] if ok else None,
+        "pair_codes": est.bin_codes(values[:, pairs], bins)[0] if ok else None,
         "pc1_codes": None,
         "label_mi_pca": nan,
         "input_mi_pca": nan,
