@@ -40,10 +40,14 @@ def open_activations(path: str | Path, allow_running: bool = False) -> xr.Datase
         raise StoreError(f"activation store {path} does not exist")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # no consolidated metadata while running
+            warnings.simplefilter(
+                "ignore", RuntimeWarning
+            )  # no consolidated metadata while running
             ds = xr.open_zarr(path)
     except Exception as e:  # zarr raises many types for a broken store
-        raise StoreError(f"activation store {path} cannot be opened as Zarr: {type(e).__name__}: {e}") from None
+        raise StoreError(
+            f"activation store {path} cannot be opened as Zarr: {type(e).__name__}: {e}"
+        ) from None
     missing = [v for v in REQUIRED_VARS if v not in ds.variables]
     if missing or "sites" not in ds.attrs:
         what = ", ".join(missing) if missing else "attr 'sites'"
@@ -55,7 +59,9 @@ def open_activations(path: str | Path, allow_running: bool = False) -> xr.Datase
             "killed; rerun the trainer on its run directory to resume"
         )
     if ds.activation.dims != ("epoch", "sample", "unit"):
-        raise StoreError(f"{path}: activation has dims {ds.activation.dims}, expected (epoch, sample, unit)")
+        raise StoreError(
+            f"{path}: activation has dims {ds.activation.dims}, expected (epoch, sample, unit)"
+        )
     return ds
 
 

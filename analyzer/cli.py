@@ -18,17 +18,38 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("store", help="activation store (RUN_DIR/activations.zarr)")
-    p.add_argument("--bins", type=int, default=20, help="equal-width bins per variable (default 20)")
-    p.add_argument("--out", required=True, help="output Zarr path, e.g. results/mi/bins-20/RUN.zarr")
-    p.add_argument("--run", help="run name stored as the scalar coord 'run' (default: the run directory name)")
+    p.add_argument(
+        "--bins", type=int, default=20, help="equal-width bins per variable (default 20)"
+    )
+    p.add_argument(
+        "--out", required=True, help="output Zarr path, e.g. results/mi/bins-20/RUN.zarr"
+    )
+    p.add_argument(
+        "--run", help="run name stored as the scalar coord 'run' (default: the run directory name)"
+    )
     p.add_argument("--topk", type=float, nargs="+", default=[1, 5, 10, 20], help="Top-k%% levels")
-    p.add_argument("--pair-samples", type=int, default=64, help="channel pairs per layer pair for layer_mi")
-    p.add_argument("--pca-components", type=int, default=2, help="components for the *_pca layer estimates")
-    p.add_argument("--cc-layers", nargs="+", default=["last"],
-                   help="layers for all-pairs channel MI: 'last' (default), 'all', or layer names")
-    p.add_argument("--cc-epochs", nargs="+", default=["init", "best", "last"], choices=["init", "best", "last"],
-                   help="epochs for all-pairs channel MI")
-    p.add_argument("--miller-madow", action="store_true", help="apply the Miller-Madow bias correction")
+    p.add_argument(
+        "--pair-samples", type=int, default=64, help="channel pairs per layer pair for layer_mi"
+    )
+    p.add_argument(
+        "--pca-components", type=int, default=2, help="components for the *_pca layer estimates"
+    )
+    p.add_argument(
+        "--cc-layers",
+        nargs="+",
+        default=["last"],
+        help="layers for all-pairs channel MI: 'last' (default), 'all', or layer names",
+    )
+    p.add_argument(
+        "--cc-epochs",
+        nargs="+",
+        default=["init", "best", "last"],
+        choices=["init", "best", "last"],
+        help="epochs for all-pairs channel MI",
+    )
+    p.add_argument(
+        "--miller-madow", action="store_true", help="apply the Miller-Madow bias correction"
+    )
     p.add_argument("--threads", type=int, default=None, help="dask threads (default: all cores)")
     p.add_argument("--scheduler", help="dask.distributed scheduler address (optional)")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel-pair samples and PCA")
@@ -48,9 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cc_layers = args.cc_layers[0] if args.cc_layers in (["last"], ["all"]) else args.cc_layers
     opts = Options(
-        bins=args.bins, topk=tuple(args.topk), pair_samples=args.pair_samples,
-        pca_components=args.pca_components, miller_madow=args.miller_madow, cc_layers=cc_layers,
-        cc_epochs=tuple(args.cc_epochs), seed=args.seed, run=args.run,
+        bins=args.bins,
+        topk=tuple(args.topk),
+        pair_samples=args.pair_samples,
+        pca_components=args.pca_components,
+        miller_madow=args.miller_madow,
+        cc_layers=cc_layers,
+        cc_epochs=tuple(args.cc_epochs),
+        seed=args.seed,
+        run=args.run,
     )
     client = None
     if args.scheduler:
@@ -66,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"analyzer: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # a corrupt chunk surfaces here, from inside dask
-        print(f"analyzer: error: reading {args.store} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        print(
+            f"analyzer: error: reading {args.store} failed: {type(e).__name__}: {e}",
+            file=sys.stderr,
+        )
         return 1
     finally:
         if client is not None:

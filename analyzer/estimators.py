@@ -69,8 +69,13 @@ def channel_counts(values: np.ndarray, target: np.ndarray, n_bins: int, n_target
     return finite, np.ascontiguousarray(counts.transpose(1, 2, 0))
 
 
-def channel_label_mi(values: np.ndarray, labels: np.ndarray, n_bins: int, n_classes: int | None = None,
-                     miller_madow: bool = False) -> np.ndarray:
+def channel_label_mi(
+    values: np.ndarray,
+    labels: np.ndarray,
+    n_bins: int,
+    n_classes: int | None = None,
+    miller_madow: bool = False,
+) -> np.ndarray:
     """I(T_c; Y) for each channel c of ``values`` (sample, channel); NaN for non-finite channels."""
     n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
     if miller_madow:
@@ -89,7 +94,9 @@ def equal_width_codes(x: np.ndarray, n_bins: int) -> np.ndarray:
     return codes[0]
 
 
-def top_principal_components(values: np.ndarray, k: int, seed: int = 0, exact_below: int = 1024) -> np.ndarray:
+def top_principal_components(
+    values: np.ndarray, k: int, seed: int = 0, exact_below: int = 1024
+) -> np.ndarray:
     """Scores (sample, k) on the top-k principal components of standardized columns.
 
     Up to ``exact_below`` columns: an exact thin SVD. Wider: a randomized range finder

@@ -128,7 +128,9 @@ def binned_counts(values: np.ndarray, target: np.ndarray, n_bins: int, n_target:
     values = _as_float_array(values)
     lo, scale, finite = bin_scale(values, n_bins)
     target = np.ascontiguousarray(target, dtype=np.int64)
-    if len(target) != len(values) or (len(target) and (target.min() < 0 or target.max() >= n_target)):
+    if len(target) != len(values) or (
+        len(target) and (target.min() < 0 or target.max() >= n_target)
+    ):
         raise ValueError("target must hold one value in [0, n_target) per sample")
     partial = _binned_counts(values, lo, scale, n_bins, target, n_target, _ROW_CHUNKS)
     return partial.sum(axis=0, dtype=np.int32), finite

@@ -65,8 +65,13 @@ def delta_input_mi(input_mi: np.ndarray, best: int) -> tuple[np.ndarray, float]:
     return per_layer, float(np.mean(per_layer[-n_final:]))
 
 
-def post_plateau_slopes(label_mi: np.ndarray, input_mi: np.ndarray, epochs: np.ndarray,
-                        fraction: float = 0.95, min_points: int = 3):
+def post_plateau_slopes(
+    label_mi: np.ndarray,
+    input_mi: np.ndarray,
+    epochs: np.ndarray,
+    fraction: float = 0.95,
+    min_points: int = 3,
+):
     """Per layer: plateau epoch of I(T;Y) and least-squares slope of I(X;T) after it.
 
     The plateau is the first epoch where I(T;Y) reaches ``fraction`` of its maximum over

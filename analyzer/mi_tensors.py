@@ -65,7 +65,9 @@ def pair_sample(n_channels: int, layer_index: int, size: int, seed: int) -> np.n
     return np.sort(rng.choice(n_channels, size, replace=False))
 
 
-def layer_epoch_stats(values, labels, n_classes, summary_codes, pairs, c_max, opts: Options) -> dict:
+def layer_epoch_stats(
+    values, labels, n_classes, summary_codes, pairs, c_max, opts: Options
+) -> dict:
     """All per-(epoch, layer) quantities from the layer's GAP values (sample, channel)."""
     values = np.asarray(values)
     n, c = values.shape
@@ -117,10 +119,19 @@ def epoch_stats(layer_results: list[dict], opts: Options) -> dict:
     stacked = {}
     for key in ("channel_label_mi", "channel_input_mi", "class_channel_mi", "topk_share"):
         stacked[key] = np.stack([r[key] for r in layer_results]).astype(np.float32)
-    for key in ("label_mi", "input_mi", "input_summary_mi", "label_mi_pca", "input_mi_pca",
-                "gini", "norm_entropy"):
+    for key in (
+        "label_mi",
+        "input_mi",
+        "input_summary_mi",
+        "label_mi_pca",
+        "input_mi_pca",
+        "gini",
+        "norm_entropy",
+    ):
         stacked[key] = np.array([r[key] for r in layer_results], dtype=np.float32)
-    stacked["nonfinite_channels"] = np.array([r["nonfinite_channels"] for r in layer_results], dtype=np.int32)
+    stacked["nonfinite_channels"] = np.array(
+        [r["nonfinite_channels"] for r in layer_results], dtype=np.int32
+    )
     layer_mi = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     layer_mi_pc1 = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     for a, ra in enumerate(layer_results):
@@ -136,7 +147,9 @@ def epoch_stats(layer_results: list[dict], opts: Options) -> dict:
                 cb = np.roll(ca, -1, axis=0)
             p = min(len(ca), len(cb))
             xlogx = xlogx_table(n)
-            v = paired_mi(np.ascontiguousarray(ca[:p]), np.ascontiguousarray(cb[:p]), opts.bins, xlogx)
+            v = paired_mi(
+                np.ascontiguousarray(ca[:p]), np.ascontiguousarray(cb[:p]), opts.bins, xlogx
+            )
             layer_mi[a, b] = layer_mi[b, a] = v.mean()
             pc = est.discrete_mi(ra["pc1_codes"], rb["pc1_codes"])
             layer_mi_pc1[a, b] = layer_mi_pc1[b, a] = pc
@@ -179,7 +192,7 @@ EPOCH_LAYER_VARS = {
 DESCRIPTIONS = {
     "label_mi": "I(T_l;Y): mean over the layer's channels of I(T_lc;Y)",
     "input_mi": "I(X;T_l): mean over channels of H(Bin(T_lc)) (X uniform over distinct validation "
-                "images, deterministic net: a clustering measure, seeds/002)",
+    "images, deterministic net: a clustering measure, seeds/002)",
     "input_summary_mi": "mean over channels of I(T_lc; Bin(PC1 of the stored input summaries))",
     "label_mi_pca": "I(Bin(top principal components of GAP(T_l)); Y), joint bins",
     "input_mi_pca": "H(Bin(top principal components of GAP(T_l))), joint bins",
@@ -225,7 +238,9 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
     src = open_activations(store_path)
     layers = layers_of(src)
     labels = src.label.values.astype(np.int64)
-    classes = json.loads(src.attrs.get("classes", "null")) or [str(k) for k in range(labels.max() + 1)]
+    classes = json.loads(src.attrs.get("classes", "null")) or [
+        str(k) for k in range(labels.max() + 1)
+    ]
     n_classes = len(classes)
     c_max = max(layer.channels for layer in layers)
     n_epochs, n_layers = src.sizes["epoch"], len(layers)
@@ -234,11 +249,16 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
 
     summary = src.input_summary.values if "input_summary" in src else None
     if summary is not None:
-        summary_codes = est.equal_width_codes(est.top_principal_components(summary, 1)[:, 0], opts.bins)
+        summary_codes = est.equal_width_codes(
+            est.top_principal_components(summary, 1)[:, 0], opts.bins
+        )
     else:
         summary_codes = np.zeros(len(labels), dtype=np.int64)
     summary_codes = summary_codes.astype(np.int64)
-    pairs = [pair_sample(layer.channels, i, opts.pair_samples, opts.seed) for i, layer in enumerate(layers)]
+    pairs = [
+        pair_sample(layer.channels, i, opts.pair_samples, opts.seed)
+        for i, layer in enumerate(layers)
+    ]
 
     act = src.activation.data
     task = dask.delayed(layer_epoch_stats, pure=True)
@@ -265,13 +285,20 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
     cc_layers = _selected_layers(layers, opts)
     cc = dask.delayed(channel_pairs, pure=True)
     cc_arrays = [
-        da.stack([
-            da.from_delayed(cc(act[e, :, layers[li].units], c_max, opts.bins), (c_max, c_max), np.float32)
-            for li in cc_layers
-        ])
+        da.stack(
+            [
+                da.from_delayed(
+                    cc(act[e, :, layers[li].units], c_max, opts.bins), (c_max, c_max), np.float32
+                )
+                for li in cc_layers
+            ]
+        )
         for e in cc_epochs
     ]
-    data_vars["channel_channel_mi"] = (("cc_epoch", "cc_layer", "channel", "channel_b"), da.stack(cc_arrays))
+    data_vars["channel_channel_mi"] = (
+        ("cc_epoch", "cc_layer", "channel", "channel_b"),
+        da.stack(cc_arrays),
+    )
 
     for name in ("val_acc", "val_loss", "train_acc", "train_loss", "lr"):
         if name in src:
@@ -335,18 +362,40 @@ def add_dynamics(ds: xr.Dataset, opts: Options) -> xr.Dataset:
     label_mi = ds.label_mi.values.astype(np.float64)
     best = metrics.best_epoch(ds.val_acc.values)
     per_layer, mean_final = metrics.delta_input_mi(input_mi, best)
-    plateau, slope = metrics.post_plateau_slopes(label_mi, input_mi, ds.epoch.values, opts.plateau_fraction)
+    plateau, slope = metrics.post_plateau_slopes(
+        label_mi, input_mi, ds.epoch.values, opts.plateau_fraction
+    )
     out = xr.Dataset(
         {
-            "delta_input_mi": ((), mean_final, {
-                "units": "nat", "description": "I(X;T) at the best-accuracy epoch minus at initialization, "
-                "mean over the final third of layers"}),
-            "delta_input_mi_layer": (("layer",), per_layer, {
-                "units": "nat", "description": "I(X;T)[best epoch] - I(X;T)[epoch 0] per layer"}),
-            "plateau_epoch": (("layer",), plateau, {
-                "description": f"first epoch where I(T;Y) reaches {opts.plateau_fraction} of its max (-1: undefined)"}),
-            "post_plateau_slope": (("layer",), slope, {
-                "units": "nat/epoch", "description": "least-squares slope of I(X;T) over epochs >= plateau_epoch"}),
+            "delta_input_mi": (
+                (),
+                mean_final,
+                {
+                    "units": "nat",
+                    "description": "I(X;T) at the best-accuracy epoch minus at initialization, "
+                    "mean over the final third of layers",
+                },
+            ),
+            "delta_input_mi_layer": (
+                ("layer",),
+                per_layer,
+                {"units": "nat", "description": "I(X;T)[best epoch] - I(X;T)[epoch 0] per layer"},
+            ),
+            "plateau_epoch": (
+                ("layer",),
+                plateau,
+                {
+                    "description": f"first epoch where I(T;Y) reaches {opts.plateau_fraction} of its max (-1: undefined)"
+                },
+            ),
+            "post_plateau_slope": (
+                ("layer",),
+                slope,
+                {
+                    "units": "nat/epoch",
+                    "description": "least-squares slope of I(X;T) over epochs >= plateau_epoch",
+                },
+            ),
         },
         coords={"layer": ds.layer.values},
     )
@@ -356,8 +405,13 @@ def add_dynamics(ds: xr.Dataset, opts: Options) -> xr.Dataset:
 def _versions() -> dict:
     import numba
 
-    return {"numpy": np.__version__, "xarray": xr.__version__, "dask": dask.__version__,
-            "zarr": zarr.__version__, "numba": numba.__version__}
+    return {
+        "numpy": np.__version__,
+        "xarray": xr.__version__,
+        "dask": dask.__version__,
+        "zarr": zarr.__version__,
+        "numba": numba.__version__,
+    }
 
 
 def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bool = False) -> Path:
@@ -397,5 +451,3 @@ def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bo
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-

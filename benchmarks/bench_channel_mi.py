@@ -47,9 +47,15 @@ def main():
         mutual_info_score(y, codes[j])
     t_sklearn_prebinned = (time.perf_counter() - t0) * c / sub
     print(f"channel-label MI {c} ch x {n} samples, B={bins}, K={k}: {t_ours * 1e3:.1f} ms")
-    print(f"  sklearn loop (extrapolated from {sub} channels): {t_sklearn:.2f} s -> speed-up {t_sklearn / t_ours:.0f}x (target >= 300x)")
-    print(f"  sklearn loop on pre-binned codes: {t_sklearn_prebinned:.2f} s -> {t_sklearn_prebinned / t_ours:.0f}x")
-    print(f"  one numpy reduction pass: {t_pass * 1e3:.1f} ms -> ratio {t_ours / t_pass:.1f}x (target <= 10x)")
+    print(
+        f"  sklearn loop (extrapolated from {sub} channels): {t_sklearn:.2f} s -> speed-up {t_sklearn / t_ours:.0f}x (target >= 300x)"
+    )
+    print(
+        f"  sklearn loop on pre-binned codes: {t_sklearn_prebinned:.2f} s -> {t_sklearn_prebinned / t_ours:.0f}x"
+    )
+    print(
+        f"  one numpy reduction pass: {t_pass * 1e3:.1f} ms -> ratio {t_ours / t_pass:.1f}x (target <= 10x)"
+    )
 
     c2 = 512
     codes2, _ = bin_codes(x[:, :c2], bins)

@@ -49,16 +49,20 @@ def test_mi_values_equal_independent_references(mi_result, tiny_run):
     y = src.label.values
     for epoch in (0, 3):
         act = src.activation.sel(epoch=epoch).values.astype(np.float64)
-        for li, layer in enumerate(ds.layer.values[[0, -1]]):
+        for layer in ds.layer.values[[0, -1]]:
             units = np.flatnonzero(src.site.values == layer)
             ref = np.array([mutual_info_score(y, reference_codes(act[:, u], 10)) for u in units])
             got = ds.channel_label_mi.sel(epoch=epoch, layer=layer).values[: len(units)]
             np.testing.assert_allclose(got, ref, atol=1e-6)  # stored as float32
-            assert float(ds.label_mi.sel(epoch=epoch, layer=layer)) == pytest.approx(ref.mean(), abs=1e-6)
+            assert float(ds.label_mi.sel(epoch=epoch, layer=layer)) == pytest.approx(
+                ref.mean(), abs=1e-6
+            )
             k = 1
             ref_k = [mutual_info_score(y == k, reference_codes(act[:, u], 10)) for u in units]
             np.testing.assert_allclose(
-                ds.class_channel_mi.sel(epoch=epoch, layer=layer, label=k).values[: len(units)], ref_k, atol=1e-6
+                ds.class_channel_mi.sel(epoch=epoch, layer=layer, label=k).values[: len(units)],
+                ref_k,
+                atol=1e-6,
             )
     last = ds.layer.values[-1]
     units = np.flatnonzero(src.site.values == last)
@@ -83,8 +87,11 @@ def test_random_init_layer_label_mi_does_not_saturate(mi_result, tiny_run):
     # the pitfall the default avoids: one joint pattern of the whole GAP vector is I = H(Y)
     units = np.flatnonzero(src.site.values == wide[-1])
     act = src.activation.sel(epoch=0).values[:, units]
-    patterns = np.unique(np.stack([reference_codes(act[:, i], 10) for i in range(act.shape[1])], 1),
-                         axis=0, return_inverse=True)[1].ravel()
+    patterns = np.unique(
+        np.stack([reference_codes(act[:, i], 10) for i in range(act.shape[1])], 1),
+        axis=0,
+        return_inverse=True,
+    )[1].ravel()
     assert mutual_info_score(y, patterns) == pytest.approx(h_y)
 
 
@@ -99,7 +106,11 @@ def test_runs_concatenate_along_run(mi_result, tmp_path):
 def test_threaded_and_distributed_schedulers_agree(tiny_run, tmp_path, mi_result):
     distributed = pytest.importorskip("distributed")
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=2):
-        analyze(tiny_run / "activations.zarr", tmp_path / "d.zarr", Options(bins=10, cc_layers="all", pair_samples=8))
+        analyze(
+            tiny_run / "activations.zarr",
+            tmp_path / "d.zarr",
+            Options(bins=10, cc_layers="all", pair_samples=8),
+        )
     a, b = xr.open_zarr(mi_result).load(), xr.open_zarr(tmp_path / "d.zarr").load()
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
 
@@ -131,8 +142,21 @@ def test_cli_corrupt_chunk_is_one_line_error_and_leaves_nothing(tiny_run, tmp_pa
     chunk = next(p for p in (store / "activation" / "c").rglob("*") if p.is_file())
     chunk.write_bytes(b"garbage")
     out = tmp_path / "mi.zarr"
-    proc = subprocess.run([sys.executable, "-m", "analyzer", str(store), "--bins", "10", "--out", str(out),
-                           "--no-progress"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analyzer",
+            str(store),
+            "--bins",
+            "10",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("analyzer: error:") and str(store) in last

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from trainer.data import INPUT_FEATURES, input_summary, load_dataset
 from trainer.config import resolve_config
+from trainer.data import INPUT_FEATURES, input_summary, load_dataset
 
 
 def make_imagenette_tree(root, size_dir="imagenette2-160", per_class=2):
@@ -22,7 +22,9 @@ def make_imagenette_tree(root, size_dir="imagenette2-160", per_class=2):
 
 def test_generated_imagenette_tree_loads_through_torchvision(tmp_path):
     make_imagenette_tree(tmp_path)
-    cfg = resolve_config(None, ["dataset.name=imagenette", f"dataset.root={tmp_path}", "dataset.image_size=32"])
+    cfg = resolve_config(
+        None, ["dataset.name=imagenette", f"dataset.root={tmp_path}", "dataset.image_size=32"]
+    )
     data = load_dataset(cfg["dataset"])
     assert data.n_classes == 3 and data.classes[0] == "tench"
     assert len(data.train) == 6 and len(data.val) == 6

@@ -21,12 +21,16 @@ def test_hsic_matches_brute_force_numpy():
         z = rng.normal(size=(17, 5))
         y = rng.integers(0, 3, 17)
         got = hsic(torch.tensor(z), torch.tensor(y), bandwidth=1.3).item()
-        np.testing.assert_allclose(got, brute_force_hsic(z, y, 1.3**2), rtol=1e-5)  # hsic computes in float32
+        np.testing.assert_allclose(
+            got, brute_force_hsic(z, y, 1.3**2), rtol=1e-5
+        )  # hsic computes in float32
         d2 = ((z[:, None] - z[None]) ** 2).sum(-1)
         positive = np.sort(d2[d2 > 0])
         med = positive[(len(positive) - 1) // 2]  # torch.median: the lower middle value
         got = hsic(torch.tensor(z), torch.tensor(y)).item()
-        np.testing.assert_allclose(got, brute_force_hsic(z, y, med), rtol=1e-5)  # hsic computes in float32
+        np.testing.assert_allclose(
+            got, brute_force_hsic(z, y, med), rtol=1e-5
+        )  # hsic computes in float32
 
 
 def test_hsic_higher_for_label_dependent_features():

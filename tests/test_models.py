@@ -16,7 +16,9 @@ def test_resnet_parameter_counts_equal_torchvision():
 
 def test_vgg16_parameter_count_equals_paper_head():
     ref = models.vgg16(weights=None, num_classes=10)
-    ref.classifier = nn.Sequential(nn.Linear(25088, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 10))
+    ref.classifier = nn.Sequential(
+        nn.Linear(25088, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 10)
+    )
     assert count_parameters(build_model("vgg16", 10)) == count_parameters(ref)
 
 

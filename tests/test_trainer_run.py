@@ -35,7 +35,10 @@ def test_two_epoch_run_gives_documented_store(tmp_path):
     assert set(EPOCH_VARS) <= set(ds.data_vars)
     assert ds.label.dims == ("sample",) and ds.input_summary.dims == ("sample", "input_feature")
     sites = json.loads(ds.attrs["sites"])
-    assert len(sites) == 16 and [s["name"] for s in sites][:2] == ["layer1.0.branch", "layer1.0.out"]
+    assert len(sites) == 16 and [s["name"] for s in sites][:2] == [
+        "layer1.0.branch",
+        "layer1.0.out",
+    ]
     assert ds.sizes["unit"] == sum(s["channels"] for s in sites)
     assert list(np.unique(ds.site.values)) == sorted(s["name"] for s in sites)
     for key in ("dataset", "arch", "activation", "regularizer", "seed", "config", "versions"):
@@ -43,14 +46,23 @@ def test_two_epoch_run_gives_documented_store(tmp_path):
     assert ds.attrs["status"] == "complete"
     assert json.loads(ds.attrs["config"]) == cfg
     assert np.isnan(ds.train_loss.values[0]) and np.isfinite(ds.train_loss.values[1:]).all()
-    assert {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()} >= {"init.pt", "best.pt", "last.pt"}
+    assert {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()} >= {
+        "init.pt",
+        "best.pt",
+        "last.pt",
+    }
     # the dumped values are the network's: epoch 0 differs from epoch 2
     assert not np.allclose(ds.activation[0].values, ds.activation[2].values)
 
 
 def test_float16_dump_and_hsic_run(tmp_path):
-    cfg = tiny_config("train.epochs=1", "arch=vgg16", "dump.dtype=float16", "regularizer=hsic",
-                      "dataset.image_size=32")
+    cfg = tiny_config(
+        "train.epochs=1",
+        "arch=vgg16",
+        "dump.dtype=float16",
+        "regularizer=hsic",
+        "dataset.image_size=32",
+    )
     run(cfg, tmp_path / "run")
     ds = xr.open_zarr(tmp_path / "run" / "activations.zarr")
     assert ds.activation.dtype == np.float16
@@ -84,7 +96,9 @@ def test_crash_in_the_middle_of_an_epoch_resumes_to_identical_store(tmp_path, mo
     assert not (tmp_path / "crashed" / "done.json").exists()
     assert xr.open_zarr(tmp_path / "crashed" / "activations.zarr").attrs["status"] == "running"
     run(cfg, tmp_path / "crashed")
-    assert_stores_equal(tmp_path / "ref" / "activations.zarr", tmp_path / "crashed" / "activations.zarr")
+    assert_stores_equal(
+        tmp_path / "ref" / "activations.zarr", tmp_path / "crashed" / "activations.zarr"
+    )
 
 
 @pytest.mark.slow
@@ -103,7 +117,9 @@ def test_kill_9_and_restart_gives_identical_store(tmp_path):
     proc.wait()
     assert not (tmp_path / "killed" / "done.json").exists()
     subprocess.run([*args, "--out", str(tmp_path / "killed")], check=True, capture_output=True)
-    assert_stores_equal(tmp_path / "ref" / "activations.zarr", tmp_path / "killed" / "activations.zarr")
+    assert_stores_equal(
+        tmp_path / "ref" / "activations.zarr", tmp_path / "killed" / "activations.zarr"
+    )
 
 
 def test_changed_config_starts_afresh(tmp_path):
@@ -131,9 +147,17 @@ def test_config_errors_are_one_line_and_name_the_key(tmp_path):
 
 def test_missing_imagenette_root_is_a_clear_cli_error(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "trainer", "--out", str(tmp_path / "r"), "dataset.name=imagenette",
-         f"dataset.root={tmp_path / 'nowhere'}"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "trainer",
+            "--out",
+            str(tmp_path / "r"),
+            "dataset.name=imagenette",
+            f"dataset.root={tmp_path / 'nowhere'}",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1].startswith("trainer: error: Imagenette not found at")

@@ -1,5 +1,7 @@
 """Run configuration: defaults, YAML files, ``key.sub=value`` overrides, schema validation.
 
+Imports no torch, so the workflow can validate every run's config before any job starts.
+
 A run is fully given by the resolved config (``resolve_config``), which goes verbatim into
 the activation store's attrs. The workflow's config file is accepted as well: its
 workflow-only sections (``grid``, ``mi``, ``interventions``, ``figures``) are dropped.
@@ -14,10 +16,11 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .data import DATASETS
-from .models import ACTIVATIONS, ARCHS
+ARCHS = ("vgg16", "resnet18", "resnet50")
+ACTIVATIONS = ("relu", "tanh")
+DATASETS = ("imagenette", "digits", "synthetic")
 
-WORKFLOW_ONLY = ("grid", "mi", "interventions", "figures")
+WORKFLOW_ONLY = ("grid", "mi", "interventions", "figures", "results", "arch_overrides")
 
 DEFAULTS: dict = {
     "arch": "resnet18",
@@ -78,7 +81,10 @@ SCHEMA: dict = {
         "width": {
             "oneOf": [
                 {"type": "number", "exclusiveMinimum": 0},
-                {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+                },
             ]
         },
         "dataset": {
@@ -121,9 +127,7 @@ SCHEMA: dict = {
             "additionalProperties": False,
             "properties": {
                 "lambda": {"type": "number", "minimum": 0},
-                "weights": {
-                    "oneOf": [_NUM, {"type": "object", "additionalProperties": _NUM}]
-                },
+                "weights": {"oneOf": [_NUM, {"type": "object", "additionalProperties": _NUM}]},
                 "site_kinds": {
                     "type": "array",
                     "items": {"enum": ["conv-relu", "conv-tanh", "branch", "post-add"]},

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-DATASETS = ("imagenette", "digits", "synthetic")
+from .config import DATASETS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 THUMBNAIL = 4  # input summary thumbnail is THUMBNAIL x THUMBNAIL (area-pooled grayscale)
@@ -71,7 +72,9 @@ def _to_tensor_images(gray: np.ndarray, image_size: int) -> torch.Tensor:
     return x.repeat(1, 3, 1, 1).contiguous()
 
 
-def load_digits_bundle(image_size: int, val_fraction: float, split_seed: int, shift: int) -> DataBundle:
+def load_digits_bundle(
+    image_size: int, val_fraction: float, split_seed: int, shift: int
+) -> DataBundle:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -92,14 +95,18 @@ def load_synthetic_bundle(
     """Class prototypes (smooth random patterns) plus Gaussian noise: learnable in a few epochs."""
     g = torch.Generator().manual_seed(split_seed)
     coarse = torch.randn(n_classes, 3, 4, 4, generator=g)
-    protos = F.interpolate(coarse, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    protos = F.interpolate(
+        coarse, size=(image_size, image_size), mode="bilinear", align_corners=False
+    )
 
     def make(n):
         y = torch.arange(n) % n_classes
         x = protos[y] + noise * torch.randn(n, 3, image_size, image_size, generator=g)
         return TensorImages(x.contiguous(), y)
 
-    return DataBundle(make(n_train), make(n_val), [f"class{k}" for k in range(n_classes)], image_size)
+    return DataBundle(
+        make(n_train), make(n_val), [f"class{k}" for k in range(n_classes)], image_size
+    )
 
 
 def load_imagenette_bundle(root: str, size: str, image_size: int, download: bool) -> DataBundle:
@@ -119,9 +126,16 @@ def load_imagenette_bundle(root: str, size: str, image_size: int, download: bool
         [T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(), normalize]
     )
     val_tf = T.Compose(
-        [T.Resize(int(round(image_size * 256 / 224))), T.CenterCrop(image_size), T.ToTensor(), normalize]
+        [
+            T.Resize(int(round(image_size * 256 / 224))),
+            T.CenterCrop(image_size),
+            T.ToTensor(),
+            normalize,
+        ]
     )
-    train = datasets.Imagenette(root, split="train", size=size, download=download, transform=train_tf)
+    train = datasets.Imagenette(
+        root, split="train", size=size, download=download, transform=train_tf
+    )
     val = datasets.Imagenette(root, split="val", size=size, download=False, transform=val_tf)
     classes = [names[0] for names in train.classes]
     return DataBundle(train, val, classes, image_size)
@@ -131,10 +145,17 @@ def load_dataset(cfg: dict) -> DataBundle:
     """Build the dataset described by the ``dataset`` section of a run config."""
     name = cfg["name"]
     if name == "digits":
-        return load_digits_bundle(cfg["image_size"], cfg["val_fraction"], cfg["split_seed"], cfg["shift"])
+        return load_digits_bundle(
+            cfg["image_size"], cfg["val_fraction"], cfg["split_seed"], cfg["shift"]
+        )
     if name == "synthetic":
         return load_synthetic_bundle(
-            cfg["image_size"], cfg["n_classes"], cfg["n_train"], cfg["n_val"], cfg["noise"], cfg["split_seed"]
+            cfg["image_size"],
+            cfg["n_classes"],
+            cfg["n_train"],
+            cfg["n_val"],
+            cfg["noise"],
+            cfg["split_seed"],
         )
     if name == "imagenette":
         return load_imagenette_bundle(cfg["root"], cfg["size"], cfg["image_size"], cfg["download"])

@@ -13,8 +13,7 @@ from __future__ import annotations
 from torch import nn
 from torchvision import models
 
-ARCHS = ("vgg16", "resnet18", "resnet50")
-ACTIVATIONS = ("relu", "tanh")
+from .config import ACTIVATIONS, ARCHS
 
 
 def scaled(channels: int, width: float) -> int:
@@ -76,7 +75,9 @@ def _rescale_width(net: nn.Module, width: float, n_classes: int, spatial: int) -
                 cin = scaled(child.in_features // spatial, width) * spatial
             else:
                 cin = scaled(child.in_features, width)
-            cout = n_classes if child.out_features == n_classes else scaled(child.out_features, width)
+            cout = (
+                n_classes if child.out_features == n_classes else scaled(child.out_features, width)
+            )
             new = nn.Linear(cin, cout)
             setattr(net, name, new)
             first_linear = False
@@ -84,12 +85,16 @@ def _rescale_width(net: nn.Module, width: float, n_classes: int, spatial: int) -
             _rescale_width(child, width, n_classes, spatial)
 
 
-def build_model(arch: str, n_classes: int, activation: str = "relu", width: float = 1.0) -> nn.Module:
+def build_model(
+    arch: str, n_classes: int, activation: str = "relu", width: float = 1.0
+) -> nn.Module:
     """Return an untrained model; the caller seeds torch before calling for reproducibility."""
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
     if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
+        raise ValueError(
+            f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}"
+        )
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width!r}")
     if arch == "vgg16":
@@ -108,4 +113,3 @@ def build_model(arch: str, n_classes: int, activation: str = "relu", width: floa
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
-

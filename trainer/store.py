@@ -96,9 +96,7 @@ def create_store(
     )
     ds["label"] = ("sample", labels.astype(np.int16))
     ds["input_summary"] = (("sample", "input_feature"), input_summary.astype(np.float32))
-    ds["activation"].attrs.update(
-        long_name="global-average-pooled activation", storage_dtype=dtype
-    )
+    ds["activation"].attrs.update(long_name="global-average-pooled activation", storage_dtype=dtype)
     ds.attrs.update(attrs)
     ds.attrs.update(
         sites=json.dumps(sites),
@@ -128,7 +126,7 @@ def append_epoch(path: Path, epoch: int, activation: np.ndarray, metrics: dict, 
 def truncate_epochs(path: Path, n_epochs: int) -> None:
     """Shrink every epoch-indexed array to its first ``n_epochs`` entries."""
     group = zarr.open_group(path, mode="r+")
-    for name, array in group.arrays():
+    for _, array in group.arrays():
         dims = array.metadata.dimension_names or ()
         if dims and dims[0] == "epoch" and array.shape[0] != n_epochs:
             array.resize((n_epochs, *array.shape[1:]))
@@ -138,6 +136,8 @@ def finalize_store(path: Path, status: str, n_epochs: int) -> None:
     """Mark the store finished and consolidate its metadata once."""
     group = zarr.open_group(path, mode="r+")
     group.attrs.update({"status": status, "epochs_complete": n_epochs})
-    with warnings.catch_warnings():  # "consolidated metadata is not in the v3 spec": xarray reads it
+    with (
+        warnings.catch_warnings()
+    ):  # "consolidated metadata is not in the v3 spec": xarray reads it
         warnings.simplefilter("ignore", category=UserWarning)
         zarr.consolidate_metadata(path)

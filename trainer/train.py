@@ -114,7 +114,10 @@ def evaluate(model, loader, device, sites, with_summary=False):
     loss_sum, correct, total = 0.0, 0, 0
     with capture_gap(sites) as pooled:
         for images, labels in loader:
-            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            images, labels = (
+                images.to(device, non_blocking=True),
+                labels.to(device, non_blocking=True),
+            )
             logits = model(images)
             loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
             correct += (logits.argmax(1) == labels).sum().item()
@@ -182,7 +185,10 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
     sites = find_sites(model)
     weights = hsic_weights(cfg, sites) if cfg["regularizer"] == "hsic" else {}
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=tcfg["lr"], momentum=tcfg["momentum"], weight_decay=tcfg["weight_decay"]
+        model.parameters(),
+        lr=tcfg["lr"],
+        momentum=tcfg["momentum"],
+        weight_decay=tcfg["weight_decay"],
     )
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=tcfg["lr_factor"], patience=tcfg["lr_patience"]
@@ -190,13 +196,21 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
     train_gen = torch.Generator().manual_seed(cfg["seed"])
     pin = device.type == "cuda"
     train_loader = DataLoader(
-        data.train, batch_size=tcfg["batch_size"], shuffle=True, generator=train_gen,
-        num_workers=tcfg["num_workers"], pin_memory=pin, drop_last=len(data.train) > tcfg["batch_size"],
+        data.train,
+        batch_size=tcfg["batch_size"],
+        shuffle=True,
+        generator=train_gen,
+        num_workers=tcfg["num_workers"],
+        pin_memory=pin,
+        drop_last=len(data.train) > tcfg["batch_size"],
         persistent_workers=tcfg["num_workers"] > 0,
     )
     val_loader = DataLoader(
-        data.val, batch_size=max(256, tcfg["batch_size"]), shuffle=False,
-        num_workers=tcfg["num_workers"], pin_memory=pin,
+        data.val,
+        batch_size=max(256, tcfg["batch_size"]),
+        shuffle=False,
+        num_workers=tcfg["num_workers"],
+        pin_memory=pin,
     )
     store_path = run_dir / "activations.zarr"
     ckpt = run_dir / "checkpoints"
@@ -204,31 +218,59 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
 
     def checkpoint(epoch: int, progress: dict) -> dict:
         return {
-            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": _rng_state(train_gen), "progress": progress,
-            "config": cfg_json, "sites": [s.describe() for s in sites], "classes": data.classes,
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(train_gen),
+            "progress": progress,
+            "config": cfg_json,
+            "sites": [s.describe() for s in sites],
+            "classes": data.classes,
         }
 
     progress = _prepare_run_dir(run_dir, cfg_json)
     ckpt.mkdir(exist_ok=True)
     if progress is None:
         t0 = time.perf_counter()
-        val_loss, val_acc, act, labels, summary = evaluate(model, val_loader, device, sites, with_summary=True)
-        metrics = {"val_loss": val_loss, "val_acc": val_acc, "lr": tcfg["lr"],
-                   "epoch_seconds": time.perf_counter() - t0}
+        val_loss, val_acc, act, labels, summary = evaluate(
+            model, val_loader, device, sites, with_summary=True
+        )
+        metrics = {
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "lr": tcfg["lr"],
+            "epoch_seconds": time.perf_counter() - t0,
+        }
         store.create_store(
-            store_path, activation=act, metrics=metrics, labels=labels, input_summary=summary,
-            input_features=INPUT_FEATURES, sites=[s.describe() for s in sites],
+            store_path,
+            activation=act,
+            metrics=metrics,
+            labels=labels,
+            input_summary=summary,
+            input_features=INPUT_FEATURES,
+            sites=[s.describe() for s in sites],
             attrs={
-                "dataset": cfg["dataset"]["name"], "arch": cfg["arch"], "activation": cfg["activation"],
-                "regularizer": cfg["regularizer"], "seed": cfg["seed"], "width": cfg["width"],
-                "config": cfg_json, "classes": json.dumps(data.classes),
+                "dataset": cfg["dataset"]["name"],
+                "arch": cfg["arch"],
+                "activation": cfg["activation"],
+                "regularizer": cfg["regularizer"],
+                "seed": cfg["seed"],
+                "width": cfg["width"],
+                "config": cfg_json,
+                "classes": json.dumps(data.classes),
                 "epoch_0": "network at initialization, before any update",
             },
-            dtype=dtype, unit_chunk=dcfg["unit_chunk"],
+            dtype=dtype,
+            unit_chunk=dcfg["unit_chunk"],
         )
-        progress = {"config": cfg_json, "epochs_complete": 1, "best_epoch": 0, "best_val_acc": val_acc,
-                    "epochs_since_best": 0}
+        progress = {
+            "config": cfg_json,
+            "epochs_complete": 1,
+            "best_epoch": 0,
+            "best_val_acc": val_acc,
+            "epochs_since_best": 0,
+        }
         state = checkpoint(0, progress)
         atomic_torch_save(state, ckpt / "init.pt")
         atomic_torch_save(state, ckpt / "best.pt")
@@ -255,23 +297,42 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
         lr = optimizer.param_groups[0]["lr"]
         try:
             train_loss, train_acc, train_hsic = train_one_epoch(
-                model, train_loader, optimizer, device, sites, cfg["hsic"], weights,
-                tcfg["progress"], f"epoch {epoch}/{tcfg['epochs']}",
+                model,
+                train_loader,
+                optimizer,
+                device,
+                sites,
+                cfg["hsic"],
+                weights,
+                tcfg["progress"],
+                f"epoch {epoch}/{tcfg['epochs']}",
             )
         except DivergedError:
             status = "diverged"
-            log.error("training diverged at epoch %d (non-finite loss); store keeps epochs 0-%d",
-                      epoch, epoch - 1)
+            log.error(
+                "training diverged at epoch %d (non-finite loss); store keeps epochs 0-%d",
+                epoch,
+                epoch - 1,
+            )
             break
         val_loss, val_acc, act, _, _ = evaluate(model, val_loader, device, sites)
         scheduler.step(val_acc)
-        metrics = {"train_loss": train_loss, "train_acc": train_acc, "train_hsic": train_hsic,
-                   "val_loss": val_loss, "val_acc": val_acc, "lr": lr,
-                   "epoch_seconds": time.perf_counter() - t0}
+        metrics = {
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "train_hsic": train_hsic,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "lr": lr,
+            "epoch_seconds": time.perf_counter() - t0,
+        }
         store.append_epoch(store_path, epoch, act, metrics, dtype)
         improved = val_acc > progress["best_val_acc"]
-        progress = {**progress, "epochs_complete": epoch + 1,
-                    "epochs_since_best": 0 if improved else progress["epochs_since_best"] + 1}
+        progress = {
+            **progress,
+            "epochs_complete": epoch + 1,
+            "epochs_since_best": 0 if improved else progress["epochs_since_best"] + 1,
+        }
         if improved:
             progress.update(best_epoch=epoch, best_val_acc=val_acc)
         state = checkpoint(epoch, progress)
@@ -283,16 +344,29 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
         atomic_write_json(run_dir / "progress.json", progress)
         log.info(
             "epoch %d train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f lr %.3g %.1fs",
-            epoch, train_loss, train_acc, val_loss, val_acc, lr, metrics["epoch_seconds"],
+            epoch,
+            train_loss,
+            train_acc,
+            val_loss,
+            val_acc,
+            lr,
+            metrics["epoch_seconds"],
         )
 
     store.truncate_epochs(store_path, progress["epochs_complete"])
     store.finalize_store(store_path, status, progress["epochs_complete"])
-    done = {"status": status, "epochs": progress["epochs_complete"], "best_epoch": progress["best_epoch"],
-            "best_val_acc": progress["best_val_acc"], "store": "activations.zarr"}
+    done = {
+        "status": status,
+        "epochs": progress["epochs_complete"],
+        "best_epoch": progress["best_epoch"],
+        "best_val_acc": progress["best_val_acc"],
+        "store": "activations.zarr",
+    }
     atomic_write_json(run_dir / "done.json", done)
     if status == "diverged":
-        raise DivergedError(f"run {run_dir} diverged at epoch {progress['epochs_complete']} (non-finite loss)")
+        raise DivergedError(
+            f"run {run_dir} diverged at epoch {progress['epochs_complete']} (non-finite loss)"
+        )
     return done
 
 

@@ -1,0 +1,115 @@
+"""End-to-end: the Snakemake DAG on generated data in a temporary directory."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = {
+    "dataset": {"name": "synthetic", "image_size": 32, "n_train": 96, "n_val": 48, "noise": 0.3},
+    "width": 0.125,
+    "grid": {
+        "arch": ["resnet18", "vgg16"],
+        "activation": ["relu"],
+        "regularizer": ["none"],
+        "seed": [0, 1],
+    },
+    "train": {"epochs": 2, "lr": 0.02, "progress": False},
+    "mi": {"bins": [10], "pair_samples": 8},
+    "interventions": {"q": [0.25, 0.75], "random_draws": 2, "noise": [1.0], "class_q": [0.5]},
+    "figures": {"formats": ["png"]},
+}
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run."""
+    counts = {}
+    for line in output.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def workflow_dir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("wf")
+    (workdir / "config").mkdir()
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    snakemake(workdir, "figures")
+    return workdir
+
+
+def test_full_run_makes_figures_then_nothing_is_stale(workflow_dir):
+    figs = workflow_dir / "results" / "figures" / "bins-10"
+    assert (figs / "fig1_depth_mi.png").stat().st_size > 1000
+    assert (workflow_dir / "results" / "mi" / "bins-10" / "resnet18-relu-none-s0.zarr").is_dir()
+    dry = snakemake(workflow_dir, "-n", "figures")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_new_bin_count_schedules_only_analysis_and_figures(workflow_dir):
+    dry = snakemake(
+        workflow_dir, "-n", "figures", "--config", "mi={bins: [10, 6], pair_samples: 8}"
+    )
+    counts = job_counts(dry.stdout + dry.stderr)
+    assert counts.get("analyze_run") == 4 and counts.get("figures_bins") == 1
+    assert "train_run" not in counts
+
+
+def test_unknown_arch_fails_validation_with_one_clear_line(workflow_dir, tmp_path):
+    bad = {**TINY_CONFIG, "grid": {**TINY_CONFIG["grid"], "arch": ["resnet18", "alexnet"]}}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = snakemake(workflow_dir, "-n", "figures", "--configfile", str(path), check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert re.search(r"invalid config: .*'alexnet' is not one of", text), text[-2000:]
+
+
+def test_notebook_reopens_results_and_redraws_a_figure(workflow_dir, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
+    os.environ.update(
+        LATENT_MI_RESULTS=str(workflow_dir / "results"),
+        LATENT_MI_BINS="10",
+        LATENT_MI_FIGDIR=str(tmp_path),
+        PYTHONPATH=str(ROOT),
+    )
+    nbclient.NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT / "notebooks")}},
+    ).execute()
+    assert (tmp_path / "fig1_from_notebook.png").exists()

@@ -1,0 +1,69 @@
+# Config validation, the run grid, and helpers shared by the rules.
+import itertools
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)  # the project's packages, also without `pip install -e .`
+from trainer.config import ConfigError, deep_merge, resolve_config  # noqa: E402  (imports no torch)
+
+try:
+    validate(config, "../schemas/config.schema.yaml")
+except WorkflowError as e:
+    first = str(e).strip().splitlines()
+    detail = next((line for line in first if line.strip() and "Error validating" not in line), first[0])
+    raise WorkflowError(f"invalid config: {detail.strip()}") from None
+
+RESULTS = config["results"]
+BINS = [int(b) for b in config["mi"]["bins"]]
+GRID_KEYS = ("arch", "activation", "regularizer", "seed")
+
+
+def _grid_runs():
+    runs = {}
+    grid = config["grid"]
+    for arch, act, reg, seed in itertools.product(*(grid[k] for k in GRID_KEYS)):
+        point = {"arch": arch, "activation": act, "regularizer": reg, "seed": int(seed)}
+        if any(all(point.get(k) == v for k, v in ex.items()) for ex in grid.get("exclude", [])):
+            continue
+        runs[f"{arch}-{act}-{reg}-s{seed}"] = point
+    return runs
+
+
+RUNS = _grid_runs()
+if not RUNS:
+    raise WorkflowError("invalid config: grid selects no run (check grid and grid.exclude)")
+
+RUN_CONFIGS = {}
+for _name, _point in RUNS.items():
+    try:
+        _overrides = config.get("arch_overrides", {}).get(_point["arch"], {})
+        RUN_CONFIGS[_name] = resolve_config(data=deep_merge(deep_merge(config, _overrides), _point))
+    except ConfigError as e:
+        raise WorkflowError(f"invalid config for run {_name}: {e}") from None
+
+
+def run_dir(run):
+    return f"{RESULTS}/runs/{run}"
+
+
+def seed_pairs():
+    """(donor, recipient) run pairs for transplants: same arch/activation/regularizer, next seed."""
+    pairs = []
+    for name, point in RUNS.items():
+        for other, q in RUNS.items():
+            same = all(point[k] == q[k] for k in ("arch", "activation", "regularizer"))
+            if same and q["seed"] == point["seed"] + 1:
+                pairs.append((name, other))
+    return pairs
+
+
+wildcard_constraints:
+    run="|".join(RUNS),
+    donor="|".join(RUNS),
+    recipient="|".join(RUNS),
+    bins=r"\d+",

@@ -1,0 +1,23 @@
+# One training job per run. Its declared output is only the completion manifest
+# done.json: Snakemake deletes declared outputs before a job runs, and the resumable
+# state (store, checkpoints, progress.json) must survive a killed job.
+
+
+rule train:
+    input:
+        expand(f"{RESULTS}/runs/{{run}}/done.json", run=RUNS),
+
+
+rule train_run:
+    output:
+        manifest=f"{RESULTS}/runs/{{run}}/done.json",
+    params:
+        cfg=lambda wc: shlex.quote(json.dumps(RUN_CONFIGS[wc.run], sort_keys=True)),
+        out=lambda wc: run_dir(wc.run),
+    log:
+        f"{RESULTS}/logs/train/{{run}}.log",
+    resources:
+        gpu=1,
+    threads: workflow.cores
+    shell:
+        "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --out {params.out} > {log} 2>&1"
