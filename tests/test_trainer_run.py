@@ -161,3 +161,11 @@ def test_missing_imagenette_root_is_a_clear_cli_error(tmp_path):
     )
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1].startswith("trainer: error: Imagenette not found at")
+
+
+@pytest.mark.slow
+def test_default_cpu_resnet18_reaches_90_percent_on_digits(tmp_path):
+    """The embedded default's model (config/config.yaml: resnet18 at width 1/4, 12 epochs)."""
+    cfg = resolve_config(None, ["width=0.25", "train.epochs=12", "train.progress=false"])
+    done = run(cfg, tmp_path / "digits")
+    assert done["best_val_acc"] >= 0.90
