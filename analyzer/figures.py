@@ -386,7 +386,47 @@ def transplant_figure(paths, out, formats=("png", "pdf")):
     return _save(fig, Path(out), formats)
 
 
+def cover_and_skip_gain(paths, out, formats=("png", "pdf")):
+    """Minimal MI cover vs redundant MI-matched knockouts (appendix D), and the ResNet
+    skip-gain sweep (appendix A); mean +- sd over seeds."""
+    runs, _ = _open_interventions(paths)
+    archs = sorted({str(r.arch.values) for r in runs})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), squeeze=False)
+    ax = axes[0, 0]
+    for arch in archs:
+        group = [r for r in runs if str(r.arch.values) == arch and "cover_accuracy" in r]
+        if not group:
+            continue
+        q = group[0].cover_q.values
+        for var, ls in (("cover_accuracy", "-"), ("redundant_accuracy", "--")):
+            drops = np.stack(
+                [float(r.baseline_accuracy) - r[var].isel(cover_layer=-1).values for r in group]
+            )
+            _band(ax, q, drops * 100, ls=ls, label=f"{arch}: {var.split('_')[0]}")
+    ax.set_xlabel("MI mass q removed")
+    ax.set_ylabel("accuracy drop [points]")
+    ax.set_title("minimal MI cover vs redundant MI-matched set", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[0, 1]
+    for arch in archs:
+        group = [r for r in runs if str(r.arch.values) == arch and "skip_gain_accuracy" in r]
+        if group:
+            _band(
+                ax,
+                group[0].gain.values,
+                np.stack([r.skip_gain_accuracy.values for r in group]) * 100,
+                label=arch,
+            )
+    ax.set_xlabel("identity-path gain g")
+    ax.set_ylabel("validation accuracy [%]")
+    ax.set_title("ResNet skip-gain sweep", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.suptitle("Redundancy (appendix D) and skip connections (appendix A)")
+    return _save(fig, Path(out), formats)
+
+
 INTERVENTION_FIGURES = {
+    "cover_and_skip_gain": cover_and_skip_gain,
     "fig5_knockouts": fig5_knockouts,
     "fig6_class_knockouts": fig6_class_knockouts,
     "transplants": transplant_figure,

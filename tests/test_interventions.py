@@ -140,3 +140,22 @@ def test_transplant_copies_the_selected_out_channels(trained):
     torch.testing.assert_close(block_dst.conv2.weight[chans], block_src.conv2.weight[chans])
     torch.testing.assert_close(block_dst.bn2.running_var[chans], block_src.bn2.running_var[chans])
     assert not torch.equal(block_dst.conv2.weight[1], block_src.conv2.weight[1])
+
+
+def test_redundant_set_prefers_channels_that_overlap_the_cover():
+    mi = np.array([0.5, 0.3, 0.1, 0.1])
+    pair = np.array(
+        [[2.0, 0.1, 0.0, 0.9], [0.1, 2.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0], [0.9, 0.0, 0.0, 2.0]]
+    )
+    cover = iv.select_channels(mi, 0.5, "top", None)
+    np.testing.assert_array_equal(cover, [0])
+    np.testing.assert_array_equal(iv.redundant_set(mi, pair, cover, 0.1), [3])
+    np.testing.assert_array_equal(iv.redundant_set(mi, pair, cover, 0.4), [1, 3])
+
+
+def test_skip_gain_one_is_the_unmodified_network(trained):
+    model, sites, images, labels = trained
+    ds = iv.skip_gain_sweep(model, images, labels, [0.0, 1.0])
+    assert float(ds.skip_gain_accuracy.sel(gain=1.0)) == pytest.approx(
+        iv.full_accuracy(model, images, labels)
+    )

@@ -21,7 +21,13 @@ TINY_CONFIG = {
     },
     "train": {"epochs": 2, "lr": 0.02, "progress": False},
     "mi": {"bins": [10], "pair_samples": 8},
-    "interventions": {"q": [0.25, 0.75], "random_draws": 2, "noise": [1.0], "class_q": [0.5]},
+    "interventions": {
+        "q": [0.25, 0.75],
+        "random_draws": 2,
+        "noise": [1.0],
+        "class_q": [0.5],
+        "layers": "last",
+    },
     "figures": {"formats": ["png"]},
 }
 

@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="perturbation levels (x channel sd)",
     )
     p.add_argument("--layers", default="all", choices=["all", "last", "last-third"])
+    p.add_argument(
+        "--skip-gains",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.5, 1.0, 1.5],
+        help="ResNets: identity-path gains g for the skip-gain sweep",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random controls")
     p.add_argument("--threads", type=int, default=None)
     return p
@@ -100,7 +107,27 @@ def main(argv=None) -> int:
                 args.seed,
                 int(mi_ds.sizes["label"]),
             )
-            ds = xr.merge([glob, klass.rename(q="class_q")])
+            parts = [glob, klass.rename(q="class_q")]
+            best = int(mi_ds.attrs["best_epoch"])
+            for site in chosen:  # appendix D where all-pairs channel MI was computed
+                if site.name in mi_ds.cc_layer.values and best in mi_ds.cc_epoch.values:
+                    pair_mi = mi_ds.channel_channel_mi.sel(cc_epoch=best, cc_layer=site.name).values
+                    n = site.channels
+                    cover = iv.cover_vs_redundant(
+                        model,
+                        site,
+                        caches[site.name],
+                        labels,
+                        channel_mi[site.name],
+                        pair_mi[:n, :n],
+                        args.q,
+                    )
+                    parts.append(
+                        cover.rename(q="cover_q").expand_dims(cover_layer=iv._names([site.name]))
+                    )
+            if cfg["arch"].startswith("resnet"):
+                parts.append(iv.skip_gain_sweep(model, images, labels, args.skip_gains))
+            ds = xr.merge(parts)
         for key in ("dataset", "arch", "activation", "regularizer", "seed", "run", "bins"):
             if key in mi_ds.coords:
                 ds = ds.assign_coords({key: mi_ds[key].values})

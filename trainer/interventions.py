@@ -325,6 +325,91 @@ def class_knockouts(
     )
 
 
+def redundant_set(mi: np.ndarray, pair_mi: np.ndarray, cover: np.ndarray, q: float) -> np.ndarray:
+    """Channels outside ``cover``, most redundant with it first (largest MI with any cover
+    channel), taken until their share of the layer's label MI reaches q (or none are left)."""
+    outside = np.setdiff1d(np.arange(len(mi)), cover)
+    if len(outside) == 0 or len(cover) == 0:
+        return outside
+    redundancy = np.nan_to_num(pair_mi[np.ix_(outside, cover)], nan=-np.inf).max(axis=1)
+    order = outside[np.argsort(-redundancy, kind="stable")]
+    share = np.cumsum(np.clip(mi[order], 0, None)) / max(np.clip(mi, 0, None).sum(), 1e-300)
+    return np.sort(order[: int(min(len(order), np.searchsorted(share, q - 1e-12) + 1))])
+
+
+def cover_vs_redundant(model, site, cache, labels, mi, pair_mi, qs) -> xr.Dataset:
+    """Appendix D: knock out the minimal MI cover (fewest top-MI channels reaching q) against
+    a redundant MI-matched set (channels most redundant with the cover, same MI mass)."""
+    rows = []
+    for q in qs:
+        cover = select_channels(mi, q, "top", None)
+        redundant = redundant_set(mi, pair_mi, cover, q)
+        acc = evaluate_edits(model, site, cache, labels, [zero_edit(cover), zero_edit(redundant)])
+        mass = np.clip(mi, 0, None).sum()
+        rows.append((acc[0], acc[1], len(cover), len(redundant), mi[redundant].sum() / mass))
+    cov, red, n_cov, n_red, red_mass = map(np.array, zip(*rows, strict=True))
+    return xr.Dataset(
+        {
+            "cover_accuracy": (
+                ("q",),
+                cov,
+                {"description": "accuracy without the minimal MI cover"},
+            ),
+            "redundant_accuracy": (
+                ("q",),
+                red,
+                {"description": "accuracy without the redundant MI-matched set"},
+            ),
+            "cover_size": (("q",), n_cov),
+            "redundant_size": (("q",), n_red),
+            "redundant_mass": (
+                ("q",),
+                red_mass,
+                {"description": "label-MI share of the redundant set"},
+            ),
+        },
+        coords={"q": list(qs)},
+    )
+
+
+def _block_forward_with_gain(block, x: torch.Tensor, gain: float) -> torch.Tensor:
+    """torchvision's BasicBlock / Bottleneck forward with the identity path scaled by ``gain``."""
+    identity = x if block.downsample is None else block.downsample(x)
+    out = block.relu(block.bn1(block.conv1(x)))
+    if isinstance(block, Bottleneck):
+        out = block.relu(block.bn2(block.conv2(out)))
+        out = block.bn3(block.conv3(out))
+    else:
+        out = block.bn2(block.conv2(out))
+    return block.relu(out + gain * identity)
+
+
+@torch.no_grad()
+def skip_gain_sweep(model, images, labels, gains) -> xr.Dataset:
+    """Appendix A: accuracy with every residual identity path scaled by g (ResNets only)."""
+    acc = []
+    for g in gains:
+        handles = [
+            b.register_forward_hook(lambda m, inp, out, g=g: _block_forward_with_gain(m, inp[0], g))
+            for b in _resnet_blocks(model)
+        ]
+        try:
+            acc.append(full_accuracy(model, images, labels))
+        finally:
+            for h in handles:
+                h.remove()
+    return xr.Dataset(
+        {
+            "skip_gain_accuracy": (
+                ("gain",),
+                np.array(acc),
+                {"description": "accuracy with identity paths scaled by g"},
+            )
+        },
+        coords={"gain": list(gains)},
+    )
+
+
 def _out_channel_modules(model, site: Site) -> list[nn.Module]:
     """Modules whose out-channels produce the site's channels (weights to transplant)."""
     if site.kind.startswith("conv-"):

@@ -11,6 +11,22 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)  # the project's packages, also without `pip install -e .`
 from trainer.config import ConfigError, deep_merge, resolve_config  # noqa: E402  (imports no torch)
 
+def _typed(value):
+    """Snakemake's --config parses nested values with YAML's BaseLoader (all strings):
+    give string leaves their YAML type again ('10' -> 10, 'true' -> True)."""
+    import yaml
+
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, str):
+        parsed = yaml.safe_load(value) if value.strip() else value
+        return parsed if isinstance(parsed, (int, float, bool)) else value
+    return value
+
+
+config.update(_typed(config))
 try:
     validate(config, "../schemas/config.schema.yaml")
 except WorkflowError as e:

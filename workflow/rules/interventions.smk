@@ -3,7 +3,9 @@
 IV = config["interventions"]
 IV_ON = IV["enabled"]
 PAIRS = seed_pairs() if IV_ON and IV["transplants"] else []
-INTERVENTION_FIGS = (["fig5_knockouts", "fig6_class_knockouts"] if IV_ON else []) + (
+INTERVENTION_FIGS = (
+    ["fig5_knockouts", "fig6_class_knockouts", "cover_and_skip_gain"] if IV_ON else []
+) + (
     ["transplants"] if PAIRS else []
 )
 IV_ARGS = (
