@@ -25,8 +25,8 @@ def test_hsic_matches_brute_force_numpy():
             got, brute_force_hsic(z, y, 1.3**2), rtol=1e-5
         )  # hsic computes in float32
         d2 = ((z[:, None] - z[None]) ** 2).sum(-1)
-        positive = np.sort(d2[d2 > 0])
-        med = positive[(len(positive) - 1) // 2]  # torch.median: the lower middle value
+        positive = np.sort(d2[~np.eye(len(z), dtype=bool)])
+        med = positive[(len(positive) - 1) // 2]  # off-diagonal; torch.median: lower middle
         got = hsic(torch.tensor(z), torch.tensor(y)).item()
         np.testing.assert_allclose(
             got, brute_force_hsic(z, y, med), rtol=1e-5
@@ -54,3 +54,15 @@ def test_hsic_gradients_reach_the_backbone():
     assert net.conv1.weight.grad is not None
     assert net.conv1.weight.grad.abs().sum() > 0
     assert net.fc.weight.grad is None  # the head is not on the HSIC path
+
+
+def test_batched_penalty_equals_sum_of_single_layer_hsic():
+    rng = np.random.default_rng(2)
+    y = torch.tensor(rng.integers(0, 3, 20))
+    pooled = {
+        "a": torch.tensor(rng.normal(size=(20, 4))),
+        "b": torch.tensor(rng.normal(size=(20, 9))),
+    }
+    got = hsic_penalty(pooled, y, {"a": 0.5, "b": 2.0})
+    want = 0.5 * hsic(pooled["a"], y) + 2.0 * hsic(pooled["b"], y)
+    torch.testing.assert_close(got, want)

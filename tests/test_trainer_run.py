@@ -169,3 +169,24 @@ def test_default_cpu_resnet18_reaches_90_percent_on_digits(tmp_path):
     cfg = resolve_config(None, ["width=0.25", "train.epochs=12", "train.progress=false"])
     done = run(cfg, tmp_path / "digits")
     assert done["best_val_acc"] >= 0.90
+
+
+def test_checkpoint_saved_before_its_epoch_landed_is_redumped_on_resume(tmp_path, monkeypatch):
+    cfg = tiny_config("train.epochs=4")
+    run(cfg, tmp_path / "ref")
+    real_append = store.append_epoch
+
+    def lost_append(path, epoch, *args, **kwargs):
+        if epoch == 3:  # the background write of epoch 3 never lands; its checkpoint does
+            raise KeyboardInterrupt
+        real_append(path, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(train.store, "append_epoch", lost_append)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "crashed")
+    monkeypatch.setattr(train.store, "append_epoch", real_append)
+    assert store.complete_epochs(tmp_path / "crashed" / "activations.zarr") == 3
+    run(cfg, tmp_path / "crashed")
+    assert_stores_equal(
+        tmp_path / "ref" / "activations.zarr", tmp_path / "crashed" / "activations.zarr"
+    )

@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +267,7 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
         )
         progress = {
             "config": cfg_json,
+            "last_metrics": metrics,
             "epochs_complete": 1,
             "best_epoch": 0,
             "best_val_acc": val_acc,
@@ -284,11 +286,21 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"], train_gen)
         progress = state["progress"]
-        store.truncate_epochs(store_path, progress["epochs_complete"])
-        log.info("resuming %s after epoch %d", run_dir, progress["epochs_complete"] - 1)
+        last = progress["epochs_complete"] - 1
+        if store.complete_epochs(store_path) <= last:
+            # killed while the background writer stored the checkpointed epoch: redo its dump
+            store.truncate_epochs(store_path, last)
+            _, _, act, _, _ = evaluate(model, val_loader, device, sites)
+            store.append_epoch(store_path, last, act, progress["last_metrics"], dtype)
+        store.truncate_epochs(store_path, last + 1)
+        log.info("resuming %s after epoch %d", run_dir, last)
 
     status = "complete"
     start = progress["epochs_complete"]
+    # The store append of epoch e runs in the background while epoch e + 1 trains. A
+    # checkpoint may thus be saved before its epoch's data lands; resume redoes that dump.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+    pending = None
     for epoch in range(start, tcfg["epochs"] + 1):
         if progress["epochs_since_best"] >= tcfg["early_stop_patience"]:
             log.info("early stopping: %d epochs without improvement", progress["epochs_since_best"])
@@ -326,10 +338,13 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
             "lr": lr,
             "epoch_seconds": time.perf_counter() - t0,
         }
-        store.append_epoch(store_path, epoch, act, metrics, dtype)
+        if pending is not None:
+            pending.result()  # at most one epoch in flight
+        pending = writer.submit(store.append_epoch, store_path, epoch, act, metrics, dtype)
         improved = val_acc > progress["best_val_acc"]
         progress = {
             **progress,
+            "last_metrics": metrics,
             "epochs_complete": epoch + 1,
             "epochs_since_best": 0 if improved else progress["epochs_since_best"] + 1,
         }
@@ -353,6 +368,9 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
             metrics["epoch_seconds"],
         )
 
+    if pending is not None:
+        pending.result()
+    writer.shutdown()
     store.truncate_epochs(store_path, progress["epochs_complete"])
     store.finalize_store(store_path, status, progress["epochs_complete"])
     done = {
