@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=None, help="dask threads (default: all cores)")
     p.add_argument("--scheduler", help="dask.distributed scheduler address (optional)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the channel-pair samples and PCA")
+    p.add_argument("--seed", type=int, default=0, help="seed of the channel-pair samples")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

@@ -27,14 +27,16 @@ import math
 import os
 import shutil
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dask
 import dask.array as da
+import numba
 import numpy as np
 import xarray as xr
 import zarr
+from threadpoolctl import threadpool_limits
 
 from . import estimators as est
 from . import metrics
@@ -54,7 +56,7 @@ class Options:
     plateau_fraction: float = 0.95
     seed: int = 0
     run: str | None = None
-    extra: dict = field(default_factory=dict)
+    epoch_block: int | None = None  # epochs computed per write; None: one per dask worker
 
 
 def pair_sample(n_channels: int, layer_index: int, size: int, seed: int) -> np.ndarray:
@@ -66,9 +68,26 @@ def pair_sample(n_channels: int, layer_index: int, size: int, seed: int) -> np.n
 
 
 def layer_epoch_stats(
+    epoch_values, units, labels, n_classes, summary_codes, pairs, c_max, opts: Options
+) -> dict:
+    """All per-(epoch, layer) quantities from the layer's GAP values ``epoch_values[:, units]``.
+
+    Runs single-threaded (numba and BLAS): dask supplies the parallelism across tasks,
+    and nested thread pools would only oversubscribe the cores.
+    """
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)  # thread-local in numba
+    try:
+        with threadpool_limits(1):
+            values = np.ascontiguousarray(epoch_values[:, units])
+            return _layer_epoch_stats(values, labels, n_classes, summary_codes, pairs, c_max, opts)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _layer_epoch_stats(
     values, labels, n_classes, summary_codes, pairs, c_max, opts: Options
 ) -> dict:
-    """All per-(epoch, layer) quantities from the layer's GAP values (sample, channel)."""
     values = np.asarray(values)
     n, c = values.shape
     bins, mm = opts.bins, opts.miller_madow
@@ -104,7 +123,7 @@ def layer_epoch_stats(
         "input_mi_pca": nan,
     }
     if ok:
-        scores = est.top_principal_components(values, opts.pca_components, seed=opts.seed)
+        scores = est.top_principal_components(values, opts.pca_components)
         joint = est.joint_codes(scores, bins)
         out["label_mi_pca"] = est.discrete_mi(joint, labels, mm)
         out["input_mi_pca"] = float(est.entropy_from_counts(np.bincount(joint), n, mm))
@@ -158,9 +177,9 @@ def epoch_stats(layer_results: list[dict], opts: Options) -> dict:
     return stacked
 
 
-def channel_pairs(values, c_max, bins) -> np.ndarray:
+def channel_pairs(epoch_values, units, c_max, bins) -> np.ndarray:
     """All-pairs channel MI of one layer at one epoch, padded to (c_max, c_max) with NaN."""
-    values = np.asarray(values)
+    values = np.ascontiguousarray(epoch_values[:, units])
     codes, finite = est.bin_codes(values, bins)
     out = np.full((c_max, c_max), np.nan, dtype=np.float32)
     c = values.shape[1]
@@ -260,13 +279,27 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
         for i, layer in enumerate(layers)
     ]
 
+    # One task reads each epoch whole (every chunk decompressed once); the per-layer tasks
+    # slice it in memory. Slicing the dask array per layer instead would decompress a
+    # chunk once for every layer it holds.
     act = src.activation.data
+    read = dask.delayed(np.asarray, pure=True)
+    epoch_values = [read(act[e]) for e in range(n_epochs)]
     task = dask.delayed(layer_epoch_stats, pure=True)
     combine = dask.delayed(epoch_stats, pure=True)
     per_epoch = []
     for e in range(n_epochs):
         layer_tasks = [
-            task(act[e, :, layer.units], labels, n_classes, summary_codes, pairs[i], c_max, opts)
+            task(
+                epoch_values[e],
+                layer.units,
+                labels,
+                n_classes,
+                summary_codes,
+                pairs[i],
+                c_max,
+                opts,
+            )
             for i, layer in enumerate(layers)
         ]
         per_epoch.append(combine(layer_tasks, opts))
@@ -288,7 +321,9 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
         da.stack(
             [
                 da.from_delayed(
-                    cc(act[e, :, layers[li].units], c_max, opts.bins), (c_max, c_max), np.float32
+                    cc(epoch_values[e], layers[li].units, c_max, opts.bins),
+                    (c_max, c_max),
+                    np.float32,
                 )
                 for li in cc_layers
             ]
@@ -402,6 +437,16 @@ def add_dynamics(ds: xr.Dataset, opts: Options) -> xr.Dataset:
     return out
 
 
+def _n_workers() -> int:
+    """Workers of the active dask scheduler (threads, or a distributed cluster's threads)."""
+    try:
+        from distributed import get_client
+
+        return max(1, sum(get_client().nthreads().values()))
+    except (ImportError, ValueError):
+        return max(1, dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
 def _versions() -> dict:
     import numba
 
@@ -417,8 +462,10 @@ def _versions() -> dict:
 def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bool = False) -> Path:
     """Compute the MI Dataset of ``store_path`` and write it to ``out`` (Zarr), atomically.
 
-    The result is written to a temporary sibling and renamed into place only once complete,
-    so a failure leaves nothing at ``out`` (an older result there is kept until replaced).
+    Epochs are computed and written in blocks of ``epoch_block`` (default: the number of
+    dask workers), so peak memory does not grow with the number of epochs. The result is
+    written to a temporary sibling and renamed into place only once complete, so a failure
+    leaves nothing at ``out`` (an older result there is kept until replaced).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -426,14 +473,25 @@ def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bo
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         ds = build_dataset(store_path, opts)
-        write = ds.to_zarr(tmp, mode="w", compute=False, consolidated=False, zarr_format=3)
+        pairs = ds[["channel_channel_mi"]]
+        main = ds.drop_vars("channel_channel_mi")
+        main.to_zarr(tmp, mode="w", compute=False, consolidated=False, zarr_format=3)  # metadata
+        lazy = [name for name, v in main.data_vars.items() if isinstance(v.data, da.Array)]
+        n_epochs = main.sizes["epoch"]
+        block = opts.epoch_block or _n_workers()
+        starts = range(0, n_epochs, block)
         if progress:
-            from dask.diagnostics import ProgressBar
+            from tqdm import tqdm
 
-            with ProgressBar():
-                dask.compute(write)
-        else:
-            dask.compute(write)
+            starts = tqdm(starts, desc="epochs", unit="block")
+        for start in starts:
+            region = slice(start, min(n_epochs, start + block))
+            part = main[lazy].isel(epoch=region)
+            part.drop_vars(list(part.coords)).to_zarr(
+                tmp, region={"epoch": region}, consolidated=False
+            )
+        pairs.attrs.update(ds.attrs)  # xarray rewrites the group attrs on mode "a"
+        pairs.to_zarr(tmp, mode="a", consolidated=False)
         small = xr.open_zarr(tmp, consolidated=False)[["input_mi", "label_mi", "val_acc"]].load()
         dynamics = add_dynamics(small, opts)
         dynamics.attrs.update(ds.attrs)  # xarray rewrites the group attrs on mode "a"

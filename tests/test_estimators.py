@@ -137,7 +137,7 @@ def test_joint_pca_codes_and_discrete_mi():
     x[:, :5] += y[:, None]
     scores = est.top_principal_components(x, 2)
     u, s, _ = np.linalg.svd((x - x.mean(0)) / x.std(0), full_matrices=False)
-    np.testing.assert_allclose(np.abs(scores[:, 0]), np.abs(u[:, 0] * s[0]), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(np.abs(scores[:, 0]), np.abs(u[:, 0] * s[0]), rtol=1e-4, atol=1e-4)
     joint = est.joint_codes(scores, 10)
     assert joint.max() < 100
     assert est.discrete_mi(joint, y) > 0.9 * scipy_entropy(np.bincount(y))
