@@ -18,6 +18,6 @@ rule train_run:
         f"{RESULTS}/logs/train/{{run}}.log",
     resources:
         gpu=1,
-    threads: workflow.cores
+    threads: 8  # capped at --cores by Snakemake
     shell:
         "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --out {params.out} > {log} 2>&1"
