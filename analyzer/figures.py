@@ -284,6 +284,14 @@ def _open_interventions(paths):
     return runs, pairs
 
 
+def _by_arch(datasets) -> dict[str, list]:
+    """Intervention Datasets grouped by architecture, archs sorted."""
+    groups: dict[str, list] = {}
+    for d in datasets:
+        groups.setdefault(str(d.arch.values), []).append(d)
+    return dict(sorted(groups.items()))
+
+
 SEL_STYLE = {"top": ("tab:red", "-"), "random": ("tab:gray", "--"), "bottom": ("tab:blue", ":")}
 
 
@@ -291,13 +299,15 @@ def fig5_knockouts(paths, out, formats=("png", "pdf")):
     """Accuracy drop against MI mass q at the last layer: top vs random vs bottom, plain vs
     energy-preserving (and shuffle / noise), per arch; mean +- sd over seeds and draws."""
     runs, _ = _open_interventions(paths)
-    archs = sorted({str(r.arch.values) for r in runs})
+    by_arch = _by_arch(runs)
     variants = list(runs[0].variant.values)
     fig, axes = plt.subplots(
-        len(archs), len(variants), figsize=(3.6 * len(variants), 3.2 * len(archs)), squeeze=False
+        len(by_arch),
+        len(variants),
+        figsize=(3.6 * len(variants), 3.2 * len(by_arch)),
+        squeeze=False,
     )
-    for row, arch in enumerate(archs):
-        group = [r for r in runs if str(r.arch.values) == arch]
+    for row, (arch, group) in enumerate(by_arch.items()):
         for col, variant in enumerate(variants):
             ax = axes[row, col]
             for sel, (color, ls) in SEL_STYLE.items():
@@ -320,13 +330,12 @@ def fig5_knockouts(paths, out, formats=("png", "pdf")):
 def fig6_class_knockouts(paths, out, formats=("png", "pdf")):
     """Class-targeted knockouts at the last layer: drop of class k's accuracy per class."""
     runs, _ = _open_interventions(paths)
-    archs = sorted({str(r.arch.values) for r in runs})
+    by_arch = _by_arch(runs)
     qs = runs[0].class_q.values
     fig, axes = plt.subplots(
-        len(archs), len(qs), figsize=(4.5 * len(qs), 3.2 * len(archs)), squeeze=False
+        len(by_arch), len(qs), figsize=(4.5 * len(qs), 3.2 * len(by_arch)), squeeze=False
     )
-    for row, arch in enumerate(archs):
-        group = [r for r in runs if str(r.arch.values) == arch]
+    for row, (arch, group) in enumerate(by_arch.items()):
         for col, q in enumerate(qs):
             ax = axes[row, col]
             n_labels = group[0].sizes["label"]
@@ -361,11 +370,10 @@ def fig6_class_knockouts(paths, out, formats=("png", "pdf")):
 def transplant_figure(paths, out, formats=("png", "pdf")):
     """Recipient accuracy drop after transplanting the donor's channels (last layer)."""
     _, pairs = _open_interventions(paths)
-    archs = sorted({str(p.arch.values) for p in pairs})
-    fig, axes = plt.subplots(1, len(archs), figsize=(4.5 * len(archs), 3.5), squeeze=False)
-    for col, arch in enumerate(archs):
+    by_arch = _by_arch(pairs)
+    fig, axes = plt.subplots(1, len(by_arch), figsize=(4.5 * len(by_arch), 3.5), squeeze=False)
+    for col, (arch, group) in enumerate(by_arch.items()):
         ax = axes[0, col]
-        group = [p for p in pairs if str(p.arch.values) == arch]
         for sel, (color, ls) in SEL_STYLE.items():
             values = np.concatenate(
                 [
@@ -390,11 +398,11 @@ def cover_and_skip_gain(paths, out, formats=("png", "pdf")):
     """Minimal MI cover vs redundant MI-matched knockouts (appendix D), and the ResNet
     skip-gain sweep (appendix A); mean +- sd over seeds."""
     runs, _ = _open_interventions(paths)
-    archs = sorted({str(r.arch.values) for r in runs})
+    by_arch = _by_arch(runs)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), squeeze=False)
     ax = axes[0, 0]
-    for arch in archs:
-        group = [r for r in runs if str(r.arch.values) == arch and "cover_accuracy" in r]
+    for arch, runs_of_arch in by_arch.items():
+        group = [r for r in runs_of_arch if "cover_accuracy" in r]
         if not group:
             continue
         q = group[0].cover_q.values
@@ -408,8 +416,8 @@ def cover_and_skip_gain(paths, out, formats=("png", "pdf")):
     ax.set_title("minimal MI cover vs redundant MI-matched set", fontsize=9)
     ax.legend(fontsize=7)
     ax = axes[0, 1]
-    for arch in archs:
-        group = [r for r in runs if str(r.arch.values) == arch and "skip_gain_accuracy" in r]
+    for arch, runs_of_arch in by_arch.items():
+        group = [r for r in runs_of_arch if "skip_gain_accuracy" in r]
         if group:
             _band(
                 ax,
