@@ -56,7 +56,10 @@ class Options:
     plateau_fraction: float = 0.95
     seed: int = 0
     run: str | None = None
-    epoch_block: int | None = None  # epochs computed per write; None: one per dask worker
+    epoch_block: int | None = None  # epochs per write; None: as many as fit in block_bytes
+    block_bytes: int = (
+        256 * 2**20
+    )  # activation bytes in flight per block (at least 1 epoch per worker)
 
 
 def pair_sample(n_channels: int, layer_index: int, size: int, seed: int) -> np.ndarray:
@@ -437,6 +440,12 @@ def add_dynamics(ds: xr.Dataset, opts: Options) -> xr.Dataset:
     return out
 
 
+def src_epoch_bytes(store_path) -> int:
+    """Bytes of one epoch of activations, as float32 in memory."""
+    src = open_activations(store_path)
+    return int(src.sizes["sample"] * src.sizes["unit"] * 4)
+
+
 def _n_workers() -> int:
     """Workers of the active dask scheduler (threads, or a distributed cluster's threads)."""
     try:
@@ -462,8 +471,9 @@ def _versions() -> dict:
 def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bool = False) -> Path:
     """Compute the MI Dataset of ``store_path`` and write it to ``out`` (Zarr), atomically.
 
-    Epochs are computed and written in blocks of ``epoch_block`` (default: the number of
-    dask workers), so peak memory does not grow with the number of epochs. The result is
+    Epochs are computed and written in blocks (``epoch_block``, by default as many epochs as
+    fit in ``block_bytes``, at least one per dask worker), so peak memory is bounded by the
+    block, not by the number of epochs. The result is
     written to a temporary sibling and renamed into place only once complete, so a failure
     leaves nothing at ``out`` (an older result there is kept until replaced).
     """
@@ -478,7 +488,8 @@ def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bo
         main.to_zarr(tmp, mode="w", compute=False, consolidated=False, zarr_format=3)  # metadata
         lazy = [name for name, v in main.data_vars.items() if isinstance(v.data, da.Array)]
         n_epochs = main.sizes["epoch"]
-        block = opts.epoch_block or _n_workers()
+        epoch_bytes = src_epoch_bytes(store_path)
+        block = opts.epoch_block or max(_n_workers(), opts.block_bytes // max(epoch_bytes, 1))
         starts = range(0, n_epochs, block)
         if progress:
             from tqdm import tqdm
