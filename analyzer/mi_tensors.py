@@ -156,6 +156,10 @@ def epoch_stats(layer_results: list[dict], opts: Options) -> dict:
     )
     layer_mi = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     layer_mi_pc1 = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
+    ok = [i for i, r in enumerate(layer_results) if r["pc1_codes"] is not None]
+    if ok:  # all PC1 pairs at once: one all-pairs kernel call over the layers' PC1 codes
+        pc1 = np.stack([layer_results[i]["pc1_codes"] for i in ok]).astype(np.uint8)
+        layer_mi_pc1[np.ix_(ok, ok)] = all_pairs_mi(pc1, opts.bins, xlogx_table(pc1.shape[1]))
     for a, ra in enumerate(layer_results):
         if ra["pair_codes"] is None:
             continue
@@ -173,8 +177,6 @@ def epoch_stats(layer_results: list[dict], opts: Options) -> dict:
                 np.ascontiguousarray(ca[:p]), np.ascontiguousarray(cb[:p]), opts.bins, xlogx
             )
             layer_mi[a, b] = layer_mi[b, a] = v.mean()
-            pc = est.discrete_mi(ra["pc1_codes"], rb["pc1_codes"])
-            layer_mi_pc1[a, b] = layer_mi_pc1[b, a] = pc
     stacked["layer_mi"] = layer_mi
     stacked["layer_mi_pc1"] = layer_mi_pc1
     return stacked
@@ -485,11 +487,14 @@ def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bo
         ds = build_dataset(store_path, opts)
         pairs = ds[["channel_channel_mi"]]
         main = ds.drop_vars("channel_channel_mi")
-        main.to_zarr(tmp, mode="w", compute=False, consolidated=False, zarr_format=3)  # metadata
         lazy = [name for name, v in main.data_vars.items() if isinstance(v.data, da.Array)]
         n_epochs = main.sizes["epoch"]
         epoch_bytes = src_epoch_bytes(store_path)
         block = opts.epoch_block or max(_n_workers(), opts.block_bytes // max(epoch_bytes, 1))
+        block = int(min(block, n_epochs))
+        # one stored chunk per block for the computed variables: few, larger writes
+        main = main.assign({name: main[name].chunk({"epoch": block}) for name in lazy})
+        main.to_zarr(tmp, mode="w", compute=False, consolidated=False, zarr_format=3)  # metadata
         starts = range(0, n_epochs, block)
         if progress:
             from tqdm import tqdm

@@ -180,3 +180,10 @@ def test_nan_activations_give_nan_and_a_flag(tiny_run, tmp_path):
     assert np.isnan(ds.channel_label_mi.sel(epoch=2, layer=first).values[:3]).all()
     assert np.isnan(float(ds.label_mi.sel(epoch=2, layer=first)))
     assert np.isfinite(float(ds.label_mi.sel(epoch=1, layer=first)))
+
+
+def test_epoch_blocks_do_not_change_results(tiny_run, tmp_path, mi_result):
+    opts = Options(bins=10, cc_layers="all", pair_samples=8, epoch_block=3)  # 4 epochs: 3 + 1
+    analyze(tiny_run / "activations.zarr", tmp_path / "blocks.zarr", opts)
+    a, b = xr.open_zarr(mi_result).load(), xr.open_zarr(tmp_path / "blocks.zarr").load()
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
