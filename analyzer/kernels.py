@@ -228,3 +228,38 @@ def all_pairs_mi(codes, n_bins, xlogx):
             out[i, j] = v
             out[j, i] = v
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def indicator_mi_from_counts(counts, xlogx):
+    """I(X_c; 1[Y = k]) for every channel c and class k from counts (channel, bin, class).
+
+    The joint of (bin, indicator) is (counts[c, b, k], n_b - counts[c, b, k]). (C, K) float64.
+    """
+    c_total, n_bins, n_target = counts.shape
+    n = 0
+    for b in range(n_bins):
+        for k in range(n_target):
+            n += counts[0, b, k]
+    class_sizes = np.zeros(n_target, dtype=np.int64)
+    for b in range(n_bins):
+        for k in range(n_target):
+            class_sizes[k] += counts[0, b, k]
+    out = np.empty((c_total, n_target))
+    log_n = np.log(n)
+    for c in range(c_total):
+        bin_sizes = np.zeros(n_bins, dtype=np.int64)
+        marginal = 0.0
+        for b in range(n_bins):
+            for k in range(n_target):
+                bin_sizes[b] += counts[c, b, k]
+            marginal += xlogx[bin_sizes[b]]
+        for k in range(n_target):
+            s = 0.0
+            for b in range(n_bins):
+                inside = counts[c, b, k]
+                s += xlogx[inside] + xlogx[bin_sizes[b] - inside]
+            s -= marginal + xlogx[class_sizes[k]] + xlogx[n - class_sizes[k]]
+            mi = s / n + log_n
+            out[c, k] = mi if mi > 0.0 else 0.0
+    return out

@@ -41,7 +41,7 @@ from threadpoolctl import threadpool_limits
 from . import estimators as est
 from . import metrics
 from .activations import Layer, layers_of, open_activations
-from .kernels import all_pairs_mi, paired_mi, xlogx_table
+from .kernels import all_pairs_mi, indicator_mi_from_counts, paired_mi, xlogx_table
 
 
 @dataclass
@@ -104,7 +104,10 @@ def _layer_epoch_stats(
 
     label = np.where(finite, est.mi_from_joint(counts, mm), np.nan)
     entropy = np.where(finite, est.entropy_from_counts(counts.sum(axis=2), n, mm), np.nan)
-    classes = np.where(finite[:, None], est.indicator_mi(counts, mm), np.nan)
+    indicator = (
+        est.indicator_mi(counts, mm) if mm else indicator_mi_from_counts(counts, xlogx_table(n))
+    )
+    classes = np.where(finite[:, None], indicator, np.nan)
     _, summary_counts = est.channel_counts(values, summary_codes, bins, bins)
     summary = np.where(finite, est.mi_from_joint(summary_counts, mm), np.nan)
 
