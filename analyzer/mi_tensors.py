@@ -140,7 +140,6 @@ def _layer_epoch_stats(
 def epoch_stats(layer_results: list[dict], opts: Options) -> dict:
     """Stack one epoch's layer results and add the layer-layer MI matrices."""
     n_layers = len(layer_results)
-    n = None
     stacked = {}
     for key in ("channel_label_mi", "channel_input_mi", "class_channel_mi", "topk_share"):
         stacked[key] = np.stack([r[key] for r in layer_results]).astype(np.float32)
@@ -160,13 +159,16 @@ def epoch_stats(layer_results: list[dict], opts: Options) -> dict:
     layer_mi = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     layer_mi_pc1 = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     ok = [i for i, r in enumerate(layer_results) if r["pc1_codes"] is not None]
-    if ok:  # all PC1 pairs at once: one all-pairs kernel call over the layers' PC1 codes
-        pc1 = np.stack([layer_results[i]["pc1_codes"] for i in ok]).astype(np.uint8)
-        layer_mi_pc1[np.ix_(ok, ok)] = all_pairs_mi(pc1, opts.bins, xlogx_table(pc1.shape[1]))
+    if not ok:  # every layer non-finite at this epoch
+        stacked.update(layer_mi=layer_mi, layer_mi_pc1=layer_mi_pc1)
+        return stacked
+    xlogx = xlogx_table(len(layer_results[ok[0]]["pc1_codes"]))  # one table: all share N
+    # all PC1 pairs at once: one all-pairs kernel call over the layers' PC1 codes
+    pc1 = np.stack([layer_results[i]["pc1_codes"] for i in ok]).astype(np.uint8)
+    layer_mi_pc1[np.ix_(ok, ok)] = all_pairs_mi(pc1, opts.bins, xlogx)
     for a, ra in enumerate(layer_results):
         if ra["pair_codes"] is None:
             continue
-        n = ra["pair_codes"].shape[1]
         for b in range(a, n_layers):
             rb = layer_results[b]
             if rb["pair_codes"] is None:
@@ -175,7 +177,6 @@ def epoch_stats(layer_results: list[dict], opts: Options) -> dict:
             if a == b:
                 cb = np.roll(ca, -1, axis=0)
             p = min(len(ca), len(cb))
-            xlogx = xlogx_table(n)
             v = paired_mi(
                 np.ascontiguousarray(ca[:p]), np.ascontiguousarray(cb[:p]), opts.bins, xlogx
             )
@@ -445,12 +446,6 @@ def add_dynamics(ds: xr.Dataset, opts: Options) -> xr.Dataset:
     return out
 
 
-def src_epoch_bytes(store_path) -> int:
-    """Bytes of one epoch of activations, as float32 in memory."""
-    src = open_activations(store_path)
-    return int(src.sizes["sample"] * src.sizes["unit"] * 4)
-
-
 def _n_workers() -> int:
     """Workers of the active dask scheduler (threads, or a distributed cluster's threads)."""
     try:
@@ -492,7 +487,7 @@ def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bo
         main = ds.drop_vars("channel_channel_mi")
         lazy = [name for name, v in main.data_vars.items() if isinstance(v.data, da.Array)]
         n_epochs = main.sizes["epoch"]
-        epoch_bytes = src_epoch_bytes(store_path)
+        epoch_bytes = ds.attrs["n_samples"] * int(ds.n_channels.sum()) * 4  # float32 in memory
         block = opts.epoch_block or max(_n_workers(), opts.block_bytes // max(epoch_bytes, 1))
         block = int(min(block, n_epochs))
         # one stored chunk per block for the computed variables: few, larger writes
