@@ -26,13 +26,28 @@ def _typed(value):
     return value
 
 
+def _schema_error(schema_file):
+    """The most relevant schema error as 'path: message', e.g. 'grid.seed[0]: ...'."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(workflow.basedir, "workflow", "schemas", schema_file).read_text())
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(config)
+    )
+    if error is None:
+        return None
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    return f"{path.lstrip('.') or '(top level)'}: {error.message}"
+
+
 config.update(_typed(config))
 try:
     validate(config, "../schemas/config.schema.yaml")
 except WorkflowError as e:
     first = str(e).strip().splitlines()
     detail = next((line for line in first if line.strip() and "Error validating" not in line), first[0])
-    raise WorkflowError(f"invalid config: {detail.strip()}") from None
+    raise WorkflowError(f"invalid config: {_schema_error('config.schema.yaml') or detail.strip()}") from None
 
 RESULTS = config["results"]
 BINS = [int(b) for b in config["mi"]["bins"]]
