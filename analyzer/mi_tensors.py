@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from . import estimators as est
 from . import metrics
+from . import variables as registry
 from .activations import Layer, layers_of, open_activations
 from .kernels import all_pairs_mi, indicator_mi_from_counts, paired_mi, xlogx_table
 
@@ -71,7 +72,7 @@ def pair_sample(n_channels: int, layer_index: int, size: int, seed: int) -> np.n
 
 
 def layer_epoch_stats(
-    epoch_values, units, labels, n_classes, summary_codes, pairs, c_max, opts: Options
+    epoch_values, units, labels, n_classes, summary_codes, pairs, opts: Options
 ) -> dict:
     """All per-(epoch, layer) quantities from the layer's GAP values ``epoch_values[:, units]``.
 
@@ -83,24 +84,21 @@ def layer_epoch_stats(
     try:
         with threadpool_limits(1):
             values = np.ascontiguousarray(epoch_values[:, units])
-            return _layer_epoch_stats(values, labels, n_classes, summary_codes, pairs, c_max, opts)
+            return _layer_epoch_stats(values, labels, n_classes, summary_codes, pairs, opts)
     finally:
         numba.set_num_threads(previous)
 
 
-def _layer_epoch_stats(
-    values, labels, n_classes, summary_codes, pairs, c_max, opts: Options
-) -> dict:
+def _layer_epoch_stats(values, labels, n_classes, summary_codes, pairs, opts: Options) -> dict:
+    """Every 'layer'-stage registry variable of one (epoch, layer), channel axes unpadded.
+
+    Also returns the private ``pair_codes`` / ``pc1_codes`` used by :func:`epoch_stats`.
+    """
     values = np.asarray(values)
     n, c = values.shape
     bins, mm = opts.bins, opts.miller_madow
     finite, counts = est.channel_counts(values, labels, bins, n_classes)
     ok = bool(finite.all())
-
-    def pad(a, fill=np.nan):
-        out = np.full((c_max, *a.shape[1:]), fill, dtype=np.float32)
-        out[:c] = a
-        return out
 
     label = np.where(finite, est.mi_from_joint(counts, mm), np.nan)
     entropy = np.where(finite, est.entropy_from_counts(counts.sum(axis=2), n, mm), np.nan)
@@ -113,9 +111,9 @@ def _layer_epoch_stats(
 
     nan = math.nan
     out = {
-        "channel_label_mi": pad(label),
-        "channel_input_mi": pad(entropy),
-        "class_channel_mi": pad(classes),
+        "channel_label_mi": label,
+        "channel_input_mi": entropy,
+        "class_channel_mi": classes,
         "label_mi": float(label.mean()) if ok else nan,
         "input_mi": float(entropy.mean()) if ok else nan,
         "input_summary_mi": float(summary.mean()) if ok else nan,
@@ -137,25 +135,10 @@ def _layer_epoch_stats(
     return out
 
 
-def epoch_stats(layer_results: list[dict], opts: Options) -> dict:
-    """Stack one epoch's layer results and add the layer-layer MI matrices."""
+def epoch_stats(layer_results: list[dict], opts: Options, sizes: dict[str, int]) -> dict:
+    """Stack one epoch's layer results (registry padding) and add the layer-layer MI matrices."""
     n_layers = len(layer_results)
-    stacked = {}
-    for key in ("channel_label_mi", "channel_input_mi", "class_channel_mi", "topk_share"):
-        stacked[key] = np.stack([r[key] for r in layer_results]).astype(np.float32)
-    for key in (
-        "label_mi",
-        "input_mi",
-        "input_summary_mi",
-        "label_mi_pca",
-        "input_mi_pca",
-        "gini",
-        "norm_entropy",
-    ):
-        stacked[key] = np.array([r[key] for r in layer_results], dtype=np.float32)
-    stacked["nonfinite_channels"] = np.array(
-        [r["nonfinite_channels"] for r in layer_results], dtype=np.int32
-    )
+    stacked = registry.stack_layers(layer_results, sizes)
     layer_mi = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     layer_mi_pc1 = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     ok = [i for i, r in enumerate(layer_results) if r["pc1_codes"] is not None]
@@ -197,45 +180,6 @@ def channel_pairs(epoch_values, units, c_max, bins) -> np.ndarray:
     mi[:, ~finite] = np.nan
     out[:c, :c] = mi
     return out
-
-
-EPOCH_LAYER_VARS = {
-    # name: (dims after (epoch, layer), dtype)
-    "label_mi": ((), np.float32),
-    "input_mi": ((), np.float32),
-    "input_summary_mi": ((), np.float32),
-    "label_mi_pca": ((), np.float32),
-    "input_mi_pca": ((), np.float32),
-    "gini": ((), np.float32),
-    "norm_entropy": ((), np.float32),
-    "nonfinite_channels": ((), np.int32),
-    "topk_share": (("k",), np.float32),
-    "channel_label_mi": (("channel",), np.float32),
-    "channel_input_mi": (("channel",), np.float32),
-    "class_channel_mi": (("channel", "label"), np.float32),
-    "layer_mi": (("layer_b",), np.float32),
-    "layer_mi_pc1": (("layer_b",), np.float32),
-}
-
-DESCRIPTIONS = {
-    "label_mi": "I(T_l;Y): mean over the layer's channels of I(T_lc;Y)",
-    "input_mi": "I(X;T_l): mean over channels of H(Bin(T_lc)) (X uniform over distinct validation "
-    "images, deterministic net: a clustering measure, seeds/002)",
-    "input_summary_mi": "mean over channels of I(T_lc; Bin(PC1 of the stored input summaries))",
-    "label_mi_pca": "I(Bin(top principal components of GAP(T_l)); Y), joint bins",
-    "input_mi_pca": "H(Bin(top principal components of GAP(T_l))), joint bins",
-    "gini": "Gini coefficient of p_c = I(T_lc;Y) / sum_c I(T_lc;Y)",
-    "norm_entropy": "-sum p_c log p_c / log C (dimensionless)",
-    "topk_share": "share of sum_c I(T_lc;Y) held by the top ceil(k% C) channels",
-    "nonfinite_channels": "channels with NaN or Inf activations at this epoch (their MI is NaN)",
-    "channel_label_mi": "I(T_lc;Y), NaN beyond n_channels(layer)",
-    "channel_input_mi": "H(Bin(T_lc)) = I(X;T_lc) for X uniform over validation images",
-    "class_channel_mi": "I(T_lc; 1[Y = k]) for class k = label",
-    "layer_mi": "mean over P aligned channel pairs of I(T_a,s_a(p); T_b,s_b(p)), fixed seeded samples",
-    "layer_mi_pc1": "I(Bin(PC1 of GAP(T_a)); Bin(PC1 of GAP(T_b)))",
-    "channel_channel_mi": "I(T_lc; T_lc') for all channel pairs of a layer; diagonal = H(Bin(T_lc))",
-}
-DIMENSIONLESS = {"gini", "norm_entropy", "topk_share", "nonfinite_channels"}
 
 
 def _selected_epochs(ds, opts: Options, best: int) -> list[int]:
@@ -283,6 +227,15 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
     else:
         summary_codes = np.zeros(len(labels), dtype=np.int64)
     summary_codes = summary_codes.astype(np.int64)
+    sizes = {
+        "epoch": n_epochs,
+        "layer": n_layers,
+        "layer_b": n_layers,
+        "channel": c_max,
+        "channel_b": c_max,
+        "label": n_classes,
+        "k": len(opts.topk),
+    }
     pairs = [
         pair_sample(layer.channels, i, opts.pair_samples, opts.seed)
         for i, layer in enumerate(layers)
@@ -306,22 +259,20 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
                 n_classes,
                 summary_codes,
                 pairs[i],
-                c_max,
                 opts,
             )
             for i, layer in enumerate(layers)
         ]
-        per_epoch.append(combine(layer_tasks, opts))
+        per_epoch.append(combine(layer_tasks, opts, sizes))
 
-    extra_sizes = {"k": len(opts.topk), "channel": c_max, "label": n_classes, "layer_b": n_layers}
     data_vars = {}
-    for name, (dims, dtype) in EPOCH_LAYER_VARS.items():
-        shape = (n_layers, *[extra_sizes[d] for d in dims])
+    for var in registry.of_stage("layer") + registry.of_stage("epoch"):
+        shape = registry.shape_of(var, sizes, skip=1)
         arrays = [
-            da.from_delayed(dask.delayed(lambda r, k=name: r[k])(res), shape, dtype=dtype)
+            da.from_delayed(dask.delayed(lambda r, k=var.name: r[k])(res), shape, dtype=var.dtype)
             for res in per_epoch
         ]
-        data_vars[name] = (("epoch", "layer", *dims), da.stack(arrays))
+        data_vars[var.name] = (var.dims, da.stack(arrays))
 
     cc_epochs = _selected_epochs(src, opts, best)
     cc_layers = _selected_layers(layers, opts)
@@ -340,13 +291,13 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
         for e in cc_epochs
     ]
     data_vars["channel_channel_mi"] = (
-        ("cc_epoch", "cc_layer", "channel", "channel_b"),
+        registry.VARIABLES["channel_channel_mi"].dims,
         da.stack(cc_arrays),
     )
 
-    for name in ("val_acc", "val_loss", "train_acc", "train_loss", "lr"):
-        if name in src:
-            data_vars[name] = (("epoch",), src[name].values)
+    for var in registry.of_stage("store"):
+        if var.name in src:
+            data_vars[var.name] = (var.dims, src[var.name].values.astype(var.dtype))
 
     names = np.array([layer.name for layer in layers], dtype=object)
     coords = {
@@ -370,8 +321,7 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
         coords[key] = np.array(str(src.attrs.get(key, "unknown")), dtype=object)
     coords["seed"] = int(src.attrs.get("seed", -1))
     ds = xr.Dataset(data_vars, coords=coords)
-    for name, text in DESCRIPTIONS.items():
-        ds[name].attrs.update(description=text, units="1" if name in DIMENSIONLESS else "nat")
+    registry.set_attrs(ds)
     ds["k"].attrs.update(units="percent of the layer's channels")
     ds.attrs.update(
         estimator="plug-in histogram (maximum likelihood) entropy and MI, natural log",
@@ -391,6 +341,7 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
         ),
         pair_samples=opts.pair_samples,
         pca_components=opts.pca_components,
+        plateau_fraction=opts.plateau_fraction,
         best_epoch=int(src.epoch.values[best]),
         source_store=str(Path(store_path).resolve()),
         source_status=src.attrs.get("status", ""),
@@ -409,40 +360,17 @@ def add_dynamics(ds: xr.Dataset, opts: Options) -> xr.Dataset:
     plateau, slope = metrics.post_plateau_slopes(
         label_mi, input_mi, ds.epoch.values, opts.plateau_fraction
     )
-    out = xr.Dataset(
-        {
-            "delta_input_mi": (
-                (),
-                mean_final,
-                {
-                    "units": "nat",
-                    "description": "I(X;T) at the best-accuracy epoch minus at initialization, "
-                    "mean over the final third of layers",
-                },
-            ),
-            "delta_input_mi_layer": (
-                ("layer",),
-                per_layer,
-                {"units": "nat", "description": "I(X;T)[best epoch] - I(X;T)[epoch 0] per layer"},
-            ),
-            "plateau_epoch": (
-                ("layer",),
-                plateau,
-                {
-                    "description": f"first epoch where I(T;Y) reaches {opts.plateau_fraction} of its max (-1: undefined)"
-                },
-            ),
-            "post_plateau_slope": (
-                ("layer",),
-                slope,
-                {
-                    "units": "nat/epoch",
-                    "description": "least-squares slope of I(X;T) over epochs >= plateau_epoch",
-                },
-            ),
-        },
-        coords={"layer": ds.layer.values},
-    )
+    values = {
+        "delta_input_mi": mean_final,
+        "delta_input_mi_layer": per_layer,
+        "plateau_epoch": plateau,
+        "post_plateau_slope": slope,
+    }
+    data = {}
+    for var in registry.of_stage("dynamics"):
+        data[var.name] = (var.dims, np.asarray(values[var.name], dtype=var.dtype))
+    out = xr.Dataset(data, coords={"layer": ds.layer.values})
+    registry.set_attrs(out)
     return out
 
 

@@ -187,3 +187,18 @@ def test_epoch_blocks_do_not_change_results(tiny_run, tmp_path, mi_result):
     analyze(tiny_run / "activations.zarr", tmp_path / "blocks.zarr", opts)
     a, b = xr.open_zarr(mi_result).load(), xr.open_zarr(tmp_path / "blocks.zarr").load()
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+
+
+def test_dataset_variables_follow_the_registry(mi_result):
+    from analyzer import variables as registry
+
+    ds = xr.open_zarr(mi_result)
+    for name, var in registry.VARIABLES.items():
+        if var.stage == "store" and name not in ds:
+            continue
+        assert ds[name].dims == var.dims, name
+        assert ds[name].dtype == np.dtype(var.dtype), name
+        assert ds[name].attrs["units"] == var.units, name
+        assert ds[name].attrs["description"] == var.description, name
+    computed = {n for n, v in ds.data_vars.items()}
+    assert computed <= set(registry.VARIABLES), computed - set(registry.VARIABLES)

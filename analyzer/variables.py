@@ -1,0 +1,354 @@
+"""The one registry of the MI Dataset's output variables (name, dims, dtype, units, fill, text).
+
+Everything that lists the output variables reads :data:`VARIABLES`: the per-epoch stacking
+and padding (:func:`stack_layers`), the lazy Dataset's variables, the attrs
+(:func:`set_attrs`) and the README table (``python -m analyzer.variables --check README.md``;
+a test runs the same check).
+
+Each variable has a ``stage``, which says where its value is computed:
+
+* ``"layer"``: dims ``("epoch", "layer", ...)``; one value per (epoch, layer), returned
+  under its name by the per-(epoch, layer) computation (``mi_tensors._layer_epoch_stats``)
+  with the ``channel`` axis unpadded (length ``n_channels``); :func:`stack_layers` pads it to
+  ``c_max`` with ``fill`` and stacks the layers.
+* ``"epoch"``: dims ``("epoch", ...)``; computed once per epoch from all layers' results
+  (``mi_tensors.epoch_stats``: layer-layer MI).
+* ``"selected"``: the all-pairs channel MI at selected (cc_epoch, cc_layer).
+* ``"dynamics"``: computed from the whole epoch axis after all epochs are written
+  (``mi_tensors.add_dynamics``): recomputed whenever epochs are appended.
+* ``"store"``: carried from the activation store per epoch.
+
+How to add a variable (one edit here plus its computation):
+
+1. Append one :class:`Variable` to the list below (dims from :data:`DIMS` or a new dim
+   whose size and coord you add in ``mi_tensors.build_dataset``'s ``sizes``/``coords``).
+2. Compute it in the function of its stage and return it under its name (for ``"layer"``:
+   add ``out["my_var"] = ...`` in ``_layer_epoch_stats``, channel axis unpadded; the bin
+   codes and counts of the layer are available there).
+3. Regenerate the README table: ``python -m analyzer.variables --write README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+STAGES = ("layer", "epoch", "selected", "dynamics", "store")
+DIMS = ("epoch", "layer", "layer_b", "channel", "channel_b", "label", "k", "cc_epoch", "cc_layer")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One output variable: its full dims, dtype, units ("1" = dimensionless) and fill."""
+
+    name: str
+    dims: tuple[str, ...]
+    dtype: str
+    units: str
+    description: str
+    stage: str
+    fill: float = math.nan  # padding (past n_channels) and undefined values
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ValueError(f"{self.name}: stage {self.stage!r} not in {STAGES}")
+        if self.stage == "layer" and self.dims[:2] != ("epoch", "layer"):
+            raise ValueError(f"{self.name}: a 'layer' variable's dims start with (epoch, layer)")
+
+    def empty(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.full(shape, self.fill, dtype=self.dtype)
+
+
+_NAT, _ONE = "nat", "1"
+_FINAL = "mean over the final third of layers"
+
+VARIABLES: dict[str, Variable] = {
+    v.name: v
+    for v in [
+        # --- per (epoch, layer, channel) ---
+        Variable(
+            "channel_label_mi",
+            ("epoch", "layer", "channel"),
+            "float32",
+            _NAT,
+            "I(T_lc; Y); NaN past n_channels(layer)",
+            "layer",
+        ),
+        Variable(
+            "channel_input_mi",
+            ("epoch", "layer", "channel"),
+            "float32",
+            _NAT,
+            "H(Bin T_lc) = I(X; T_lc) for X uniform over the validation images and a "
+            "deterministic net (a clustering measure, seeds/002)",
+            "layer",
+        ),
+        Variable(
+            "class_channel_mi",
+            ("epoch", "layer", "channel", "label"),
+            "float32",
+            _NAT,
+            "I(T_lc; 1[Y = k]) for class k = label",
+            "layer",
+        ),
+        # --- per (epoch, layer) ---
+        Variable(
+            "label_mi",
+            ("epoch", "layer"),
+            "float32",
+            _NAT,
+            "I(T_l; Y): mean over the layer's channels of I(T_lc; Y)",
+            "layer",
+        ),
+        Variable(
+            "input_mi",
+            ("epoch", "layer"),
+            "float32",
+            _NAT,
+            "I(X; T_l): mean over the layer's channels of H(Bin T_lc)",
+            "layer",
+        ),
+        Variable(
+            "input_summary_mi",
+            ("epoch", "layer"),
+            "float32",
+            _NAT,
+            "mean over channels of I(T_lc; Bin(PC1 of the stored input summaries))",
+            "layer",
+        ),
+        Variable(
+            "label_mi_pca",
+            ("epoch", "layer"),
+            "float32",
+            _NAT,
+            "I(Bin(top principal components of GAP T_l); Y), joint bins (PCA rule in attrs)",
+            "layer",
+        ),
+        Variable(
+            "input_mi_pca",
+            ("epoch", "layer"),
+            "float32",
+            _NAT,
+            "H(Bin(top principal components of GAP T_l)), joint bins (PCA rule in attrs)",
+            "layer",
+        ),
+        Variable(
+            "gini",
+            ("epoch", "layer"),
+            "float32",
+            _ONE,
+            "Gini coefficient of p_c = I(T_lc; Y) / sum_c I(T_lc; Y) (formula in analyzer/metrics.py)",
+            "layer",
+        ),
+        Variable(
+            "norm_entropy",
+            ("epoch", "layer"),
+            "float32",
+            _ONE,
+            "-sum_c p_c log p_c / log C",
+            "layer",
+        ),
+        Variable(
+            "topk_share",
+            ("epoch", "layer", "k"),
+            "float32",
+            _ONE,
+            "share of sum_c I(T_lc; Y) held by the top ceil(k% C) channels",
+            "layer",
+        ),
+        Variable(
+            "nonfinite_channels",
+            ("epoch", "layer"),
+            "int32",
+            _ONE,
+            "channels with NaN or Inf activations at this epoch (their MI and the layer's are NaN)",
+            "layer",
+            fill=0,
+        ),
+        # --- per epoch, across layers ---
+        Variable(
+            "layer_mi",
+            ("epoch", "layer", "layer_b"),
+            "float32",
+            _NAT,
+            "mean over P fixed seeded aligned channel pairs of I(T_a,s_a(p); T_b,s_b(p)) "
+            "(P = pair_samples attr)",
+            "epoch",
+        ),
+        Variable(
+            "layer_mi_pc1",
+            ("epoch", "layer", "layer_b"),
+            "float32",
+            _NAT,
+            "I(Bin PC1 of GAP T_a; Bin PC1 of GAP T_b)",
+            "epoch",
+        ),
+        # --- selected epochs and layers ---
+        Variable(
+            "channel_channel_mi",
+            ("cc_epoch", "cc_layer", "channel", "channel_b"),
+            "float32",
+            _NAT,
+            "I(T_lc; T_lc') for all channel pairs of the chosen layers at the chosen epochs "
+            "(init, best, last by default); diagonal = H(Bin T_lc)",
+            "selected",
+        ),
+        # --- dynamics over the whole epoch axis ---
+        Variable(
+            "delta_input_mi",
+            (),
+            "float64",
+            _NAT,
+            f"I(X;T) at the best-accuracy epoch minus at epoch 0, {_FINAL}",
+            "dynamics",
+        ),
+        Variable(
+            "delta_input_mi_layer",
+            ("layer",),
+            "float64",
+            _NAT,
+            "I(X;T)[best epoch] - I(X;T)[epoch 0] per layer",
+            "dynamics",
+        ),
+        Variable(
+            "plateau_epoch",
+            ("layer",),
+            "int64",
+            "epoch",
+            "first epoch where I(T;Y) reaches plateau_fraction (attr) of its max; -1: undefined",
+            "dynamics",
+            fill=-1,
+        ),
+        Variable(
+            "post_plateau_slope",
+            ("layer",),
+            "float64",
+            "nat/epoch",
+            "least-squares slope of I(X;T) over epochs >= plateau_epoch",
+            "dynamics",
+        ),
+        # --- carried from the store ---
+        Variable(
+            "val_acc", ("epoch",), "float64", _ONE, "validation accuracy (from the store)", "store"
+        ),
+        Variable(
+            "val_loss",
+            ("epoch",),
+            "float64",
+            _NAT,
+            "validation cross-entropy (from the store)",
+            "store",
+        ),
+        Variable(
+            "train_acc", ("epoch",), "float64", _ONE, "training accuracy (from the store)", "store"
+        ),
+        Variable(
+            "train_loss",
+            ("epoch",),
+            "float64",
+            _NAT,
+            "training loss (from the store)",
+            "store",
+        ),
+        Variable("lr", ("epoch",), "float64", _ONE, "learning rate (from the store)", "store"),
+    ]
+}
+
+
+def of_stage(stage: str) -> list[Variable]:
+    """The registry's variables of one stage, in registry order."""
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r} not in {STAGES}")
+    return [v for v in VARIABLES.values() if v.stage == stage]
+
+
+def shape_of(var: Variable, sizes: dict[str, int], skip: int = 0) -> tuple[int, ...]:
+    """Shape of ``var`` with its first ``skip`` dims left out; sizes: dim -> length."""
+    try:
+        return tuple(sizes[d] for d in var.dims[skip:])
+    except KeyError as e:
+        raise ValueError(f"{var.name}: no size for dim {e.args[0]!r}") from None
+
+
+def stack_layers(results: list[dict], sizes: dict[str, int]) -> dict[str, np.ndarray]:
+    """Stack one epoch's per-layer results into (layer, ...) arrays of every 'layer' variable.
+
+    results[i][name] is layer i's value with its channel axis unpadded; it is padded with
+    the variable's fill to ``sizes["channel"]``. A missing name is an error (a registry
+    variable that nothing computes).
+    """
+    out = {}
+    for var in of_stage("layer"):
+        shape = shape_of(var, sizes, skip=2)
+        arr = var.empty((len(results), *shape))
+        for i, r in enumerate(results):
+            if var.name not in r:
+                raise KeyError(f"layer computation did not return registry variable {var.name!r}")
+            value = np.asarray(r[var.name])
+            arr[(i, *(slice(0, s) for s in value.shape))] = value
+        out[var.name] = arr
+    return out
+
+
+def set_attrs(ds) -> None:
+    """Units and description of every registry variable present in ``ds`` (in place)."""
+    for name, var in VARIABLES.items():
+        if name in ds.variables:
+            ds[name].attrs.update(units=var.units, description=var.description)
+
+
+def markdown_table() -> str:
+    """The README table of the MI Dataset's variables, one row per registry entry."""
+    rows = ["| variable | units | definition |", "| --- | --- | --- |"]
+    for v in VARIABLES.values():
+        name = f"{v.name}({', '.join(v.dims)})" if v.dims else v.name
+        rows.append(f"| `{name}` | {v.units} | {v.description} |")
+    return "\n".join(rows)
+
+
+BEGIN, END = "<!-- mi-variables:begin -->", "<!-- mi-variables:end -->"
+
+
+def readme_table(text: str) -> str:
+    """The table between the markers of a README text (ValueError when the markers are absent)."""
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"README has no {BEGIN} ... {END} block")
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m analyzer.variables", description="The MI Dataset's variable table."
+    )
+    p.add_argument("--check", metavar="README", help="exit 1 if README's table differs")
+    p.add_argument("--write", metavar="README", help="rewrite README's table in place")
+    args = p.parse_args(argv)
+    table = markdown_table()
+    if args.check:
+        if readme_table(Path(args.check).read_text()) != table:
+            print(
+                f"{args.check}: MI variable table differs from analyzer/variables.py; run "
+                f"python -m analyzer.variables --write {args.check}",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    if args.write:
+        path = Path(args.write)
+        text = path.read_text()
+        readme_table(text)
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        path.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+        return 0
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
