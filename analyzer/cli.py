@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="dask threads (default: all cores)")
     p.add_argument("--scheduler", help="dask.distributed scheduler address (optional)")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel-pair samples")
+    p.add_argument(
+        "--permutations",
+        type=int,
+        default=20,
+        help="label permutations of the channel-label MI null (default 20; 0: no null)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         cc_layers=cc_layers,
         cc_epochs=tuple(args.cc_epochs),
         seed=args.seed,
+        permutations=args.permutations,
         run=args.run,
     )
     client = None

@@ -39,7 +39,7 @@ import zarr
 from threadpoolctl import threadpool_limits
 
 from . import estimators as est
-from . import metrics
+from . import metrics, nulls
 from . import variables as registry
 from .activations import Layer, layers_of, open_activations
 from .kernels import all_pairs_mi, indicator_mi_from_counts, paired_mi, xlogx_table
@@ -55,7 +55,8 @@ class Options:
     cc_layers: str | list[str] = "last"  # "last", "all", or layer names
     cc_epochs: tuple[str, ...] = ("init", "best", "last")
     plateau_fraction: float = 0.95
-    seed: int = 0
+    seed: int = 0  # seeds the channel-pair samples and the label permutations
+    permutations: int = nulls.DEFAULT_PERMUTATIONS  # label permutations of the nulls (0: none)
     run: str | None = None
     epoch_block: int | None = None  # epochs per write; None: as many as fit in block_bytes
     block_bytes: int = (
@@ -126,6 +127,9 @@ def _layer_epoch_stats(values, labels, n_classes, summary_codes, pairs, opts: Op
         "label_mi_pca": nan,
         "input_mi_pca": nan,
     }
+    perms = nulls.permuted_labels(labels, opts.permutations, opts.seed)  # same for every layer
+    codes = est.bin_codes(values, bins)[0]
+    out.update(nulls.null_outputs(codes, labels, perms, bins, n_classes, finite))
     if ok:
         scores = est.top_principal_components(values, opts.pca_components)
         joint = est.joint_codes(scores, bins)
@@ -327,6 +331,13 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
         estimator="plug-in histogram (maximum likelihood) entropy and MI, natural log",
         miller_madow=int(opts.miller_madow),
         binning=est.BINNING,
+        null=(
+            f"label-permutation null: {opts.permutations} permutations of the validation labels, "
+            f"seed {opts.seed}, shared by every channel, layer and epoch; *_corrected = plug-in "
+            "MI minus the null mean (also with --miller-madow)"
+        ),
+        permutations=opts.permutations,
+        null_seed=opts.seed,
         units="nat",
         n_samples=len(labels),
         layer_level=(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from . import metrics
 from .kernels import xlogx_table
 
 DEFAULT_PERMUTATIONS = 20
@@ -182,6 +183,7 @@ def null_outputs(
         "label_mi_null_hi": np.nan,
         "label_mi_corrected": np.nan,
         "label_mi_pvalue": np.nan,
+        "gini_corrected": np.nan,
     }
     if len(perms) == 0 or c == 0:
         return out
@@ -195,4 +197,5 @@ def null_outputs(
     )
     if finite.all():
         out.update(res.layer())
+        out["gini_corrected"] = metrics.gini(np.clip(res.corrected, 0.0, None))
     return out

@@ -202,3 +202,29 @@ def test_dataset_variables_follow_the_registry(mi_result):
         assert ds[name].attrs["description"] == var.description, name
     computed = {n for n, v in ds.data_vars.items()}
     assert computed <= set(registry.VARIABLES), computed - set(registry.VARIABLES)
+
+
+def test_null_variables_are_consistent_and_seeded(mi_result, tiny_run, tmp_path):
+    ds = xr.open_zarr(mi_result).load()
+    assert ds.attrs["permutations"] == 20 and "permutation" in ds.attrs["null"]
+    for name in ("channel_label_mi_null", "channel_label_mi_corrected", "channel_label_mi_pvalue"):
+        assert ds[name].dims == ("epoch", "layer", "channel")
+    n = int(ds.attrs["n_samples"])
+    raw, null = ds.channel_label_mi.values, ds.channel_label_mi_null.values
+    assert np.allclose(ds.channel_label_mi_corrected.values, raw - null, atol=1e-5, equal_nan=True)
+    assert np.allclose(ds.label_mi_corrected, ds.label_mi - ds.label_mi_null, atol=1e-5)
+    assert np.allclose(ds.label_mi_null, np.nanmean(null, axis=2), atol=1e-5)
+    assert (ds.label_mi_null_lo <= ds.label_mi_null + 1e-6).all()
+    assert (ds.label_mi_null + 1e-6 >= 0).all() and (ds.label_mi_null < np.log(10)).all()
+    p = ds.channel_label_mi_pvalue.values
+    assert np.nanmin(p) >= 1 / 21 - 1e-6 and np.nanmax(p) <= 1 + 1e-6
+    assert ds.class_channel_mi_null.dims == ds.class_channel_mi.dims
+    assert np.isnan(null[:, :, -1]).any() or ds.n_channels.min() == ds.sizes["channel"]
+    assert n > 0
+    # same seed, same null; another seed, another null
+    again = tmp_path / "again.zarr"
+    analyze(tiny_run / "activations.zarr", again, Options(bins=10, pair_samples=8))
+    other = tmp_path / "other.zarr"
+    analyze(tiny_run / "activations.zarr", other, Options(bins=10, pair_samples=8, seed=5))
+    a, b = xr.open_zarr(again).label_mi_null.values, xr.open_zarr(other).label_mi_null.values
+    assert np.array_equal(a, ds.label_mi_null.values) and not np.array_equal(a, b)

@@ -22,6 +22,7 @@ rule analyze_run:
         extra=" ".join(
             [
                 f"--pair-samples {config['mi']['pair_samples']}",
+                f"--permutations {config['mi']['permutations']}",
                 "--cc-layers " + " ".join(config["mi"]["cc_layers"]),
                 "--miller-madow" if config["mi"]["miller_madow"] else "",
             ]
