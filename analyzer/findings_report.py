@@ -1,0 +1,121 @@
+"""``python -m analyzer.findings_report``: the findings report (JSON + Markdown) of one bin count.
+
+    python -m analyzer.findings_report --mi results/mi/bins-20/*.zarr \\
+        --interventions results/interventions/bins-20/*.zarr --out results/findings/bins-20
+
+writes ``OUT.json`` = ``{"findings": [{"id", "claim", "verdict", "statistic", "interval",
+"null", "runs"}, ...]}`` and ``OUT.md`` (the same, with how each statistic is computed).
+Intervention results are recognised by their variables (``transplant_accuracy`` marks a
+transplant). Both files are written to temporary siblings and renamed into place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import xarray as xr
+
+from .findings import KEYS as KEYS_ORDER  # noqa: F401  (re-exported: the JSON keys)
+from .findings import Finding, hsic_finding, mi_findings, summary_of
+from .findings_interventions import knockout_findings, transplant_finding
+
+
+def measure(mi: list[xr.Dataset], interventions: list[xr.Dataset]) -> list[Finding]:
+    """Every finding from MI Datasets (one per run) and intervention results."""
+    runs = [summary_of(ds) for ds in mi]
+    transplants = [r for r in interventions if "transplant_accuracy" in r]
+    others = [r for r in interventions if "transplant_accuracy" not in r]
+    return [
+        *mi_findings(runs),
+        *knockout_findings(others),
+        transplant_finding(transplants),
+        hsic_finding(runs),
+    ]
+
+
+def _num(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:+.3g}" if isinstance(x, float) else str(x)
+
+
+def _clean(x):
+    """JSON-safe: NaN -> None (strict JSON has no NaN), numpy scalars -> float."""
+    if isinstance(x, list):
+        return [_clean(v) for v in x]
+    if x is None:
+        return None
+    x = float(x) if not isinstance(x, (int, str)) else x
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def as_json(findings: list[Finding]) -> dict:
+    return {"findings": [{k: _clean(v) for k, v in f.as_json().items()} for f in findings]}
+
+
+def markdown(findings: list[Finding], bins: int | None, n_runs: int) -> str:
+    title = f"# Findings report (bins = {bins})" if bins else "# Findings report"
+    lines = [
+        title,
+        "",
+        f"Measured on {n_runs} run(s). Verdict rule: `reproduced` when the 95% Student-t interval "
+        "across runs of the statistic lies above 0 (one run: the value is > 0), `mixed` when the "
+        "mean is > 0 but the interval reaches 0, `not reproduced` when the mean is <= 0, "
+        "`not measured` when no run carries the data. Label-MI statistics are bias-corrected "
+        "(raw minus the label-permutation null); `null` is what the null alone gives.",
+        "",
+        "| finding | verdict | statistic | 95% interval | null | runs |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in findings:
+        iv = "n/a" if f.interval is None else f"[{_num(f.interval[0])}, {_num(f.interval[1])}]"
+        unit = f" {f.unit}" if f.statistic is not None and f.unit else ""
+        lines.append(
+            f"| {f.claim} (`{f.id}`) | **{f.verdict}** | {_num(f.statistic)}{unit} | {iv} | "
+            f"{_num(f.null)} | {f.runs} |"
+        )
+    lines += ["", "## How each statistic is computed", ""]
+    lines += [f"- `{f.id}`: {f.how}." for f in findings]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_report(findings: list[Finding], out: str | Path, bins=None, n_runs=0) -> Path:
+    """Write OUT.json and OUT.md (out is the stem, e.g. results/findings/bins-20)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write(out.with_name(out.name + ".json"), json.dumps(as_json(findings), indent=1) + "\n")
+    _write(out.with_name(out.name + ".md"), markdown(findings, bins, n_runs))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analyzer.findings_report", description=__doc__)
+    p.add_argument("--mi", nargs="+", required=True, help="MI Datasets (one per run)")
+    p.add_argument("--interventions", nargs="*", default=[], help="intervention results (Zarr)")
+    p.add_argument("--out", required=True, help="output stem: writes OUT.json and OUT.md")
+    args = p.parse_args(argv)
+    try:
+        mi = [xr.open_zarr(path) for path in args.mi]
+        iv = [xr.open_zarr(path) for path in args.interventions]
+    except (OSError, ValueError, KeyError) as e:
+        print(f"findings: error: cannot open an input: {e}", file=sys.stderr)
+        return 1
+    bins = int(mi[0].bins) if "bins" in mi[0].coords else None
+    out = write_report(measure(mi, iv), args.out, bins, len(mi))
+    print(f"wrote {out}.json and {out}.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
