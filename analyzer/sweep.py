@@ -1,0 +1,168 @@
+"""Robustness sweep of one run (paper appendix F): the layer-level MI under other estimator settings.
+
+For every (bins, sample fraction, binning rule) the run's stored GAP values are re-binned
+(``binning.codes_for``) on a seeded class-stratified subset of the validation samples
+(``binning.subsample``), and per (epoch, layer) the channel-label MI, its label-permutation
+null (``nulls.channel_null``), the Gini of the channel MI and the channel entropy H(Bin T_lc)
+are reduced to the layer level exactly as in the MI Dataset. No retraining; the trainer's store
+is only read. The ``fixed`` rule bins each channel over its min and max across all epochs.
+
+    python -m analyzer.sweep RUN_DIR/activations.zarr --out results/robustness/runs/RUN.zarr
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import metrics
+from .activations import StoreError, layers_of, open_activations
+from .binning import RULES, codes_for, subsample
+from .nulls import channel_null, permuted_labels
+
+
+@dataclass
+class SweepOptions:
+    bins: tuple[int, ...] = (10, 20, 30, 50)
+    fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
+    rules: tuple[str, ...] = RULES
+    permutations: int = 10
+    seed: int = 0
+
+
+def channel_entropy(codes: np.ndarray, n_bins: int) -> np.ndarray:
+    """H(Bin T_c) in nats of each row of codes (C, N), from one bincount."""
+    c, n = codes.shape
+    flat = codes.astype(np.int64) + (np.arange(c) * n_bins)[:, None]
+    counts = np.bincount(flat.ravel(), minlength=c * n_bins).reshape(c, n_bins) / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(counts > 0, counts * np.log(counts), 0.0).sum(axis=1)
+
+
+def layer_values(values, labels, perms, n_bins, n_classes, rule, bounds) -> dict:
+    """Layer-level label MI, its null, Gini and input MI of one (epoch, layer) (nan if not finite)."""
+    codes, finite = codes_for(values, n_bins, rule, bounds)
+    if not finite.all():
+        return dict(label_mi=np.nan, label_mi_null=np.nan, gini=np.nan, input_mi=np.nan)
+    res = channel_null(codes, labels, perms, n_bins, n_classes)
+    return dict(
+        label_mi=float(res.observed.mean()),
+        label_mi_null=float(res.null_mean.mean()),
+        gini=metrics.gini(res.observed),
+        input_mi=float(channel_entropy(codes, n_bins).mean()),
+    )
+
+
+VARS = ("label_mi", "label_mi_null", "gini", "input_mi")
+
+
+def sweep(store_path: str | Path, opts: SweepOptions) -> xr.Dataset:
+    """Dataset (bins, fraction, rule, epoch, layer) of the layer-level quantities of one run."""
+    src = open_activations(store_path)
+    layers = layers_of(src)
+    labels_all = src.label.values.astype(np.int64)
+    n_classes = int(labels_all.max()) + 1
+    values_all = np.asarray(src.activation.values, dtype=np.float32)  # (epoch, sample, unit)
+    lo, hi = np.nanmin(values_all, axis=(0, 1)), np.nanmax(values_all, axis=(0, 1))
+    shape = (len(opts.bins), len(opts.fractions), len(opts.rules), src.sizes["epoch"], len(layers))
+    out = {name: np.full(shape, np.nan) for name in VARS}
+    for fi, fraction in enumerate(opts.fractions):
+        keep = subsample(labels_all, fraction, opts.seed)
+        labels = labels_all[keep]
+        perms = permuted_labels(labels, opts.permutations, opts.seed)
+        for e in range(src.sizes["epoch"]):
+            epoch_values = values_all[e][keep]
+            for li, layer in enumerate(layers):
+                values = np.ascontiguousarray(epoch_values[:, layer.units])
+                bounds = (lo[layer.units], hi[layer.units])
+                for bi, b in enumerate(opts.bins):
+                    for ri, rule in enumerate(opts.rules):
+                        r = layer_values(values, labels, perms, b, n_classes, rule, bounds)
+                        for name in VARS:
+                            out[name][bi, fi, ri, e, li] = r[name]
+    dims = ("bins", "fraction", "rule", "epoch", "layer")
+    ds = xr.Dataset(
+        {name: (dims, arr.astype(np.float32)) for name, arr in out.items()},
+        coords={
+            "bins": list(opts.bins),
+            "fraction": list(opts.fractions),
+            "rule": np.array(opts.rules, dtype=object),
+            "epoch": src.epoch.values,
+            "layer": np.array([layer.name for layer in layers], dtype=object),
+            "layer_kind": ("layer", np.array([layer.kind for layer in layers], dtype=object)),
+        },
+    )
+    ds["val_acc"] = (("epoch",), src.val_acc.values.astype(np.float64))
+    for key in ("arch", "activation", "regularizer", "dataset"):
+        ds.coords[key] = np.array(str(src.attrs.get(key, "unknown")), dtype=object)
+    ds.coords["seed"] = int(src.attrs.get("seed", -1))
+    ds.coords["run"] = np.array(Path(store_path).resolve().parent.name, dtype=object)
+    units = {"label_mi": "nat", "label_mi_null": "nat", "gini": "1", "input_mi": "nat"}
+    for name in VARS:
+        ds[name].attrs["units"] = units[name]
+    ds.attrs.update(
+        description="robustness sweep (paper appendix F): layer-level quantities as in the MI "
+        "Dataset (means over channels) under other bins, sample fractions and binning rules",
+        binning_rules=json.dumps(
+            {
+                "range": "B equal-width bins over each channel's observed range at each epoch",
+                "quantile": "B equal-frequency bins (edges at order statistics; ties share a bin)",
+                "fixed": "B equal-width bins over each channel's min..max across all epochs",
+            }
+        ),
+        sample_fraction="seeded class-stratified subset of the validation samples",
+        permutations=opts.permutations,
+        seed=opts.seed,
+        source_store=str(Path(store_path).resolve()),
+    )
+    return ds
+
+
+def write(ds: xr.Dataset, out: str | Path) -> Path:
+    """Write atomically: a temporary sibling renamed into place."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        ds.to_zarr(tmp, mode="w", consolidated=True)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analyzer.sweep", description=__doc__)
+    p.add_argument("store", help="activation store (RUN_DIR/activations.zarr)")
+    p.add_argument("--out", required=True, help="output Zarr")
+    p.add_argument("--bins", type=int, nargs="+", default=[10, 20, 30, 50])
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    p.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
+    p.add_argument("--permutations", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    opts = SweepOptions(
+        tuple(args.bins), tuple(args.fractions), tuple(args.rules), args.permutations, args.seed
+    )
+    try:
+        out = write(sweep(args.store, opts), args.out)
+    except (StoreError, ValueError) as e:
+        print(f"sweep: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
