@@ -4,7 +4,7 @@ Imports no torch, so the workflow can validate every run's config before any job
 
 A run is fully given by the resolved config (``resolve_config``), which goes verbatim into
 the activation store's attrs. The workflow's config file is accepted as well: its
-workflow-only sections (``grid``, ``mi``, ``interventions``, ``figures``) are dropped.
+workflow-only sections (``grid``, ``mi``, ``interventions``, ``figures``, ``robustness``) are dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ ARCHS = ("vgg16", "resnet18", "resnet50")
 ACTIVATIONS = ("relu", "tanh")
 DATASETS = ("imagenette", "digits", "synthetic")
 
-WORKFLOW_ONLY = ("grid", "mi", "interventions", "figures", "results", "arch_overrides")
+WORKFLOW_ONLY = (
+    "grid",
+    "mi",
+    "interventions",
+    "figures",
+    "results",
+    "arch_overrides",
+    "robustness",
+)
 
 DEFAULTS: dict = {
     "arch": "resnet18",

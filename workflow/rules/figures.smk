@@ -19,6 +19,7 @@ rule figures:
     default_target: True
     input:
         [figure_files(b) for b in BINS],
+        [findings_files(b) for b in BINS],
 
 
 rule figures_bins:
