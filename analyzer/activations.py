@@ -13,7 +13,9 @@ from pathlib import Path
 
 import xarray as xr
 
-REQUIRED_VARS = ("activation", "label", "val_acc")
+from latent_mi import contract as C
+
+REQUIRED_VARS = (C.ACTIVATION, C.LABEL, C.VAL_ACC)
 FINISHED = ("complete", "diverged")
 
 

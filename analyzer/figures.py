@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from latent_mi import contract as C  # noqa: E402
+
 GROUP = ("arch", "activation", "regularizer")
 
 
@@ -69,8 +71,10 @@ def groups(ds: xr.Dataset, regularizer: str | None = "none") -> dict[tuple, xr.D
 
 
 def at_best(da: xr.DataArray, ds: xr.Dataset) -> xr.DataArray:
-    """Select each run's best-validation-accuracy epoch."""
-    best = ds.val_acc.fillna(-1).argmax("epoch").compute()
+    """Select each run's best-validation-accuracy epoch (:func:`latent_mi.contract.best_epoch`)."""
+    best = xr.apply_ufunc(
+        C.best_epoch, ds.val_acc.compute(), input_core_dims=[["epoch"]], vectorize=True
+    )
     return da.isel(epoch=best)
 
 
@@ -195,9 +199,8 @@ def fig8_trajectories(ds, out, formats=("png", "pdf")):
     for col, (key, g) in enumerate(gs.items()):
         ax = axes[0, col]
         run = g.isel(run=0)
-        n = run.sizes["layer"]
         epochs = run.epoch.values
-        for layer in run.layer.values[n - int(np.ceil(n / 3)) :]:
+        for layer in C.final_third(run.layer.values):
             y = run.input_mi.sel(layer=layer).values
             (line,) = ax.plot(epochs, y, lw=1, label=str(layer))
             p0 = int(run.plateau_epoch.sel(layer=layer))
@@ -279,8 +282,8 @@ MI_FIGURES = {
 
 # ---------------------------------------------------------------- interventions
 def _open_interventions(paths):
-    runs = [xr.open_zarr(p) for p in paths if "transplant-" not in Path(p).name]
-    pairs = [xr.open_zarr(p) for p in paths if "transplant-" in Path(p).name]
+    runs = [xr.open_zarr(p) for p in paths if not C.is_transplant(p)]
+    pairs = [xr.open_zarr(p) for p in paths if C.is_transplant(p)]
     return runs, pairs
 
 

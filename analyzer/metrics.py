@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from latent_mi import contract as C
+
 
 def _shares(mi: np.ndarray) -> np.ndarray | None:
     mi = np.asarray(mi, dtype=np.float64)
@@ -51,8 +53,8 @@ def norm_entropy(mi: np.ndarray) -> float:
 
 
 def best_epoch(val_acc: np.ndarray) -> int:
-    """Index of the best validation accuracy (first one on ties)."""
-    return int(np.nanargmax(val_acc))
+    """Index of the best validation accuracy: :func:`latent_mi.contract.best_epoch`."""
+    return C.best_epoch(val_acc)
 
 
 def delta_input_mi(input_mi: np.ndarray, best: int) -> tuple[np.ndarray, float]:
@@ -61,7 +63,7 @@ def delta_input_mi(input_mi: np.ndarray, best: int) -> tuple[np.ndarray, float]:
     input_mi: (epoch, layer). The final third is the last ceil(L / 3) layers.
     """
     per_layer = input_mi[best] - input_mi[0]
-    n_final = math.ceil(input_mi.shape[1] / 3)
+    n_final = C.n_final_third(input_mi.shape[1])
     return per_layer, float(np.mean(per_layer[-n_final:]))
 
 

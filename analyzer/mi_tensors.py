@@ -38,6 +38,8 @@ import xarray as xr
 import zarr
 from threadpoolctl import threadpool_limits
 
+from latent_mi import contract as C
+
 from . import estimators as est
 from . import metrics, nulls
 from . import variables as registry
@@ -353,7 +355,7 @@ def build_dataset(store_path: str | Path, opts: Options) -> xr.Dataset:
         pair_samples=opts.pair_samples,
         pca_components=opts.pca_components,
         plateau_fraction=opts.plateau_fraction,
-        best_epoch=int(src.epoch.values[best]),
+        **{C.ATTR_BEST_EPOCH: int(src.epoch.values[best])},
         source_store=str(Path(store_path).resolve()),
         source_status=src.attrs.get("status", ""),
         source_config=src.attrs.get("config", ""),

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 import xarray as xr
 
+from latent_mi import contract as C
+
 from . import interventions as iv
 
 
@@ -108,7 +110,7 @@ def main(argv=None) -> int:
                 int(mi_ds.sizes["label"]),
             )
             parts = [glob, klass.rename(q="class_q")]
-            best = int(mi_ds.attrs["best_epoch"])
+            best = int(mi_ds.attrs[C.ATTR_BEST_EPOCH])
             for site in chosen:  # appendix D where all-pairs channel MI was computed
                 if site.name in mi_ds.cc_layer.values and best in mi_ds.cc_epoch.values:
                     pair_mi = mi_ds.channel_channel_mi.sel(cc_epoch=best, cc_layer=site.name).values
@@ -128,7 +130,7 @@ def main(argv=None) -> int:
             if cfg["arch"].startswith("resnet"):
                 parts.append(iv.skip_gain_sweep(model, images, labels, args.skip_gains))
             ds = xr.merge(parts)
-        for key in ("dataset", "arch", "activation", "regularizer", "seed", "run", "bins"):
+        for key in C.MI_COORDS:
             if key in mi_ds.coords:
                 ds = ds.assign_coords({key: mi_ds[key].values})
         ds.attrs.update(

@@ -20,6 +20,8 @@ import xarray as xr
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from latent_mi import contract as C
+
 from .sites import Site, find_sites
 
 SELECTIONS = ("top", "random", "bottom")
@@ -208,7 +210,7 @@ def choose_layers(sites: list[Site], which: str) -> list[Site]:
     if which == "last":
         return sites[-1:]
     if which == "last-third":
-        return sites[len(sites) - math.ceil(len(sites) / 3) :]
+        return list(C.final_third(sites))
     raise ValueError(f"interventions.layers {which!r}: use all, last or last-third")
 
 
@@ -495,11 +497,10 @@ def transplants(
 def load_checkpoint(run_dir, which: str = "best", device: str = "cpu"):
     """(model in eval mode, resolved config, sites) of a run's checkpoint."""
     import json
-    from pathlib import Path
 
     from .models import build_model
 
-    path = Path(run_dir) / "checkpoints" / f"{which}.pt"
+    path = C.checkpoint_path(run_dir, which)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found (train the run first)")
     state = torch.load(path, map_location=device, weights_only=False)
@@ -522,13 +523,13 @@ def validation_tensors(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
 def mi_at_best(mi_path) -> tuple[dict, dict, xr.Dataset]:
     """Channel-label and class-channel MI at the best epoch, per layer, unpadded."""
     ds = xr.open_zarr(mi_path)
-    best = int(ds.attrs["best_epoch"])
+    best = int(ds.attrs[C.ATTR_BEST_EPOCH])
     channel, klass = {}, {}
     for layer, n in zip(ds.layer.values, ds.n_channels.values, strict=True):
         channel[str(layer)] = (
-            ds.channel_label_mi.sel(epoch=best, layer=layer).values[:n].astype(np.float64)
+            ds[C.CHANNEL_LABEL_MI].sel(epoch=best, layer=layer).values[:n].astype(np.float64)
         )
         klass[str(layer)] = (
-            ds.class_channel_mi.sel(epoch=best, layer=layer).values[:n].astype(np.float64)
+            ds[C.CLASS_CHANNEL_MI].sel(epoch=best, layer=layer).values[:n].astype(np.float64)
         )
     return channel, klass, ds

@@ -30,15 +30,9 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-EPOCH_VARS = (
-    "train_loss",
-    "train_acc",
-    "train_hsic",
-    "val_loss",
-    "val_acc",
-    "lr",
-    "epoch_seconds",
-)
+from latent_mi import contract as C
+
+EPOCH_VARS = C.EPOCH_METRICS
 
 
 def versions() -> dict:
@@ -66,7 +60,7 @@ def unit_coords(sites: list[dict]) -> dict[str, np.ndarray]:
 
 
 def _epoch_dataset(epoch: int, activation: np.ndarray, metrics: dict, dtype: str) -> xr.Dataset:
-    data = {"activation": (("epoch", "sample", "unit"), activation[None].astype(dtype))}
+    data = {C.ACTIVATION: (("epoch", "sample", "unit"), activation[None].astype(dtype))}
     for name in EPOCH_VARS:
         data[name] = (("epoch",), np.array([metrics.get(name, np.nan)], dtype=np.float64))
     return xr.Dataset(data, coords={"epoch": np.array([epoch], dtype=np.int32)})
@@ -94,9 +88,9 @@ def create_store(
         input_feature=np.array(input_features, dtype=object),
         **{k: ("unit", v) for k, v in unit_coords(sites).items()},
     )
-    ds["label"] = ("sample", labels.astype(np.int16))
-    ds["input_summary"] = (("sample", "input_feature"), input_summary.astype(np.float32))
-    ds["activation"].attrs.update(long_name="global-average-pooled activation", storage_dtype=dtype)
+    ds[C.LABEL] = ("sample", labels.astype(np.int16))
+    ds[C.INPUT_SUMMARY] = (("sample", "input_feature"), input_summary.astype(np.float32))
+    ds[C.ACTIVATION].attrs.update(long_name="global-average-pooled activation", storage_dtype=dtype)
     ds.attrs.update(attrs)
     ds.attrs.update(
         sites=json.dumps(sites),
@@ -105,7 +99,7 @@ def create_store(
         epochs_complete=1,
     )
     encoding = {
-        "activation": {
+        C.ACTIVATION: {
             "chunks": (1, n_samples, min(unit_chunk, n_units)),
             "compressors": (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),),
         }
@@ -121,7 +115,7 @@ def append_epoch(path: Path, epoch: int, activation: np.ndarray, metrics: dict, 
     """
     group = zarr.open_group(path, mode="r+")
     n = group["epoch"].shape[0]
-    rows = {"activation": activation.astype(dtype)}
+    rows = {C.ACTIVATION: activation.astype(dtype)}
     rows.update({name: np.float64(metrics.get(name, np.nan)) for name in EPOCH_VARS})
     rows["epoch"] = np.int32(epoch)
     for name, row in rows.items():

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from latent_mi import contract as C
+
 from . import store
 from .config import config_json
 from .data import INPUT_FEATURES, input_summary, load_dataset
@@ -153,14 +155,14 @@ def _set_rng_state(state: dict, train_gen: torch.Generator) -> None:
 
 def _prepare_run_dir(run_dir: Path, cfg_json: str) -> dict | None:
     """Return the saved progress to resume from, or None to start fresh (dir emptied)."""
-    progress_path = run_dir / "progress.json"
-    last = run_dir / "checkpoints" / "last.pt"
+    progress_path = run_dir / C.PROGRESS
+    last = C.checkpoint_path(run_dir, "last")
     if progress_path.is_file() and last.is_file():
         progress = json.loads(progress_path.read_text())
         if progress.get("config") == cfg_json:
             return progress
         log.warning("config changed since %s was started: starting the run afresh", run_dir)
-    for name in ("activations.zarr", "checkpoints", "progress.json", "done.json"):
+    for name in (C.STORE, C.CHECKPOINTS, C.PROGRESS, C.DONE):
         target = run_dir / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -213,8 +215,8 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
         num_workers=tcfg["num_workers"],
         pin_memory=pin,
     )
-    store_path = run_dir / "activations.zarr"
-    ckpt = run_dir / "checkpoints"
+    store_path = run_dir / C.STORE
+    ckpt = run_dir / C.CHECKPOINTS
     dtype = dcfg["dtype"]
 
     def checkpoint(epoch: int, progress: dict) -> dict:
@@ -274,13 +276,13 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
             "epochs_since_best": 0,
         }
         state = checkpoint(0, progress)
-        atomic_torch_save(state, ckpt / "init.pt")
-        atomic_torch_save(state, ckpt / "best.pt")
-        atomic_torch_save(state, ckpt / "last.pt")
-        atomic_write_json(run_dir / "progress.json", progress)
+        atomic_torch_save(state, ckpt / C.INIT_CKPT)
+        atomic_torch_save(state, ckpt / C.BEST_CKPT)
+        atomic_torch_save(state, ckpt / C.LAST_CKPT)
+        atomic_write_json(run_dir / C.PROGRESS, progress)
         log.info("epoch 0 (initialization) val_acc %.4f val_loss %.4f", val_acc, val_loss)
     else:
-        state = torch.load(ckpt / "last.pt", map_location=device, weights_only=False)
+        state = torch.load(ckpt / C.LAST_CKPT, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -341,7 +343,7 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
         if pending is not None:
             pending.result()  # at most one epoch in flight
         pending = writer.submit(store.append_epoch, store_path, epoch, act, metrics, dtype)
-        improved = val_acc > progress["best_val_acc"]
+        improved = C.improves(val_acc, progress["best_val_acc"])
         progress = {
             **progress,
             "last_metrics": metrics,
@@ -352,11 +354,11 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
             progress.update(best_epoch=epoch, best_val_acc=val_acc)
         state = checkpoint(epoch, progress)
         if improved:
-            atomic_torch_save(state, ckpt / "best.pt")
+            atomic_torch_save(state, ckpt / C.BEST_CKPT)
         if dcfg["checkpoint_every_epoch"]:
             atomic_torch_save(state, ckpt / f"epoch-{epoch:03d}.pt")
-        atomic_torch_save(state, ckpt / "last.pt")
-        atomic_write_json(run_dir / "progress.json", progress)
+        atomic_torch_save(state, ckpt / C.LAST_CKPT)
+        atomic_write_json(run_dir / C.PROGRESS, progress)
         log.info(
             "epoch %d train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f lr %.3g %.1fs",
             epoch,
@@ -378,9 +380,9 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
         "epochs": progress["epochs_complete"],
         "best_epoch": progress["best_epoch"],
         "best_val_acc": progress["best_val_acc"],
-        "store": "activations.zarr",
+        "store": C.STORE,
     }
-    atomic_write_json(run_dir / "done.json", done)
+    atomic_write_json(run_dir / C.DONE, done)
     if status == "diverged":
         raise DivergedError(
             f"run {run_dir} diverged at epoch {progress['epochs_complete']} (non-finite loss)"

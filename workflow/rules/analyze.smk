@@ -8,17 +8,17 @@ ANALYZER_CODE = sorted(
 
 rule analyze:
     input:
-        expand(f"{RESULTS}/mi/bins-{{bins}}/{{run}}.zarr", bins=BINS, run=RUNS),
+        expand(C.mi_path(RESULTS, "{bins}", "{run}"), bins=BINS, run=RUNS),
 
 
 rule analyze_run:
     input:
-        manifest=f"{RESULTS}/runs/{{run}}/done.json",
+        manifest=f"{C.run_dir(RESULTS, '{run}')}/{C.DONE}",
         code=ANALYZER_CODE,
     output:
-        directory(f"{RESULTS}/mi/bins-{{bins}}/{{run}}.zarr"),
+        directory(C.mi_path(RESULTS, "{bins}", "{run}")),
     params:
-        store=lambda wc: f"{run_dir(wc.run)}/activations.zarr",
+        store=lambda wc: f"{run_dir(wc.run)}/{C.STORE}",
         extra=" ".join(
             [
                 f"--pair-samples {config['mi']['pair_samples']}",
@@ -28,7 +28,7 @@ rule analyze_run:
             ]
         ),
     log:
-        f"{RESULTS}/logs/analyze/bins-{{bins}}/{{run}}.log",
+        C.log_path(RESULTS, "analyze", "bins-{bins}/{run}"),
     threads: 2
     shell:
         "python -m analyzer {params.store} --bins {wildcards.bins} --out {output} --run {wildcards.run}"

@@ -10,6 +10,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the project's packages, also without `pip install -e .`
 from trainer.config import ConfigError, deep_merge, resolve_config  # noqa: E402  (imports no torch)
+from latent_mi import contract as C  # noqa: E402  (cross-stage names and path templates)
 
 def _typed(value):
     """Snakemake's --config parses nested values with YAML's BaseLoader (all strings):
@@ -79,7 +80,7 @@ for _name, _point in RUNS.items():
 
 
 def run_dir(run):
-    return f"{RESULTS}/runs/{run}"
+    return C.run_dir(RESULTS, run)
 
 
 def seed_pairs():

@@ -12,7 +12,7 @@ MI_FIGS = [
 
 
 def figure_files(bins):
-    return [f"{RESULTS}/figures/bins-{bins}/{name}.{fmt}" for name in MI_FIGS + INTERVENTION_FIGS for fmt in FORMATS]
+    return [f"{C.figures_dir(RESULTS, bins)}/{name}.{fmt}" for name in MI_FIGS + INTERVENTION_FIGS for fmt in FORMATS]
 
 
 rule figures:
@@ -24,13 +24,13 @@ rule figures:
 
 rule figures_bins:
     input:
-        mi=expand(f"{RESULTS}/mi/bins-{{{{bins}}}}/{{run}}.zarr", run=RUNS),
+        mi=expand(C.mi_path(RESULTS, "{{bins}}", "{run}"), run=RUNS),
         interventions=lambda wc: intervention_files(wc.bins),
         code=f"{workflow.basedir}/analyzer/figures.py",
     output:
         [
             report(
-                f"{RESULTS}/figures/bins-{{bins}}/{name}.{fmt}",
+                f"{C.figures_dir(RESULTS, '{bins}')}/{name}.{fmt}",
                 caption="../report/figures.rst",
                 category="bins-{bins}",
                 subcategory=name,
@@ -41,7 +41,7 @@ rule figures_bins:
     params:
         names=MI_FIGS + INTERVENTION_FIGS,
         formats=FORMATS,
-        outdir=lambda wc: f"{RESULTS}/figures/bins-{wc.bins}",
+        outdir=lambda wc: C.figures_dir(RESULTS, wc.bins),
     log:
         f"{RESULTS}/logs/figures/bins-{{bins}}.log",
     script:

@@ -18,22 +18,22 @@ IV_ARGS = (
 def intervention_files(bins):
     if not IV_ON:
         return []
-    files = [f"{RESULTS}/interventions/bins-{bins}/{run}.zarr" for run in RUNS]
-    files += [f"{RESULTS}/interventions/bins-{bins}/transplant-{d}--{r}.zarr" for d, r in PAIRS]
+    files = [C.interventions_path(RESULTS, bins, run) for run in RUNS]
+    files += [C.transplant_path(RESULTS, bins, d, r) for d, r in PAIRS]
     return files
 
 
 rule interventions_run:
     input:
-        manifest=f"{RESULTS}/runs/{{run}}/done.json",
-        mi=f"{RESULTS}/mi/bins-{{bins}}/{{run}}.zarr",
+        manifest=f"{C.run_dir(RESULTS, '{run}')}/{C.DONE}",
+        mi=C.mi_path(RESULTS, "{bins}", "{run}"),
     output:
-        directory(f"{RESULTS}/interventions/bins-{{bins}}/{{run}}.zarr"),
+        directory(C.interventions_path(RESULTS, "{bins}", "{run}")),
     params:
         run_dir=lambda wc: run_dir(wc.run),
         args=IV_ARGS,
     log:
-        f"{RESULTS}/logs/interventions/bins-{{bins}}/{{run}}.log",
+        C.log_path(RESULTS, "interventions", "bins-{bins}/{run}"),
     threads: 2
     shell:
         "python -m trainer.intervene {params.run_dir} --mi {input.mi} --out {output} {params.args}"
@@ -42,17 +42,17 @@ rule interventions_run:
 
 rule transplant_pair:
     input:
-        donor=f"{RESULTS}/runs/{{donor}}/done.json",
-        recipient=f"{RESULTS}/runs/{{recipient}}/done.json",
-        mi=f"{RESULTS}/mi/bins-{{bins}}/{{donor}}.zarr",
+        donor=f"{C.run_dir(RESULTS, '{donor}')}/{C.DONE}",
+        recipient=f"{C.run_dir(RESULTS, '{recipient}')}/{C.DONE}",
+        mi=C.mi_path(RESULTS, "{bins}", "{donor}"),
     output:
-        directory(f"{RESULTS}/interventions/bins-{{bins}}/transplant-{{donor}}--{{recipient}}.zarr"),
+        directory(C.transplant_path(RESULTS, "{bins}", "{donor}", "{recipient}")),
     params:
         donor=lambda wc: run_dir(wc.donor),
         recipient=lambda wc: run_dir(wc.recipient),
         args=f"--q {' '.join(map(str, IV['q']))} --draws {IV['random_draws']} --layers {IV['layers']}",
     log:
-        f"{RESULTS}/logs/interventions/bins-{{bins}}/transplant-{{donor}}--{{recipient}}.log",
+        C.log_path(RESULTS, "interventions", f"bins-{{bins}}/{C.transplant_name('{donor}', '{recipient}')}"),
     threads: 2
     shell:
         "python -m trainer.intervene {params.recipient} --donor {params.donor} --mi {input.mi}"

@@ -5,12 +5,12 @@
 
 rule train:
     input:
-        expand(f"{RESULTS}/runs/{{run}}/done.json", run=RUNS),
+        expand(f"{C.run_dir(RESULTS, '{run}')}/{C.DONE}", run=RUNS),
 
 
 rule train_run:
     output:
-        manifest=f"{RESULTS}/runs/{{run}}/done.json",
+        manifest=f"{C.run_dir(RESULTS, '{run}')}/{C.DONE}",
     params:
         cfg=lambda wc: shlex.quote(json.dumps(RUN_CONFIGS[wc.run], sort_keys=True)),
         out=lambda wc: run_dir(wc.run),

@@ -1,0 +1,143 @@
+"""The one declaration of names shared across stages (trainer -> store -> analyzer -> figures).
+
+Torch-free and numpy-only, so the analyzer, the figures and the Snakemake rules import it
+cheaply. Every file name, store/MI variable name, attrs key and path template that more
+than one stage relies on is declared here; code elsewhere imports it instead of retyping
+the string. DESIGN.md §3 describes the contracts in prose.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+# ---------------------------------------------------------------- run directory (trainer)
+STORE = "activations.zarr"  # <run_dir>/activations.zarr: the activation store
+CHECKPOINTS = "checkpoints"  # <run_dir>/checkpoints/{init,best,last}.pt
+INIT_CKPT = "init.pt"  # epoch 0, before any update
+BEST_CKPT = "best.pt"  # the epoch of best_epoch(val_acc)
+LAST_CKPT = "last.pt"  # the latest epoch (resume point)
+PROGRESS = "progress.json"  # epochs complete, best epoch (resume reads it)
+DONE = "done.json"  # written last: the run finished (workflow target)
+CHECKPOINT_FILES = {"init": INIT_CKPT, "best": BEST_CKPT, "last": LAST_CKPT}
+
+
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    """``<run_dir>/checkpoints/<which>.pt`` for which in init/best/last (or ``epoch-NNN``)."""
+    return Path(run_dir) / CHECKPOINTS / CHECKPOINT_FILES.get(which, f"{which}.pt")
+
+
+# ---------------------------------------------------------------- activation store
+ACTIVATION = "activation"  # (epoch, sample, unit): GAP value per unit (= site x channel)
+LABEL = "label"  # (sample,)
+INPUT_SUMMARY = "input_summary"  # (sample, input_feature)
+VAL_ACC = "val_acc"  # (epoch,): validation accuracy, fraction in [0, 1]
+EPOCH_METRICS = (  # per-epoch scalars of the store, in this order
+    "train_loss",
+    "train_acc",
+    "train_hsic",
+    "val_loss",
+    VAL_ACC,
+    "lr",
+    "epoch_seconds",
+)
+UNIT_COORDS = ("site", "channel", "site_kind")  # coords of the flattened ``unit`` dim
+
+# attrs keys (store and MI Dataset)
+RUN_KEYS = ("dataset", "arch", "activation", "regularizer", "seed")  # identify a run's model
+ATTR_CONFIG = "config"  # the resolved trainer config, JSON
+ATTR_SITES = "sites"  # JSON list of {name, kind, channels} in depth order
+ATTR_CLASSES = "classes"  # JSON list of class names
+ATTR_STATUS = "status"  # running / complete / diverged
+ATTR_BEST_EPOCH = "best_epoch"  # MI Dataset: epoch label of best_epoch(val_acc)
+
+# ---------------------------------------------------------------- MI Dataset (analyzer)
+CHANNEL_LABEL_MI = "channel_label_mi"  # (epoch, layer, channel), nat
+CLASS_CHANNEL_MI = "class_channel_mi"  # (epoch, layer, channel, label), nat
+CHANNEL_CHANNEL_MI = "channel_channel_mi"  # (cc_epoch, cc_layer, channel, channel_b), nat
+LABEL_MI = "label_mi"  # (epoch, layer), nat
+INPUT_MI = "input_mi"  # (epoch, layer), nat
+N_CHANNELS = "n_channels"  # coord (layer,): channels of each (padded) layer
+MI_COORDS = (*RUN_KEYS, "run", "bins")  # scalar coords that identify an MI Dataset's run
+
+
+# ---------------------------------------------------------------- results/ path templates
+def run_dir(results: str | Path, run: str) -> str:
+    """``<results>/runs/<run>``: the trainer's output for one run."""
+    return f"{results}/runs/{run}"
+
+
+def mi_path(results: str | Path, bins: int | str, run: str) -> str:
+    """``<results>/mi/bins-<B>/<run>.zarr``: the analyzer's MI Dataset."""
+    return f"{results}/mi/bins-{bins}/{run}.zarr"
+
+
+def interventions_path(results: str | Path, bins: int | str, run: str) -> str:
+    """``<results>/interventions/bins-<B>/<run>.zarr``: knockouts, shuffles, noise."""
+    return f"{results}/interventions/bins-{bins}/{run}.zarr"
+
+
+TRANSPLANT_PREFIX = "transplant-"
+TRANSPLANT_SEP = "--"
+
+
+def transplant_name(donor: str, recipient: str) -> str:
+    """``transplant-<donor>--<recipient>``: the stem of a transplant result."""
+    return f"{TRANSPLANT_PREFIX}{donor}{TRANSPLANT_SEP}{recipient}"
+
+
+def transplant_path(results: str | Path, bins: int | str, donor: str, recipient: str) -> str:
+    """``<results>/interventions/bins-<B>/transplant-<donor>--<recipient>.zarr``."""
+    return f"{results}/interventions/bins-{bins}/{transplant_name(donor, recipient)}.zarr"
+
+
+def is_transplant(path: str | Path) -> bool:
+    """A transplant result is recognised by its name: ``transplant-<donor>--<recipient>.zarr``."""
+    return Path(path).name.startswith(TRANSPLANT_PREFIX)
+
+
+def figures_dir(results: str | Path, bins: int | str) -> str:
+    """``<results>/figures/bins-<B>``."""
+    return f"{results}/figures/bins-{bins}"
+
+
+def log_path(results: str | Path, stage: str, name: str) -> str:
+    """``<results>/logs/<stage>/<name>.log`` (name may hold ``bins-<B>/``)."""
+    return f"{results}/logs/{stage}/{name}.log"
+
+
+# ---------------------------------------------------------------- shared definitions
+def best_epoch(val_acc) -> int:
+    """Index of the best validation accuracy: the first maximum over the finite values.
+
+    The one definition of "best epoch" (trainer's best.pt, analyzer, figures, interventions).
+    Non-finite entries never win; if none is finite, epoch index 0 (initialization).
+    The trainer's running rule :func:`improves` selects the same epoch.
+    """
+    v = np.asarray(val_acc, dtype=np.float64)
+    ok = np.isfinite(v)
+    if not ok.any():
+        return 0
+    return int(np.argmax(np.where(ok, v, -np.inf)))
+
+
+def improves(val_acc: float, best_val_acc: float) -> bool:
+    """Running form of :func:`best_epoch`: a later epoch wins only if strictly better."""
+    return bool(math.isfinite(val_acc) and not (val_acc <= best_val_acc))
+
+
+T = TypeVar("T")
+
+
+def n_final_third(n_layers: int) -> int:
+    """How many layers "the final third" holds: ceil(L / 3)."""
+    return math.ceil(n_layers / 3)
+
+
+def final_third(layers: Sequence[T]) -> Sequence[T]:
+    """The final third of the layers in depth order: the last ceil(L / 3) of them."""
+    return layers[len(layers) - n_final_third(len(layers)) :]

@@ -1,0 +1,62 @@
+"""latent_mi.contract: the shared definitions, and that it stays torch-free."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from latent_mi import contract as C
+
+
+@pytest.mark.parametrize(
+    "val_acc, best",
+    [
+        ([0.1, 0.5, 0.5, 0.2], 1),  # first maximum on ties
+        ([np.nan, 0.3, 0.2], 1),  # NaN never wins
+        ([0.2, np.inf, 0.3], 2),  # non-finite never wins
+        ([np.nan, np.nan], 0),  # nothing finite: initialization
+        ([0.4], 0),
+    ],
+)
+def test_best_epoch(val_acc, best):
+    assert C.best_epoch(val_acc) == best
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_running_rule_matches_best_epoch(seed):
+    """The trainer's incremental rule (improves) picks best_epoch's epoch."""
+    rng = np.random.default_rng(seed)
+    v = np.round(rng.random(30), 1)
+    v[rng.random(30) < 0.2] = np.nan
+    best, best_acc = 0, v[0]
+    for e in range(1, len(v)):
+        if C.improves(v[e], best_acc):
+            best, best_acc = e, v[e]
+    assert best == C.best_epoch(v)
+
+
+@pytest.mark.parametrize("n, expect", [(1, 1), (2, 1), (3, 1), (4, 2), (13, 5), (16, 6)])
+def test_final_third(n, expect):
+    layers = list(range(n))
+    assert list(C.final_third(layers)) == layers[n - expect :]
+    assert list(C.final_third(np.arange(n))) == layers[n - expect :]
+
+
+def test_paths_and_transplant_recognition():
+    assert C.run_dir("results", "r") == "results/runs/r"
+    assert C.mi_path("results", 20, "r") == "results/mi/bins-20/r.zarr"
+    p = C.transplant_path("results", 20, "a-s0", "a-s1")
+    assert p == "results/interventions/bins-20/transplant-a-s0--a-s1.zarr"
+    assert C.is_transplant(p)
+    assert not C.is_transplant(C.interventions_path("results", 20, "a-s0"))
+    assert str(C.checkpoint_path("x", "best")) == "x/checkpoints/best.pt"
+
+
+def test_contract_imports_no_torch_or_numba():
+    code = (
+        "import sys, latent_mi.contract; "
+        "bad = [m for m in ('torch', 'numba') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
