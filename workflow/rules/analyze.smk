@@ -1,9 +1,7 @@
 # One analysis per (bins, run). The analyzer's code is declared as input, so editing
 # it reruns analysis (Snakemake does not track imported packages by itself).
-# (figures.py only draws: it is an input of the figures rule instead.)
-ANALYZER_CODE = sorted(
-    str(p) for p in Path(workflow.basedir, "analyzer").glob("*.py") if p.name != "figures.py"
-)
+# (the figures package only draws: it is an input of the figures rule instead.)
+ANALYZER_CODE = sorted(str(p) for p in Path(workflow.basedir, "analyzer").glob("*.py"))
 
 
 rule analyze:

@@ -26,7 +26,7 @@ rule figures_bins:
     input:
         mi=expand(C.mi_path(RESULTS, "{{bins}}", "{run}"), run=RUNS),
         interventions=lambda wc: intervention_files(wc.bins),
-        code=f"{workflow.basedir}/analyzer/figures.py",
+        code=sorted(str(p) for p in Path(workflow.basedir, "analyzer", "figures").glob("*.py")),
     output:
         [
             report(

@@ -1,4 +1,4 @@
-"""Snakemake script: draw every figure of one bin count."""
+"""Snakemake script: draw the figures of one bin count (names from params)."""
 # ruff: noqa: F821  (`snakemake` is injected by Snakemake)
 
 import sys
@@ -6,18 +6,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))
 
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")  # the workflow's choice; importing analyzer.figures sets no backend
+
 from analyzer import figures  # noqa: E402
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log
     ds = figures.load_runs(snakemake.input.mi)
     outdir = Path(snakemake.params.outdir)
-    formats = snakemake.params.formats
     for name in snakemake.params.names:
-        if name in figures.MI_FIGURES:
-            figures.MI_FIGURES[name](ds, outdir / name, formats)
-        else:
-            figures.INTERVENTION_FIGURES[name](
-                snakemake.input.interventions, outdir / name, formats
-            )
+        figures.draw(
+            name, ds, snakemake.input.interventions, outdir / name, snakemake.params.formats
+        )
         print(f"drew {name}", file=log)

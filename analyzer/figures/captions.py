@@ -1,0 +1,205 @@
+"""The one registry of figures: name -> what it shows, its estimator, how to read it.
+
+Used by the workflow (which figures exist, which inputs they need, the report caption of
+each) and by the README's "Reading the figures" section (``python -m analyzer.figures
+--readme`` prints it). Add a figure here and in ``DRAW`` of its module, nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ESTIMATOR = (
+    "plug-in histogram MI in nats, each variable binned over its own min-max range per "
+    "epoch into B equal-width bins; I(X;T) = H(Bin T) for X uniform over the validation images"
+)
+GROUPS = "one line or panel per (arch, activation, regularizer) group, mean +- 1 sd over its seeds"
+
+
+@dataclass(frozen=True)
+class FigureInfo:
+    """One figure: ``source`` is 'mi' (drawn from MI Datasets) or 'interventions'."""
+
+    name: str
+    title: str
+    source: str
+    shows: str
+    paper: str
+    read: str
+    estimator: str = ESTIMATOR
+    requires: str = ""  # '' always drawn; 'hsic': only with HSIC runs; 'transplants'
+
+
+FIGURES: dict[str, FigureInfo] = {
+    f.name: f
+    for f in (
+        FigureInfo(
+            "fig1_depth_mi",
+            "Fig 1: layer-label and input MI against depth",
+            "mi",
+            "I(T;Y) (top) and I(X;T) (bottom), mean over each layer's channels, against depth; "
+            "trained (best validation-accuracy epoch, solid) vs random (epoch 0, dashed). "
+            + GROUPS,
+            "label MI rises with depth in trained VGG-16 and ResNet-18 and stays low and flat "
+            "in random networks; input MI falls with depth after training.",
+            "look for the solid top curve rising above the dashed one in late layers; input MI "
+            "depends on the activation (ReLU vs tanh), so compare groups, not only depths.",
+        ),
+        FigureInfo(
+            "fig2_layer_mi",
+            "Fig 2: layer-layer MI",
+            "mi",
+            "heatmap of layer_mi(a, b): mean MI over fixed seeded channel pairs of layers a "
+            "and b, trained (left) vs random (right), mean over seeds. The diagonal (a = b) "
+            "pairs different channels of the same layer: within-layer redundancy, not entropy.",
+            "in trained VGG-16, MI between distant layers is low and falls with depth "
+            "(decorrelated features), except a very large conv1-conv2 value; random networks "
+            "show higher MI between many layers.",
+            "compare the off-diagonal mass of the two panels; the colour scale is shared "
+            "within a row.",
+        ),
+        FigureInfo(
+            "fig3_concentration",
+            "Fig 3/4: concentration of channel-label MI",
+            "mi",
+            "Gini, Top-10% share and normalized entropy of p_c = I(T_lc;Y) / sum_c I(T_lc;Y) "
+            "against depth, trained vs random. " + GROUPS,
+            "training raises Gini and Top-k share, mostly in deep layers, and lowers normalized "
+            "entropy modestly: label information concentrates in few channels.",
+            "a solid curve above the dashed one in late layers (Gini, Top-10%) is "
+            "concentration; on small data (digits) the opposite has been seen: report it as is.",
+        ),
+        FigureInfo(
+            "fig5_knockouts",
+            "Fig 5: knockouts of MI-ranked channels",
+            "interventions",
+            "accuracy drop at the last measured layer against the MI mass q of the top-MI set; "
+            "random and bottom-MI sets have the same number of channels as the top set. "
+            "Columns: zero, energy (zeroed, the rest rescaled to keep each sample's norm), "
+            "shuffle (channels permuted across samples), noise-s (Gaussian noise of s channel "
+            "standard deviations added). Mean +- sd over seeds and random draws.",
+            "top-MI knockouts cost far more accuracy than random or bottom-MI ones, also when "
+            "energy is preserved.",
+            "the red (top) curve above gray and blue means MI ranking finds the channels the "
+            "decision uses; curves that coincide mean it does not.",
+            estimator="channels ranked by I(T_lc;Y) at the best epoch (" + ESTIMATOR + ")",
+        ),
+        FigureInfo(
+            "fig6_class_knockouts",
+            "Fig 6: class-targeted knockouts",
+            "interventions",
+            "drop of class k's accuracy after removing the channels ranked by I(T_lc; 1[Y=k]) "
+            "until MI mass q, for every class k; bars are means, error bars sd over seeds and "
+            "draws.",
+            "removing a class's top-MI channels hurts that class far more than removing as "
+            "many random or low-MI channels.",
+            "look for red bars well above gray and blue for most classes.",
+            estimator="channels ranked by I(T_lc;1[Y=k]) at the best epoch (" + ESTIMATOR + ")",
+        ),
+        FigureInfo(
+            "transplants",
+            "Transplants of MI-ranked channels",
+            "interventions",
+            "recipient (next seed) accuracy drop after copying the donor's top-MI (or random, "
+            "bottom) out-channel filters and BatchNorm parameters, against donor MI mass q.",
+            "every transplant hurts, and random or low-MI transplants hurt about as much: "
+            "high-MI channels do not transfer in isolation.",
+            "similar curves for the three selections reproduce the paper; a much higher red "
+            "curve would mean top channels are especially context dependent.",
+            requires="transplants",
+        ),
+        FigureInfo(
+            "cover_and_skip_gain",
+            "Redundancy (minimal MI cover) and skip connections",
+            "interventions",
+            "left: accuracy drop after removing the minimal MI cover (fewest top-MI channels "
+            "reaching q; cover_accuracy) vs a redundant MI-matched set (channels most redundant "
+            "with the cover, same MI mass; redundant_accuracy); right: ResNet accuracy with "
+            "every identity path scaled by g (skip_gain_accuracy; g = 1 is the trained net).",
+            "redundant sets buffer damage at small q and become harmful at large q; skip "
+            "connections modulate how information is combined more than which channels "
+            "carry it.",
+            "solid (cover) vs dashed (redundant) per group; on the right, how fast accuracy "
+            "falls as g leaves 1.",
+        ),
+        FigureInfo(
+            "fig7_accuracy_vs_delta_input_mi",
+            "Fig 7: accuracy against input-MI change",
+            "mi",
+            "best validation accuracy against dI(X;T) = I(X;T) at the best epoch minus at "
+            "initialization, mean over the final third of layers; one marker per run, one "
+            "colour per group.",
+            "points on both sides of zero with no downward trend: accuracy does not need "
+            "compression; ReLU tends to expansion, tanh mixes both.",
+            "left of the vertical line is compression, right expansion; compare colours "
+            "(activations) rather than reading a trend.",
+        ),
+        FigureInfo(
+            "fig8_input_mi_trajectories",
+            "Fig 8: I(X;T) trajectories",
+            "mi",
+            "I(X;T) over epochs for the final third of layers (mean +- sd over seeds), dotted: "
+            "each seed's least-squares line after the plateau epoch of I(T;Y) (first epoch at "
+            "95% of its maximum); legend: mean slope in nat/epoch.",
+            "post-plateau slopes are near 0: compression after fitting is weak and depends on "
+            "the activation and architecture.",
+            "a clearly negative dotted slope is post-fitting compression; near-flat lines are "
+            "the paper's typical case.",
+        ),
+        FigureInfo(
+            "info_plane",
+            "Information plane",
+            "mi",
+            "I(X;T) against I(T;Y) over epochs (Shwartz-Ziv & Tishby), one colour per layer "
+            "(shallow to deep), thin lines for each seed, bold for the seed mean; o marks "
+            "epoch 0, * the last epoch. Every group, HSIC runs included.",
+            "the 'fitting then compression' path (right, then left) is not universal: with "
+            "ReLU, I(X;T) rarely falls (Saxe et al.).",
+            "follow each colour from o to *: a move up is fitting; a later move left would be "
+            "compression.",
+        ),
+        FigureInfo(
+            "fig9_hsic",
+            "Fig 9: HSIC regularization",
+            "mi",
+            "validation accuracy and loss against epoch, cross-entropy (dashed) vs "
+            "cross-entropy + HSIC (solid), per (arch, activation), mean +- sd over seeds.",
+            "the HSIC regularizer speeds convergence and improves accuracy slightly.",
+            "the solid curve reaching the plateau earlier (or higher) reproduces the paper.",
+            estimator="training curves (no MI estimate)",
+            requires="hsic",
+        ),
+    )
+}
+
+
+def names(source: str | None = None, *, hsic: bool = True, transplants: bool = True) -> list:
+    """Registered figure names (of one source), dropping those whose runs are absent."""
+    have = {"": True, "hsic": hsic, "transplants": transplants}
+    return [
+        n
+        for n, f in FIGURES.items()
+        if (source is None or f.source == source) and have.get(f.requires, True)
+    ]
+
+
+def caption(name: str, bins: int | str, n_runs: int | None = None) -> str:
+    """The report caption (reStructuredText) of one figure: what, estimator, bins, N."""
+    f = FIGURES[name]
+    n = "" if n_runs is None else f" N = {n_runs} runs."
+    return (
+        f"**{f.title}** ({bins} bins).{n} {f.shows}\n\n"
+        f"*Estimator:* {f.estimator}.\n\n"
+        f"*Paper:* {f.paper}\n\n"
+        f"*How to read it:* {f.read}\n"
+    )
+
+
+def readme_section() -> str:
+    """The README's "Reading the figures" paragraphs (markdown), one per figure."""
+    lines = []
+    for f in FIGURES.values():
+        lines.append(
+            f"- **{f.title}** (`{f.name}`): {f.shows} *Paper:* {f.paper} *Look for:* {f.read}"
+        )
+    return "\n".join(lines) + "\n"

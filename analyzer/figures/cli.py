@@ -1,0 +1,87 @@
+"""``python -m analyzer.figures MI.zarr [...] --out DIR``: draw figures of any set of runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .captions import FIGURES, names, readme_section
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m analyzer.figures",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=(
+            "Draw the figures of any set of MI Datasets (e.g. by-hand runs) into DIR. Runs are "
+            "grouped by (arch, activation, regularizer), seeds are the spread. Intervention "
+            "figures are drawn when --interventions are given. Each figure's caption is "
+            "printed; --list shows the registry."
+        ),
+    )
+    p.add_argument("mi", nargs="*", help="MI Datasets (.zarr), or folders holding them")
+    p.add_argument("--out", help="output folder (created)")
+    p.add_argument(
+        "--interventions",
+        nargs="+",
+        default=[],
+        help="intervention results (.zarr, transplant-*.zarr) or folders holding them",
+    )
+    p.add_argument("--names", nargs="+", choices=list(FIGURES), help="figures (default: all)")
+    p.add_argument("--formats", nargs="+", default=["png"], choices=["png", "pdf", "svg"])
+    p.add_argument("--list", action="store_true", help="print the figure registry and exit")
+    p.add_argument(
+        "--readme", action="store_true", help="print the README's 'Reading the figures' text"
+    )
+    return p
+
+
+def expand(paths: list[str]) -> list[Path]:
+    """Zarr stores as given; a folder that is not a store stands for the stores in it."""
+    out = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} does not exist")
+        if p.is_dir() and not (p / "zarr.json").exists() and not (p / ".zgroup").exists():
+            found = sorted(p.glob("*.zarr"))
+            if not found:
+                raise FileNotFoundError(f"{p} holds no .zarr store")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list or args.readme:
+        if args.readme:
+            print(readme_section(), end="")
+        else:
+            for f in FIGURES.values():
+                print(f"{f.name} ({f.source}): {f.title}")
+        return 0
+    if not args.mi or not args.out:
+        print("analyzer.figures: error: give MI Datasets and --out DIR", file=sys.stderr)
+        return 2
+    from . import draw, load_runs
+    from .captions import caption
+    from .interventions import is_transplant
+
+    try:
+        mi_paths, iv_paths = expand(args.mi), expand(args.interventions)
+        ds = load_runs(mi_paths)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"analyzer.figures: error: {e}", file=sys.stderr)
+        return 1
+    has_hsic = "hsic" in {str(v) for v in ds.regularizer.values.ravel()}
+    wanted = args.names or names(hsic=has_hsic, transplants=any(map(is_transplant, iv_paths)))
+    out = Path(args.out)
+    bins = "/".join(sorted({str(int(b)) for b in ds.bins.values.ravel()}))
+    for name in wanted:
+        if FIGURES[name].source == "interventions" and not iv_paths:
+            continue
+        drawn = draw(name, ds, iv_paths, out / name, args.formats)
+        print(f"{', '.join(map(str, drawn.paths))}\n  {caption(name, bins, ds.sizes['run'])}")
+    return 0

@@ -1,0 +1,240 @@
+"""Figures drawn from MI Datasets combined along ``run`` (:func:`load_runs`).
+
+Every function takes the combined Dataset, an output path without suffix (None: only
+return the figure) and the file formats, and returns a :class:`Drawn`. Each line or panel
+is one (arch, activation, regularizer) group: mean over its seeds, band +-1 sd; "trained"
+is each run's best-validation-accuracy epoch, "random" its epoch 0 (initialization).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from matplotlib import colormaps
+
+from latent_mi import contract as C
+
+from .drawing import Drawn, band, bins_of, finish, new_figure
+from .grouping import at_best, groups, label, seeds
+
+FORMATS = ("png", "pdf")
+
+
+def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
+    """Label MI and input MI against depth, trained (best epoch) against random (epoch 0)."""
+    gs = groups(ds)
+    fig, axes = new_figure(2, len(gs), 4.2, 3.3)
+    for col, (key, g) in enumerate(gs.items()):
+        depth = np.arange(g.sizes["layer"])
+        for row, var in enumerate(("label_mi", "input_mi")):
+            ax = axes[row, col]
+            band(ax, depth, at_best(g[var], g).values, label="trained (best epoch)")
+            band(ax, depth, g[var].isel(epoch=0).values, label="random (epoch 0)", ls="--")
+            ax.set_xlabel("depth (measurement site)")
+            ax.set_ylabel(
+                ("I(T;Y)" if row == 0 else "I(X;T) = H(Bin T)") + " [nat], mean over channels"
+            )
+            ax.set_title(label(key, g), fontsize=8)
+            ax.legend(fontsize=7)
+    return finish(
+        fig,
+        f"Fig 1: layer-label and input MI against depth ({bins_of(ds)}, mean +- sd over seeds)",
+        out,
+        formats,
+    )
+
+
+def fig2_layer_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
+    """Layer-layer MI heatmaps, trained against random (mean over seeds)."""
+    gs = groups(ds)
+    fig, axes = new_figure(len(gs), 2, 4.5, 4.0)
+    for row, (key, g) in enumerate(gs.items()):
+        trained = at_best(g.layer_mi, g).mean("run").values
+        random = g.layer_mi.isel(epoch=0).mean("run").values
+        vmax = np.nanmax([trained, random])
+        for col, (mat, name) in enumerate(((trained, "trained"), (random, "random"))):
+            ax = axes[row, col]
+            im = ax.imshow(mat, vmin=0, vmax=vmax, cmap="viridis")
+            ax.set_title(f"{label(key, g)}: {name}", fontsize=8)
+            ax.set_xlabel("layer b (depth)")
+            ax.set_ylabel("layer a (depth)")
+            fig.colorbar(im, ax=ax, label="mean channel-pair MI [nat]")
+    return finish(
+        fig,
+        f"Fig 2: layer-layer MI ({bins_of(ds)}); diagonal: MI between different channels "
+        "of the same layer",
+        out,
+        formats,
+    )
+
+
+def fig3_concentration(ds: xr.Dataset, out=None, formats=FORMATS, k: float = 10.0) -> Drawn:
+    """Gini, Top-k% share and normalized entropy of channel-label MI against depth."""
+    gs = groups(ds)
+    fig, axes = new_figure(3, len(gs), 4.2, 3.0)
+    for col, (key, g) in enumerate(gs.items()):
+        depth = np.arange(g.sizes["layer"])
+        series = (
+            (g.gini, "Gini"),
+            (g.topk_share.sel(k=k, method="nearest"), f"Top-{k:g}% share"),
+            (g.norm_entropy, "normalized entropy"),
+        )
+        for row, (da, name) in enumerate(series):
+            ax = axes[row, col]
+            band(ax, depth, at_best(da, g).values, label="trained")
+            band(ax, depth, da.isel(epoch=0).values, label="random", ls="--")
+            ax.set_ylabel(f"{name} (dimensionless)")
+            ax.set_xlabel("depth (measurement site)")
+            ax.set_title(label(key, g), fontsize=8)
+            ax.legend(fontsize=7)
+    return finish(
+        fig,
+        f"Fig 3/4: concentration of channel-label MI within layers ({bins_of(ds)})",
+        out,
+        formats,
+    )
+
+
+def fig7_accuracy_vs_delta(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
+    """Best validation accuracy against dI(X;T) (best - init, final third of layers), one
+    marker per run, one colour per (arch, activation, regularizer) group."""
+    fig, axes = new_figure(1, 1, 6.0, 4.5)
+    ax = axes[0, 0]
+    markers = {"vgg16": "o", "resnet18": "s", "resnet50": "^"}
+    for key, g in groups(ds, regularizer=None).items():
+        ax.scatter(
+            g.delta_input_mi.values,
+            g.val_acc.max("epoch").values * 100,
+            marker=markers.get(key[0], "x"),
+            label=label(key, g),
+        )
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("dI(X;T) [nat]: best epoch - initialization, final third of layers")
+    ax.set_ylabel("best validation accuracy [%]")
+    ax.legend(fontsize=7)
+    return finish(
+        fig,
+        f"Fig 7: accuracy against input-MI change ({bins_of(ds)}, one marker per run)",
+        out,
+        formats,
+    )
+
+
+def _slope_line(run: xr.Dataset, layer: str):
+    """(epochs, fitted I(X;T)) of one run's post-plateau least-squares line, or None."""
+    p0 = int(run.plateau_epoch.sel(layer=layer))
+    slope = float(run.post_plateau_slope.sel(layer=layer))
+    if p0 < 0 or not np.isfinite(slope):
+        return None
+    epochs = run.epoch.values
+    y = run.input_mi.sel(layer=layer).values
+    sel = epochs >= p0
+    intercept = np.nanmean(y[sel]) - slope * np.mean(epochs[sel])
+    return epochs[sel], intercept + slope * epochs[sel]
+
+
+def fig8_trajectories(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
+    """I(X;T) over epochs for the final third of layers (mean +- sd over seeds), with each
+    seed's post-plateau slope fit (dotted)."""
+    gs = groups(ds)
+    fig, axes = new_figure(1, len(gs), 4.5, 4.0)
+    for col, (key, g) in enumerate(gs.items()):
+        ax = axes[0, col]
+        for layer in C.final_third(g.layer.values):
+            slopes = g.post_plateau_slope.sel(layer=layer).values
+            line = band(
+                ax,
+                g.epoch.values,
+                g.input_mi.sel(layer=layer).values,
+                lw=1,
+                ms=2,
+                label=f"{layer} (slope {np.nanmean(slopes):+.3f})",
+            )
+            for i in range(g.sizes["run"]):
+                fit = _slope_line(g.isel(run=i), layer)
+                if fit is not None:
+                    ax.plot(*fit, ls=":", color=line.get_color())
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("I(X;T) [nat]")
+        ax.set_title(label(key, g), fontsize=8)
+        ax.legend(fontsize=6, title="layer (mean slope, nat/epoch)", title_fontsize=6)
+    return finish(
+        fig,
+        f"Fig 8: I(X;T) trajectories ({bins_of(ds)}, mean +- sd over seeds); "
+        "dotted: each seed's post-plateau fit",
+        out,
+        formats,
+    )
+
+
+def info_plane(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
+    """Information plane (Shwartz-Ziv & Tishby): I(X;T) against I(T;Y) over epochs, one
+    colour per layer (by depth), a thin line per seed, the seed mean bold; o = epoch 0,
+    * = last epoch."""
+    gs = groups(ds, regularizer=None)
+    fig, axes = new_figure(1, len(gs), 5.0, 4.2)
+    cmap = colormaps["viridis"]
+    for col, (key, g) in enumerate(gs.items()):
+        ax = axes[0, col]
+        n = g.sizes["layer"]
+        for i, layer in enumerate(g.layer.values):
+            color = cmap(i / max(1, n - 1))
+            x = g.input_mi.sel(layer=layer).values  # (run, epoch)
+            y = g.label_mi.sel(layer=layer).values
+            for r in range(g.sizes["run"]):
+                ax.plot(x[r], y[r], color=color, lw=0.5, alpha=0.5)
+            mx, my = np.nanmean(x, axis=0), np.nanmean(y, axis=0)
+            ax.plot(mx, my, color=color, lw=1.6, label=str(layer))
+            ax.plot(mx[0], my[0], "o", mfc="none", color=color, ms=5)
+            ax.plot(mx[-1], my[-1], "*", color=color, ms=8)
+        ax.set_xlabel("I(X;T) = H(Bin T) [nat]")
+        ax.set_ylabel("I(T;Y) [nat]")
+        ax.set_title(f"{label(key, g)}", fontsize=8)
+        ax.legend(fontsize=5, ncol=2, title="layer (shallow to deep)", title_fontsize=6)
+    return finish(
+        fig,
+        f"Information plane ({bins_of(ds)}): bold = mean over seeds {sorted(set(seeds(ds)))}, "
+        "thin = each seed; o epoch 0, * last epoch",
+        out,
+        formats,
+    )
+
+
+def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
+    """Validation accuracy and loss curves, CE against CE+HSIC, per (arch, activation)."""
+    gs = groups(ds, regularizer=None)
+    pairs = sorted({key[:2] for key in gs})
+    fig, axes = new_figure(2, max(1, len(pairs)), 4.5, 3.5)
+    for col, base in enumerate(pairs):
+        for reg, ls in (("none", "--"), ("hsic", "-")):
+            g = gs.get((*base, reg))
+            if g is None:
+                continue
+            for row, var in enumerate(("val_acc", "val_loss")):
+                band(
+                    axes[row, col],
+                    g.epoch.values,
+                    g[var].values,
+                    ls=ls,
+                    label=("CE" if reg == "none" else "CE+HSIC") + f" (seeds {seeds(g)})",
+                )
+        axes[0, col].set_title(" ".join(base), fontsize=8)
+        axes[0, col].set_ylabel("validation accuracy")
+        axes[1, col].set_ylabel("validation loss [nat]")
+        for row in range(2):
+            axes[row, col].set_xlabel("epoch")
+            axes[row, col].legend(fontsize=7)
+    return finish(
+        fig, f"Fig 9: HSIC regularization ({bins_of(ds)} runs), mean +- sd over seeds", out, formats
+    )
+
+
+MI_FIGURES = {
+    "fig1_depth_mi": fig1_depth_mi,
+    "fig2_layer_mi": fig2_layer_mi,
+    "fig3_concentration": fig3_concentration,
+    "fig7_accuracy_vs_delta_input_mi": fig7_accuracy_vs_delta,
+    "fig8_input_mi_trajectories": fig8_trajectories,
+    "info_plane": info_plane,
+    "fig9_hsic": fig9_hsic,
+}
