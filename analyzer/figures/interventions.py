@@ -8,8 +8,6 @@ never across activations or regularizers: a group's spread is over seeds (and dr
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import xarray as xr
 
