@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from latent_mi import contract as C
+
 from . import metrics
 from .stats import t_interval
 
-VERDICTS = ("reproduced", "not reproduced", "mixed", "not measured")
-KEYS = ("id", "claim", "verdict", "statistic", "interval", "null", "runs")
+VERDICTS = C.VERDICTS
+KEYS = C.FINDINGS_KEYS
 
 
 @dataclass
@@ -69,12 +71,13 @@ class RunSummary:
 
 
 def final_third(n_layers: int) -> slice:
-    """The final third of the layers: the last ceil(L / 3) (as ``metrics.delta_input_mi``)."""
-    return slice(n_layers - math.ceil(n_layers / 3), n_layers)
+    """The final third of the layers (``latent_mi.contract.n_final_third``)."""
+    return slice(n_layers - C.n_final_third(n_layers), n_layers)
 
 
 def first_third(n_layers: int) -> slice:
-    return slice(0, math.ceil(n_layers / 3))
+    """The first ceil(L / 3) layers (mirror of the final third)."""
+    return slice(0, C.n_final_third(n_layers))
 
 
 def summary_of(ds: xr.Dataset) -> RunSummary:

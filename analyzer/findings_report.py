@@ -20,16 +20,25 @@ from pathlib import Path
 
 import xarray as xr
 
+from latent_mi import contract as C
+
 from .findings import KEYS as KEYS_ORDER  # noqa: F401  (re-exported: the JSON keys)
 from .findings import Finding, hsic_finding, mi_findings, summary_of
 from .findings_interventions import knockout_findings, transplant_finding
 
 
-def measure(mi: list[xr.Dataset], interventions: list[xr.Dataset]) -> list[Finding]:
-    """Every finding from MI Datasets (one per run) and intervention results."""
+def is_transplant(ds: xr.Dataset, path=None) -> bool:
+    """By name (``latent_mi.contract.is_transplant``) when the path is known, else by content."""
+    return C.is_transplant(path) if path is not None else "transplant_accuracy" in ds
+
+
+def measure(mi: list[xr.Dataset], interventions: list[xr.Dataset], paths=None) -> list[Finding]:
+    """Every finding from MI Datasets (one per run) and intervention results (``paths``: theirs)."""
     runs = [summary_of(ds) for ds in mi]
-    transplants = [r for r in interventions if "transplant_accuracy" in r]
-    others = [r for r in interventions if "transplant_accuracy" not in r]
+    paths = paths or [None] * len(interventions)
+    kinds = [is_transplant(r, p) for r, p in zip(interventions, paths, strict=True)]
+    transplants = [r for r, t in zip(interventions, kinds, strict=True) if t]
+    others = [r for r, t in zip(interventions, kinds, strict=True) if not t]
     return [
         *mi_findings(runs),
         *knockout_findings(others),
@@ -112,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"findings: error: cannot open an input: {e}", file=sys.stderr)
         return 1
     bins = int(mi[0].bins) if "bins" in mi[0].coords else None
-    out = write_report(measure(mi, iv), args.out, bins, len(mi))
+    out = write_report(measure(mi, iv, args.interventions), args.out, bins, len(mi))
     print(f"wrote {out}.json and {out}.md", file=sys.stderr)
     return 0
 

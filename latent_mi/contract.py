@@ -105,6 +105,25 @@ def figures_dir(results: str | Path, bins: int | str) -> str:
     return f"{results}/figures/bins-{bins}"
 
 
+def findings_stem(results: str | Path, bins: int | str) -> str:
+    """``<results>/findings/bins-<B>``: the findings report is ``<stem>.json`` and ``<stem>.md``."""
+    return f"{results}/findings/bins-{bins}"
+
+
+FINDINGS_KEYS = ("id", "claim", "verdict", "statistic", "interval", "null", "runs")
+VERDICTS = ("reproduced", "not reproduced", "mixed", "not measured")
+
+
+def sweep_path(results: str | Path, run: str) -> str:
+    """``<results>/robustness/runs/<run>.zarr``: one run's robustness sweep."""
+    return f"{results}/robustness/runs/{run}.zarr"
+
+
+def robustness_stem(results: str | Path) -> str:
+    """``<results>/robustness/summary``: the sweep's table (.md, .json) and figure."""
+    return f"{results}/robustness/summary"
+
+
 def log_path(results: str | Path, stage: str, name: str) -> str:
     """``<results>/logs/<stage>/<name>.log`` (name may hold ``bins-<B>/``)."""
     return f"{results}/logs/{stage}/{name}.log"

@@ -1,7 +1,7 @@
 # Findings report per bin count (part of `figures`) and the robustness sweep (`robustness`).
 FINDINGS_CODE = [
     f"{workflow.basedir}/analyzer/{name}.py"
-    for name in ("findings", "findings_interventions", "findings_report", "stats")
+    for name in ("findings", "findings_interventions", "findings_report", "stats", "metrics")
 ]
 SWEEP = config["robustness"]
 SWEEP_CODE = [
@@ -11,33 +11,35 @@ SWEEP_CODE = [
 
 
 def findings_files(bins):
-    return [f"{RESULTS}/findings/bins-{bins}.{ext}" for ext in ("md", "json")]
+    return [f"{C.findings_stem(RESULTS, bins)}.{ext}" for ext in ("md", "json")]
 
 
 rule findings_bins:
     input:
-        mi=expand(f"{RESULTS}/mi/bins-{{{{bins}}}}/{{run}}.zarr", run=RUNS),
+        mi=expand(C.mi_path(RESULTS, "{{bins}}", "{run}"), run=RUNS),
         interventions=lambda wc: intervention_files(wc.bins),
         code=FINDINGS_CODE,
     output:
         md=report(
-            f"{RESULTS}/findings/bins-{{bins}}.md",
+            f"{C.findings_stem(RESULTS, '{bins}')}.md",
             caption="../report/findings.rst",
             category="findings",
             subcategory="bins-{bins}",
         ),
-        json=f"{RESULTS}/findings/bins-{{bins}}.json",
+        json=f"{C.findings_stem(RESULTS, '{bins}')}.json",
     log:
         f"{RESULTS}/logs/findings/bins-{{bins}}.log",
+    params:
+        stem=lambda wc: C.findings_stem(RESULTS, wc.bins),
     shell:
         "python -m analyzer.findings_report --mi {input.mi} --interventions {input.interventions}"
-        " --out {RESULTS}/findings/bins-{wildcards.bins} > {log} 2>&1"
+        " --out {params.stem} > {log} 2>&1"
 
 
 rule robustness:
     input:
         [
-            f"{RESULTS}/robustness/summary.{ext}"
+            f"{C.robustness_stem(RESULTS)}.{ext}"
             for ext in ["md", "json", *config["figures"]["formats"]]
         ],
 
@@ -47,7 +49,7 @@ rule robustness_run:
         manifest=f"{RESULTS}/runs/{{run}}/done.json",
         code=SWEEP_CODE,
     output:
-        directory(f"{RESULTS}/robustness/runs/{{run}}.zarr"),
+        directory(C.sweep_path(RESULTS, "{run}")),
     params:
         store=lambda wc: f"{run_dir(wc.run)}/activations.zarr",
         args=(
@@ -64,18 +66,18 @@ rule robustness_run:
 
 rule robustness_summary:
     input:
-        sweeps=expand(f"{RESULTS}/robustness/runs/{{run}}.zarr", run=RUNS),
+        sweeps=expand(C.sweep_path(RESULTS, "{run}"), run=RUNS),
         code=SWEEP_CODE,
     output:
         report(
-            f"{RESULTS}/robustness/summary.md",
+            f"{C.robustness_stem(RESULTS)}.md",
             caption="../report/robustness.rst",
             category="robustness",
         ),
-        f"{RESULTS}/robustness/summary.json",
+        f"{C.robustness_stem(RESULTS)}.json",
         [
             report(
-                f"{RESULTS}/robustness/summary.{fmt}",
+                f"{C.robustness_stem(RESULTS)}.{fmt}",
                 caption="../report/robustness.rst",
                 category="robustness",
             )
@@ -83,8 +85,9 @@ rule robustness_summary:
         ],
     params:
         formats=" ".join(config["figures"]["formats"]),
+        stem=C.robustness_stem(RESULTS),
     log:
         f"{RESULTS}/logs/robustness/summary.log",
     shell:
-        "python -m analyzer.robustness {input.sweeps} --out {RESULTS}/robustness/summary"
+        "python -m analyzer.robustness {input.sweeps} --out {params.stem}"
         " --formats {params.formats} > {log} 2>&1"
