@@ -14,6 +14,7 @@ from pathlib import Path
 import xarray as xr
 
 from latent_mi import contract as C
+from latent_mi.store_check import check_epoch_coord, find_damage
 
 REQUIRED_VARS = (C.ACTIVATION, C.LABEL, C.VAL_ACC)
 FINISHED = ("complete", "diverged")
@@ -64,7 +65,22 @@ def open_activations(path: str | Path, allow_running: bool = False) -> xr.Datase
         raise StoreError(
             f"{path}: activation has dims {ds.activation.dims}, expected (epoch, sample, unit)"
         )
+    problem = check_epoch_coord(ds.epoch.values)
+    if problem:
+        raise StoreError(
+            f"activation store {path} is not usable: {problem} (were two trainers writing its "
+            "run directory?); delete the run directory and train it again"
+        )
+    damage = find_damage(path)  # a missing chunk would read as an all-NaN epoch
+    if damage is not None:
+        raise StoreError(damage.message(path))
     return ds
+
+
+def corrupt_chunk_message(path: str | Path) -> str | None:
+    """After a failed read: one line naming the epoch and variable of an undecodable chunk."""
+    damage = find_damage(path, decode=True)
+    return None if damage is None else damage.message(path)
 
 
 def layers_of(ds: xr.Dataset) -> list[Layer]:

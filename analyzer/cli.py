@@ -63,15 +63,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(args) -> str | None:
+    """One line naming the first out-of-range option, or None."""
+    if not 2 <= args.bins <= 255:
+        return f"--bins must be in [2, 255], got {args.bins}"
+    bad = [k for k in args.topk if not 0 < k <= 100]
+    if bad:
+        return f"--topk levels are percentages in (0, 100], got {bad[0]:g}"
+    if args.pair_samples < 1:
+        return f"--pair-samples must be at least 1, got {args.pair_samples}"
+    if args.pca_components < 1:
+        return f"--pca-components must be at least 1, got {args.pca_components}"
+    if args.threads is not None and args.threads < 1:
+        return f"--threads must be at least 1, got {args.threads}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import dask
 
-    from .activations import StoreError
+    from latent_mi.outputs import OutputError, write_failure
+
+    from .activations import StoreError, corrupt_chunk_message
     from .mi_tensors import Options, analyze
 
-    if not 2 <= args.bins <= 255:
-        print(f"analyzer: error: --bins must be in [2, 255], got {args.bins}", file=sys.stderr)
+    problem = check_args(args)
+    if problem:
+        print(f"analyzer: error: {problem}", file=sys.stderr)
         return 2
     cc_layers = args.cc_layers[0] if args.cc_layers in (["last"], ["all"]) else args.cc_layers
     opts = Options(
@@ -96,14 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with dask.config.set(config):
             out = analyze(args.store, args.out, opts, progress=not args.no_progress)
-    except (StoreError, ValueError) as e:
+    except (StoreError, OutputError, ValueError) as e:
         print(f"analyzer: error: {e}", file=sys.stderr)
         return 1
-    except Exception as e:  # a corrupt chunk surfaces here, from inside dask
-        print(
-            f"analyzer: error: reading {args.store} failed: {type(e).__name__}: {e}",
-            file=sys.stderr,
-        )
+    except Exception as e:  # a corrupt chunk or a failed write surfaces here, from inside dask
+        message = write_failure(e, args.out) or corrupt_chunk_message(args.store)
+        if message is None:
+            message = f"reading {args.store} failed: {type(e).__name__}: {e}"
+        print(f"analyzer: error: {message}", file=sys.stderr)
         return 1
     finally:
         if client is not None:

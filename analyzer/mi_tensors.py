@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ import zarr
 from threadpoolctl import threadpool_limits
 
 from latent_mi import contract as C
+from latent_mi import outputs
 
 from . import estimators as est
 from . import metrics, nulls
@@ -409,6 +409,12 @@ def _versions() -> dict:
     }
 
 
+def _is_mi_dataset(path: Path) -> bool:
+    """An MI Dataset written before outputs carried a marker (by its root attrs)."""
+    attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+    return {C.ATTR_BEST_EPOCH, "pair_samples", "source_store"} <= set(attrs)
+
+
 def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bool = False) -> Path:
     """Compute the MI Dataset of ``store_path`` and write it to ``out`` (Zarr), atomically.
 
@@ -416,13 +422,13 @@ def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bo
     fit in ``block_bytes``, at least one per dask worker), so peak memory is bounded by the
     block, not by the number of epochs. The result is
     written to a temporary sibling and renamed into place only once complete, so a failure
-    leaves nothing at ``out`` (an older result there is kept until replaced).
+    leaves nothing at ``out`` (an older result there is kept until replaced). Only an MI
+    Dataset this tool wrote is replaced (``latent_mi.outputs.safe_output``); anything else at
+    ``out`` stops with an OutputError naming it, and a second analyzer on ``out`` a LockError.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    # refuses what is not ours at ``out`` before any work; locks ``out`` while writing
+    with outputs.safe_output(out, C.KIND_MI, recognise=_is_mi_dataset) as tmp:
         ds = build_dataset(store_path, opts)
         pairs = ds[["channel_channel_mi"]]
         main = ds.drop_vars("channel_channel_mi")
@@ -454,13 +460,4 @@ def analyze(store_path: str | Path, out: str | Path, opts: Options, progress: bo
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             zarr.consolidate_metadata(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -129,6 +129,12 @@ def log_path(results: str | Path, stage: str, name: str) -> str:
     return f"{results}/logs/{stage}/{name}.log"
 
 
+# ---------------------------------------------------------------- output kinds (latent_mi.outputs)
+# Recorded in each output's marker; an output is only ever replaced by one of the same kind.
+KIND_MI = "mi-dataset"  # the analyzer's MI Dataset
+KIND_INTERVENTIONS = "interventions"  # trainer.intervene results (knockouts, transplants)
+
+
 # ---------------------------------------------------------------- shared definitions
 def best_epoch(val_acc) -> int:
     """Index of the best validation accuracy: the first maximum over the finite values.

@@ -45,12 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(json.dumps(cfg, indent=2))
         return 0
+    from latent_mi.outputs import write_failure
+
     from .train import DivergedError, run  # heavy imports only when training
 
     try:
         done = run(cfg, args.out)
     except (ValueError, FileNotFoundError, RuntimeError, DivergedError) as e:
         print(f"trainer: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        message = write_failure(e, args.out)
+        if message is None:
+            raise
+        print(f"trainer: error: {message}", file=sys.stderr)
         return 1
     print(json.dumps(done))
     return 0

@@ -104,7 +104,14 @@ def create_store(
             "compressors": (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),),
         }
     }
-    ds.to_zarr(path, mode="w", encoding=encoding, consolidated=False, zarr_format=3)
+    ds.to_zarr(
+        path,
+        mode="w",
+        encoding=encoding,
+        consolidated=False,
+        zarr_format=3,
+        write_empty_chunks=True,  # an absent chunk file then always means damage
+    )
 
 
 def append_epoch(path: Path, epoch: int, activation: np.ndarray, metrics: dict, dtype: str) -> None:
@@ -119,7 +126,7 @@ def append_epoch(path: Path, epoch: int, activation: np.ndarray, metrics: dict, 
     rows.update({name: np.float64(metrics.get(name, np.nan)) for name in EPOCH_VARS})
     rows["epoch"] = np.int32(epoch)
     for name, row in rows.items():
-        array = group[name]
+        array = group[name].with_config({"write_empty_chunks": True})
         array.resize((n + 1, *array.shape[1:]))
         array[n] = row
 

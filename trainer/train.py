@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from latent_mi import contract as C
+from latent_mi import outputs
 
 from . import store
 from .config import config_json
@@ -172,9 +173,18 @@ def _prepare_run_dir(run_dir: Path, cfg_json: str) -> dict | None:
 
 
 def run(cfg: dict, run_dir: str | Path) -> dict:
-    """Train one run described by a resolved config; returns the done manifest."""
+    """Train one run described by a resolved config; returns the done manifest.
+
+    The run directory is locked while training (``latent_mi.outputs.dir_lock``): a second
+    trainer on it stops with a LockError naming the first one's PID.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with outputs.dir_lock(run_dir):
+        return _run_locked(cfg, run_dir)
+
+
+def _run_locked(cfg: dict, run_dir: Path) -> dict:
     _add_file_log(run_dir / "train.log")
     cfg_json = config_json(cfg)
     tcfg, dcfg = cfg["train"], cfg["dump"]
