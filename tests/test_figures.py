@@ -255,3 +255,34 @@ def test_cli_draws_a_by_hand_set_of_runs(mixed_runs, tmp_path):
         cwd=ROOT,
     )
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr
+
+
+def test_depth_figures_have_site_ticks_null_band_kind_series_and_t_intervals(tmp_path):
+    from analyzer.figures import fig1_depth_mi, load_runs
+    from analyzer.stats import t_band
+
+    paths = []
+    kinds = ["branch" if name.endswith("branch") else "post-add" for name in RESNET]
+    for seed in (0, 1, 2):
+        ds = mi_dataset("resnet18", RESNET, seed=seed)
+        null = np.full((EPOCHS, len(RESNET)), 0.05)
+        ds["label_mi_null"] = (("epoch", "layer"), null)
+        ds["label_mi_null_lo"] = (("epoch", "layer"), null - 0.01)
+        ds["label_mi_null_hi"] = (("epoch", "layer"), null + 0.01)
+        ds = ds.assign_coords(layer_kind=("layer", np.array(kinds, dtype=object)))
+        paths.append(write(ds, tmp_path / f"r{seed}.zarr"))
+    ds = load_runs(paths)
+    ax = fig1_depth_mi(ds).figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == RESNET  # integer ticks, site names
+    assert list(ax.get_xticks()) == list(range(len(RESNET)))
+    labels = [line.get_label() for line in ax.get_lines()]
+    for series in ("trained (best epoch), branch", "trained (best epoch), post-add"):
+        assert series in labels
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("permutation null" in t for t in legend)
+    # the post-add series: x at the post-add sites, y the seed mean at the best epoch (2)
+    line = ax.get_lines()[labels.index("trained (best epoch), post-add")]
+    idx = [i for i, k in enumerate(kinds) if k == "post-add"]
+    assert list(line.get_xdata()) == idx
+    values = ds.label_mi.isel(epoch=2).values[:, idx]
+    assert np.allclose(line.get_ydata(), t_band(values)[0])

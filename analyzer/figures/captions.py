@@ -13,7 +13,11 @@ ESTIMATOR = (
     "plug-in histogram MI in nats, each variable binned over its own min-max range per "
     "epoch into B equal-width bins; I(X;T) = H(Bin T) for X uniform over the validation images"
 )
-GROUPS = "one line or panel per (arch, activation, regularizer) group, mean +- 1 sd over its seeds"
+GROUPS = (
+    "one line or panel per (arch, activation, regularizer) group, mean and 95% Student-t "
+    "interval over its seeds; depth ticks name the measurement sites, ResNet branch and "
+    "post-add sites are separate series"
+)
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,14 @@ FIGURES: dict[str, FigureInfo] = {
             "Fig 1: layer-label and input MI against depth",
             "mi",
             "I(T;Y) (top) and I(X;T) (bottom), mean over each layer's channels, against depth; "
-            "trained (best validation-accuracy epoch, solid) vs random (epoch 0, dashed). "
-            + GROUPS,
+            "trained (best validation-accuracy epoch, solid) vs random (epoch 0, dashed). The "
+            "grey band is the label-permutation null (2.5-97.5% over permutations, best "
+            "epoch): the plug-in bias, ~(B-1)(K-1)/(2N) nat, that a channel with no label "
+            "information shows; only MI above it is information. " + GROUPS,
             "label MI rises with depth in trained VGG-16 and ResNet-18 and stays low and flat "
             "in random networks; input MI falls with depth after training.",
-            "look for the solid top curve rising above the dashed one in late layers; input MI "
+            "look for the solid top curve rising above the dashed one and above the grey null "
+            "band in late layers; input MI "
             "depends on the activation (ReLU vs tanh), so compare groups, not only depths.",
         ),
         FigureInfo(
@@ -138,7 +145,7 @@ FIGURES: dict[str, FigureInfo] = {
             "fig8_input_mi_trajectories",
             "Fig 8: I(X;T) trajectories",
             "mi",
-            "I(X;T) over epochs for the final third of layers (mean +- sd over seeds), dotted: "
+            "I(X;T) over epochs for the final third of layers (mean, 95% t-interval over seeds), dotted: "
             "each seed's least-squares line after the plateau epoch of I(T;Y) (first epoch at "
             "95% of its maximum); legend: mean slope in nat/epoch.",
             "post-plateau slopes are near 0: compression after fitting is weak and depends on "
@@ -163,7 +170,9 @@ FIGURES: dict[str, FigureInfo] = {
             "Fig 9: HSIC regularization",
             "mi",
             "validation accuracy and loss against epoch, cross-entropy (dashed) vs "
-            "cross-entropy + HSIC (solid), per (arch, activation), mean +- sd over seeds.",
+            "cross-entropy + HSIC (solid), per (arch, activation), mean and 95% t-interval over "
+            "seeds; the legend gives the epochs to reach 95% of the final validation accuracy "
+            "(mean over seeds).",
             "the HSIC regularizer speeds convergence and improves accuracy slightly.",
             "the solid curve reaching the plateau earlier (or higher) reproduces the paper.",
             estimator="training curves (no MI estimate)",

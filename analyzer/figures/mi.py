@@ -2,7 +2,7 @@
 
 Every function takes the combined Dataset, an output path without suffix (None: only
 return the figure) and the file formats, and returns a :class:`Drawn`. Each line or panel
-is one (arch, activation, regularizer) group: mean over its seeds, band +-1 sd; "trained"
+is one (arch, activation, regularizer) group: mean over its seeds, band its 95% t-interval; "trained"
 is each run's best-validation-accuracy epoch, "random" its epoch 0 (initialization).
 """
 
@@ -14,31 +14,38 @@ from matplotlib import colormaps
 
 from latent_mi import contract as C
 
-from .drawing import Drawn, band, bins_of, finish, new_figure
+from ..findings import epochs_to_fraction
+from ..stats import t_interval
+from .depth import ci_band as band
+from .depth import depth_lines, depth_ticks, null_band
+from .drawing import Drawn, bins_of, finish, new_figure
 from .grouping import at_best, groups, label, seeds
 
 FORMATS = ("png", "pdf")
 
 
 def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
-    """Label MI and input MI against depth, trained (best epoch) against random (epoch 0)."""
+    """Label MI and input MI against depth, trained (best epoch) against random (epoch 0),
+    with the label-permutation null band of the label MI."""
     gs = groups(ds)
-    fig, axes = new_figure(2, len(gs), 4.2, 3.3)
+    fig, axes = new_figure(2, len(gs), 4.2, 3.6)
     for col, (key, g) in enumerate(gs.items()):
-        depth = np.arange(g.sizes["layer"])
         for row, var in enumerate(("label_mi", "input_mi")):
             ax = axes[row, col]
-            band(ax, depth, at_best(g[var], g).values, label="trained (best epoch)")
-            band(ax, depth, g[var].isel(epoch=0).values, label="random (epoch 0)", ls="--")
-            ax.set_xlabel("depth (measurement site)")
+            if var == "label_mi":
+                null_band(ax, g)
+            depth_lines(ax, g, at_best(g[var], g).values, "trained (best epoch)")
+            depth_lines(ax, g, g[var].isel(epoch=0).values, "random (epoch 0)", ls="--")
+            depth_ticks(ax, g)
             ax.set_ylabel(
                 ("I(T;Y)" if row == 0 else "I(X;T) = H(Bin T)") + " [nat], mean over channels"
             )
             ax.set_title(label(key, g), fontsize=8)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6)
     return finish(
         fig,
-        f"Fig 1: layer-label and input MI against depth ({bins_of(ds)}, mean +- sd over seeds)",
+        f"Fig 1: layer-label and input MI against depth ({bins_of(ds)}, mean and 95% "
+        "t-interval over seeds; grey: label-permutation null)",
         out,
         formats,
     )
@@ -73,7 +80,6 @@ def fig3_concentration(ds: xr.Dataset, out=None, formats=FORMATS, k: float = 10.
     gs = groups(ds)
     fig, axes = new_figure(3, len(gs), 4.2, 3.0)
     for col, (key, g) in enumerate(gs.items()):
-        depth = np.arange(g.sizes["layer"])
         series = (
             (g.gini, "Gini"),
             (g.topk_share.sel(k=k, method="nearest"), f"Top-{k:g}% share"),
@@ -81,15 +87,16 @@ def fig3_concentration(ds: xr.Dataset, out=None, formats=FORMATS, k: float = 10.
         )
         for row, (da, name) in enumerate(series):
             ax = axes[row, col]
-            band(ax, depth, at_best(da, g).values, label="trained")
-            band(ax, depth, da.isel(epoch=0).values, label="random", ls="--")
+            depth_lines(ax, g, at_best(da, g).values, "trained")
+            depth_lines(ax, g, da.isel(epoch=0).values, "random", ls="--")
             ax.set_ylabel(f"{name} (dimensionless)")
-            ax.set_xlabel("depth (measurement site)")
+            depth_ticks(ax, g)
             ax.set_title(label(key, g), fontsize=8)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6)
     return finish(
         fig,
-        f"Fig 3/4: concentration of channel-label MI within layers ({bins_of(ds)})",
+        f"Fig 3/4: concentration of channel-label MI within layers ({bins_of(ds)}, mean and "
+        "95% t-interval over seeds)",
         out,
         formats,
     )
@@ -134,7 +141,7 @@ def _slope_line(run: xr.Dataset, layer: str):
 
 
 def fig8_trajectories(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
-    """I(X;T) over epochs for the final third of layers (mean +- sd over seeds), with each
+    """I(X;T) over epochs for the final third of layers (mean, 95% t-interval over seeds), with each
     seed's post-plateau slope fit (dotted)."""
     gs = groups(ds)
     fig, axes = new_figure(1, len(gs), 4.5, 4.0)
@@ -160,7 +167,7 @@ def fig8_trajectories(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         ax.legend(fontsize=6, title="layer (mean slope, nat/epoch)", title_fontsize=6)
     return finish(
         fig,
-        f"Fig 8: I(X;T) trajectories ({bins_of(ds)}, mean +- sd over seeds); "
+        f"Fig 8: I(X;T) trajectories ({bins_of(ds)}, mean and 95% t-interval over seeds); "
         "dotted: each seed's post-plateau fit",
         out,
         formats,
@@ -200,6 +207,16 @@ def info_plane(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     )
 
 
+def _speed(g: xr.Dataset) -> str:
+    """Epochs to reach 95% of the final validation accuracy: mean [95% t-interval] over seeds."""
+    values = [
+        epochs_to_fraction(g.epoch.values, g.val_acc.isel(run=i).values)
+        for i in range(g.sizes["run"])
+    ]
+    iv = t_interval(values)
+    return f"{iv.mean:.1f}" + ("" if iv.n < 2 else f" [{iv.lo:.1f}, {iv.hi:.1f}]")
+
+
 def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     """Validation accuracy and loss curves, CE against CE+HSIC, per (arch, activation)."""
     gs = groups(ds, regularizer=None)
@@ -216,7 +233,8 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
                     g.epoch.values,
                     g[var].values,
                     ls=ls,
-                    label=("CE" if reg == "none" else "CE+HSIC") + f" (seeds {seeds(g)})",
+                    label=("CE" if reg == "none" else "CE+HSIC")
+                    + f" (seeds {seeds(g)}; 95% of final acc. at epoch {_speed(g)})",
                 )
         axes[0, col].set_title(" ".join(base), fontsize=8)
         axes[0, col].set_ylabel("validation accuracy")
@@ -225,7 +243,10 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
             axes[row, col].set_xlabel("epoch")
             axes[row, col].legend(fontsize=7)
     return finish(
-        fig, f"Fig 9: HSIC regularization ({bins_of(ds)} runs), mean +- sd over seeds", out, formats
+        fig,
+        f"Fig 9: HSIC regularization ({bins_of(ds)} runs), mean and 95% t-interval over seeds",
+        out,
+        formats,
     )
 
 
