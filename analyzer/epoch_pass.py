@@ -1,0 +1,226 @@
+"""One epoch of the analysis: read each stored chunk once, one fused pass, per-layer results.
+
+:func:`analyze_epoch` is the unit of parallel work (a dask task on any scheduler: threads,
+processes or a distributed cluster, which reads the store by path). It is single-threaded
+inside (numba and BLAS), so its result is bit-identical whatever the worker count.
+
+The epoch is read in *segments*: unit ranges that start and end on both a layer boundary
+and a stored-chunk boundary, so each chunk is decompressed once and memory is bounded by
+the largest segment, not by the epoch. Each segment gets one :func:`fused.fused_pass`
+(codes and all counts of every channel) and one :func:`fused.channel_mi`; the per-layer
+step (:func:`layer_step`) then derives the 'layer'-stage registry variables.
+
+Where to plug in (issue-12 nulls, issue-13 whole-layer estimators): in :func:`layer_step`,
+``lv`` (:class:`LayerView`) holds the layer's raw values (sample, channel), its bin
+``codes`` (channel, sample) uint8, ``label_counts`` (channel, bin, class), ``finite``,
+and the per-channel MIs; return new registry variables in the ``out`` dict.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numba
+import numpy as np
+import zarr
+from threadpoolctl import threadpool_limits
+
+from . import estimators as est
+from . import metrics, pca
+from . import variables as registry
+from .activations import Layer
+from .fused import Binning, channel_mi, fused_pass
+from .kernels import all_pairs_mi, paired_mi, xlogx_table
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything an epoch task needs (small, picklable; the values are read by path)."""
+
+    store: str
+    layers: tuple[Layer, ...]
+    segments: tuple[tuple[int, int, tuple[int, ...]], ...]  # (start, stop, layer indices)
+    labels: np.ndarray
+    n_classes: int
+    summary_codes: np.ndarray
+    pairs: tuple[np.ndarray, ...]  # fixed channel sample of each layer for layer_mi
+    pca_rows: np.ndarray
+    sizes: dict
+    bins: int
+    topk: tuple[float, ...]
+    pca_components: int
+    miller_madow: bool
+    seed: int
+    binning: Binning = field(default_factory=Binning)
+
+
+def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Unit ranges cut where a layer boundary meets a chunk boundary (chunk: units per chunk)."""
+    out, start, members = [], 0, []
+    for i, layer in enumerate(layers):
+        members.append(i)
+        stop = layer.start + layer.channels
+        if stop % chunk == 0 or i == len(layers) - 1:
+            out.append((start, stop, tuple(members)))
+            start, members = stop, []
+    return out
+
+
+@lru_cache(maxsize=4)
+def _activation(store: str):
+    return zarr.open_array(f"{store}/activation", mode="r")
+
+
+def read_units(store: str, epoch: int, start: int, stop: int) -> np.ndarray:
+    """GAP values (sample, unit) of one epoch and unit range, as float32 or float64."""
+    values = _activation(store)[epoch, :, start:stop]
+    return values if values.dtype in (np.float32, np.float64) else values.astype(np.float32)
+
+
+@dataclass
+class LayerView:
+    """One layer at one epoch: raw values and everything the fused pass made of them."""
+
+    values: np.ndarray  # (sample, channel)
+    codes: np.ndarray  # (channel, sample) uint8
+    label_counts: np.ndarray  # (channel, bin, class) int32
+    summary_counts: np.ndarray  # (channel, bin, summary code) int32
+    finite: np.ndarray  # (channel,) bool
+    mean: np.ndarray
+    sd: np.ndarray
+    label_mi: np.ndarray  # (channel,) float64
+    entropy: np.ndarray
+    indicator: np.ndarray  # (channel, class)
+    summary_mi: np.ndarray
+
+
+def analyze_epoch(plan: Plan, epoch: int) -> dict[str, np.ndarray]:
+    """All 'layer'- and 'epoch'-stage registry variables of one epoch (arrays with the epoch dim dropped)."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)  # thread-local: dask (or the cluster) parallelizes across epochs
+    try:
+        with threadpool_limits(1):
+            results: list[dict | None] = [None] * len(plan.layers)
+            for start, stop, members in plan.segments:
+                values = read_units(plan.store, epoch, start, stop)
+                views = _segment_views(plan, values, start, members)
+                for i, view in zip(members, views, strict=True):
+                    results[i] = layer_step(plan, i, view)
+            stacked = registry.stack_layers(results, plan.sizes)
+            stacked.update(epoch_step(plan, results))
+            return stacked
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _segment_views(plan: Plan, values: np.ndarray, start: int, members) -> list[LayerView]:
+    n_summary = int(plan.summary_codes.max()) + 1 if len(plan.summary_codes) else 1
+    f = fused_pass(
+        values, plan.labels, plan.n_classes, plan.summary_codes, n_summary, plan.bins,
+        plan.binning, start,
+    )  # fmt: skip
+    xlogx = xlogx_table(len(plan.labels))
+    label, entropy, indicator, summary = channel_mi(f.label_counts, f.summary_counts, xlogx)
+    if plan.miller_madow:
+        n = len(plan.labels)
+        label = est.mi_from_joint(f.label_counts, True)
+        entropy = est.entropy_from_counts(f.label_counts.sum(axis=2), n, True)
+        indicator = est.indicator_mi(f.label_counts, True)
+        summary = est.mi_from_joint(f.summary_counts, True)
+    views = []
+    for i in members:
+        s = slice(
+            plan.layers[i].start - start, plan.layers[i].start - start + plan.layers[i].channels
+        )
+        views.append(
+            LayerView(
+                values[:, s], f.codes[s], f.label_counts[s], f.summary_counts[s], f.finite[s],
+                f.mean[s], f.sd[s], label[s], entropy[s], indicator[s], summary[s],
+            )
+        )  # fmt: skip
+    return views
+
+
+def layer_step(plan: Plan, index: int, lv: LayerView) -> dict:
+    """Every 'layer'-stage registry variable of one (epoch, layer), channel axes unpadded.
+
+    Also returns the private ``pair_codes`` / ``pc1_codes`` used by :func:`epoch_step`.
+    """
+    ok = bool(lv.finite.all())
+    nan = math.nan
+    label = np.where(lv.finite, lv.label_mi, np.nan)
+    entropy = np.where(lv.finite, lv.entropy, np.nan)
+    out = {
+        "channel_label_mi": label,
+        "channel_input_mi": entropy,
+        "class_channel_mi": np.where(lv.finite[:, None], lv.indicator, np.nan),
+        "label_mi": float(label.mean()) if ok else nan,
+        "input_mi": float(entropy.mean()) if ok else nan,
+        "input_summary_mi": float(lv.summary_mi.mean()) if ok else nan,
+        "gini": metrics.gini(label) if ok else nan,
+        "norm_entropy": metrics.norm_entropy(label) if ok else nan,
+        "topk_share": np.array([metrics.topk_share(label, k) if ok else nan for k in plan.topk]),
+        "nonfinite_channels": int((~lv.finite).sum()),
+        "pair_codes": lv.codes[plan.pairs[index]] if ok else None,
+        "pc1_codes": None,
+        "label_mi_pca": nan,
+        "input_mi_pca": nan,
+    }
+    if ok:
+        k = plan.pca_components
+        scores = pca.layer_scores(lv.values, lv.mean, lv.sd, k, plan.pca_rows, plan.seed)
+        joint = est.joint_codes(scores, plan.bins)
+        n = len(plan.labels)
+        out["label_mi_pca"] = est.discrete_mi(joint, plan.labels, plan.miller_madow)
+        out["input_mi_pca"] = float(
+            est.entropy_from_counts(np.bincount(joint), n, plan.miller_madow)
+        )
+        out["pc1_codes"] = est.equal_width_codes(scores[:, 0], plan.bins)
+    return out
+
+
+def epoch_step(plan: Plan, results: list[dict]) -> dict[str, np.ndarray]:
+    """The 'epoch'-stage variables: layer-layer MI from the sampled and PC1 codes."""
+    n_layers = len(results)
+    layer_mi = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
+    layer_mi_pc1 = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
+    ok = [i for i, r in enumerate(results) if r["pc1_codes"] is not None]
+    if ok:
+        xlogx = xlogx_table(len(plan.labels))
+        pc1 = np.stack([results[i]["pc1_codes"] for i in ok]).astype(np.uint8)
+        layer_mi_pc1[np.ix_(ok, ok)] = all_pairs_mi(pc1, plan.bins, xlogx)
+        for a in ok:
+            for b in ok[ok.index(a) :]:
+                ca, cb = results[a]["pair_codes"], results[b]["pair_codes"]
+                if a == b:
+                    cb = np.roll(ca, -1, axis=0)
+                p = min(len(ca), len(cb))
+                v = paired_mi(
+                    np.ascontiguousarray(ca[:p]), np.ascontiguousarray(cb[:p]), plan.bins, xlogx
+                )
+                layer_mi[a, b] = layer_mi[b, a] = v.mean()
+    return {"layer_mi": layer_mi, "layer_mi_pc1": layer_mi_pc1}
+
+
+def channel_pairs(plan: Plan, epoch: int, layer_index: int) -> np.ndarray:
+    """All-pairs channel MI of one layer at one epoch, padded to (c_max, c_max) with NaN."""
+    layer = plan.layers[layer_index]
+    c_max = plan.sizes["channel"]
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        values = read_units(plan.store, epoch, layer.start, layer.start + layer.channels)
+        f = fused_pass(
+            values, plan.labels, plan.n_classes, np.zeros(len(values), np.int64), 1, plan.bins,
+            plan.binning, layer.start,
+        )  # fmt: skip
+        mi = all_pairs_mi(f.codes, plan.bins, xlogx_table(values.shape[0]))
+    finally:
+        numba.set_num_threads(previous)
+    mi[~f.finite, :] = np.nan
+    mi[:, ~f.finite] = np.nan
+    out = np.full((c_max, c_max), np.nan, dtype=np.float32)
+    out[: layer.channels, : layer.channels] = mi
+    return out
