@@ -51,7 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--miller-madow", action="store_true", help="apply the Miller-Madow bias correction"
     )
     p.add_argument("--threads", type=int, default=None, help="dask threads (default: all cores)")
-    p.add_argument("--scheduler", help="dask.distributed scheduler address (optional)")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="use dask's processes scheduler with this many worker processes instead of threads",
+    )
+    p.add_argument(
+        "--scheduler",
+        help="dask.distributed scheduler address (workers must see STORE and OUT's folder)",
+    )
+    p.add_argument(
+        "--allow-running",
+        action="store_true",
+        help="analyze the complete epochs of a store still being written (rerun later: only "
+        "new epochs are computed and appended)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the channel-pair samples")
     p.add_argument(
         "--permutations",
@@ -76,6 +91,8 @@ def check_args(args) -> str | None:
         return f"--pca-components must be at least 1, got {args.pca_components}"
     if args.threads is not None and args.threads < 1:
         return f"--threads must be at least 1, got {args.threads}"
+    if args.processes is not None and args.processes < 1:
+        return f"--processes must be at least 1, got {args.processes}"
     return None
 
 
@@ -110,11 +127,22 @@ def main(argv: list[str] | None = None) -> int:
         from distributed import Client
 
         client = Client(args.scheduler)
-    config = {"scheduler": "threads", "num_workers": args.threads} if client is None else {}
+    if client is not None:
+        config = {}
+    elif args.processes:
+        config = {"scheduler": "processes", "num_workers": args.processes}
+    else:
+        config = {"scheduler": "threads", "num_workers": args.threads}
     t0 = time.perf_counter()
     try:
         with dask.config.set(config):
-            out = analyze(args.store, args.out, opts, progress=not args.no_progress)
+            out = analyze(
+                args.store,
+                args.out,
+                opts,
+                progress=not args.no_progress,
+                allow_running=args.allow_running,
+            )
     except (StoreError, OutputError, ValueError) as e:
         print(f"analyzer: error: {e}", file=sys.stderr)
         return 1

@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numba
 import numpy as np
 import zarr
 from threadpoolctl import threadpool_limits
 
+from latent_mi import contract as C
+
 from . import estimators as est
-from . import metrics, pca
+from . import metrics, nulls, pca
 from . import variables as registry
-from .activations import Layer
+from .activations import Layer, StoreError
 from .fused import Binning, channel_mi, fused_pass
 from .kernels import all_pairs_mi, paired_mi, xlogx_table
 
@@ -47,6 +48,7 @@ class Plan:
     summary_codes: np.ndarray
     pairs: tuple[np.ndarray, ...]  # fixed channel sample of each layer for layer_mi
     pca_rows: np.ndarray
+    perms: np.ndarray  # (P, N) label permutations of the nulls (analyzer/nulls.py)
     sizes: dict
     bins: int
     topk: tuple[float, ...]
@@ -68,15 +70,20 @@ def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[i
     return out
 
 
-@lru_cache(maxsize=4)
-def _activation(store: str):
-    return zarr.open_array(f"{store}/activation", mode="r")
-
-
-def read_units(store: str, epoch: int, start: int, stop: int) -> np.ndarray:
+def read_units(array, store: str, epoch: int, start: int, stop: int) -> np.ndarray:
     """GAP values (sample, unit) of one epoch and unit range, as float32 or float64."""
-    values = _activation(store)[epoch, :, start:stop]
+    try:
+        values = array[epoch, :, start:stop]
+    except Exception as e:  # a missing or corrupt chunk: name the store, epoch and units
+        raise StoreError(
+            f"{store}: epoch index {epoch}, units {start}-{stop}: cannot read the activation "
+            f"chunk: {type(e).__name__}: {e}"
+        ) from None
     return values if values.dtype in (np.float32, np.float64) else values.astype(np.float32)
+
+
+def _open(store: str):
+    return zarr.open_array(f"{store}/{C.ACTIVATION}", mode="r")
 
 
 @dataclass
@@ -103,8 +110,9 @@ def analyze_epoch(plan: Plan, epoch: int) -> dict[str, np.ndarray]:
     try:
         with threadpool_limits(1):
             results: list[dict | None] = [None] * len(plan.layers)
+            array = _open(plan.store)
             for start, stop, members in plan.segments:
-                values = read_units(plan.store, epoch, start, stop)
+                values = read_units(array, plan.store, epoch, start, stop)
                 views = _segment_views(plan, values, start, members)
                 for i, view in zip(members, views, strict=True):
                     results[i] = layer_step(plan, i, view)
@@ -168,6 +176,9 @@ def layer_step(plan: Plan, index: int, lv: LayerView) -> dict:
         "label_mi_pca": nan,
         "input_mi_pca": nan,
     }
+    out.update(
+        nulls.null_outputs(lv.codes, plan.labels, plan.perms, plan.bins, plan.n_classes, lv.finite)
+    )
     if ok:
         k = plan.pca_components
         scores = pca.layer_scores(lv.values, lv.mean, lv.sd, k, plan.pca_rows, plan.seed)
@@ -211,7 +222,8 @@ def channel_pairs(plan: Plan, epoch: int, layer_index: int) -> np.ndarray:
     previous = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        values = read_units(plan.store, epoch, layer.start, layer.start + layer.channels)
+        stop = layer.start + layer.channels
+        values = read_units(_open(plan.store), plan.store, epoch, layer.start, stop)
         f = fused_pass(
             values, plan.labels, plan.n_classes, np.zeros(len(values), np.int64), 1, plan.bins,
             plan.binning, layer.start,

@@ -8,11 +8,11 @@ a test runs the same check).
 Each variable has a ``stage``, which says where its value is computed:
 
 * ``"layer"``: dims ``("epoch", "layer", ...)``; one value per (epoch, layer), returned
-  under its name by the per-(epoch, layer) computation (``mi_tensors._layer_epoch_stats``)
-  with the ``channel`` axis unpadded (length ``n_channels``); :func:`stack_layers` pads it to
+  under its name by the per-(epoch, layer) step (``epoch_pass.layer_step``, which sees the
+  layer's values, bin codes and counts from the fused pass) with the ``channel`` axis unpadded (length ``n_channels``); :func:`stack_layers` pads it to
   ``c_max`` with ``fill`` and stacks the layers.
 * ``"epoch"``: dims ``("epoch", ...)``; computed once per epoch from all layers' results
-  (``mi_tensors.epoch_stats``: layer-layer MI).
+  (``epoch_pass.epoch_step``: layer-layer MI).
 * ``"selected"``: the all-pairs channel MI at selected (cc_epoch, cc_layer).
 * ``"dynamics"``: computed from the whole epoch axis after all epochs are written
   (``mi_tensors.add_dynamics``): recomputed whenever epochs are appended.
@@ -21,10 +21,11 @@ Each variable has a ``stage``, which says where its value is computed:
 How to add a variable (one edit here plus its computation):
 
 1. Append one :class:`Variable` to the list below (dims from :data:`DIMS` or a new dim
-   whose size and coord you add in ``mi_tensors.build_dataset``'s ``sizes``/``coords``).
+   whose size and coord you add in ``setup.prepare``'s ``sizes``/``coords``).
 2. Compute it in the function of its stage and return it under its name (for ``"layer"``:
-   add ``out["my_var"] = ...`` in ``_layer_epoch_stats``, channel axis unpadded; the bin
-   codes and counts of the layer are available there).
+   add ``out["my_var"] = ...`` in ``epoch_pass.layer_step``, channel axis unpadded; the
+   layer's bin codes (channel, sample) uint8, label counts and per-channel MIs are in its
+   ``LayerView``). Stacking, padding, writing, appending and attrs follow from the registry.
 3. Regenerate the README table: ``python -m analyzer.variables --write README.md``.
 """
 

@@ -1,0 +1,257 @@
+"""What one analysis needs before any epoch is read: options, plan, coords and attrs.
+
+:func:`prepare` opens the store once (metadata, labels, input summaries, metrics) and
+returns a :class:`Setup`: the picklable per-epoch :class:`~analyzer.epoch_pass.Plan`, the
+MI Dataset's non-epoch coords and its attrs. Nothing here reads activations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from latent_mi import contract as C
+
+from . import estimators as est
+from . import nulls, pca
+from .activations import Layer, layers_of, open_activations
+from .epoch_pass import Plan, segments_of
+from .fused import Binning
+
+ANALYZER_VERSION = "2"  # bump when a change alters results: old MI Datasets are then rewritten
+
+
+@dataclass
+class Options:
+    bins: int = 20
+    topk: tuple[float, ...] = (1, 5, 10, 20)
+    pair_samples: int = 64
+    pca_components: int = 2
+    miller_madow: bool = False
+    cc_layers: str | list[str] = "last"  # "last", "all", or layer names
+    cc_epochs: tuple[str, ...] = ("init", "best", "last")
+    plateau_fraction: float = 0.95
+    seed: int = 0  # seeds the channel-pair samples, the PCA subsample and the label permutations
+    permutations: int = nulls.DEFAULT_PERMUTATIONS  # label permutations of the nulls (0: none)
+    run: str | None = None
+    binning: Binning = field(default_factory=Binning)
+    epoch_block: int | None = None  # epochs computed per write (None: 4 per worker)
+
+    def key(self) -> str:
+        """JSON of every option that changes results (decides whether old epochs are reusable)."""
+        d = dataclasses.asdict(self)
+        d.pop("epoch_block")
+        b = self.binning
+        digest = hashlib.sha1()
+        for v in (b.lo, b.hi):
+            digest.update(np.asarray(v if v is not None else np.nan, dtype=np.float64).tobytes())
+        d["binning"] = {"rule": b.rule, "bounds_sha1": digest.hexdigest()}
+        d["topk"], d["cc_epochs"] = list(self.topk), list(self.cc_epochs)
+        return json.dumps(d, sort_keys=True)
+
+
+def pair_sample(n_channels: int, layer_index: int, size: int, seed: int) -> np.ndarray:
+    """Fixed channel sample of a layer for layer-layer MI (without replacement)."""
+    rng = np.random.default_rng([seed, layer_index])
+    if n_channels <= size:
+        return rng.permutation(n_channels)
+    return np.sort(rng.choice(n_channels, size, replace=False))
+
+
+def selected_epochs(n_epochs: int, opts: Options, best: int) -> list[int]:
+    """Epoch indices of the all-pairs channel MI (init, best, last by default)."""
+    index = {"init": 0, "best": best, "last": n_epochs - 1}
+    chosen = []
+    for name in opts.cc_epochs:
+        if name not in index:
+            raise ValueError(f"cc epoch {name!r}: use init, best or last")
+        if index[name] not in chosen:
+            chosen.append(index[name])
+    return chosen
+
+
+def selected_layers(layers: list[Layer], opts: Options) -> list[int]:
+    if opts.cc_layers == "all":
+        return list(range(len(layers)))
+    if opts.cc_layers == "last":
+        return [len(layers) - 1]
+    names = [layer.name for layer in layers]
+    unknown = [n for n in opts.cc_layers if n not in names]
+    if unknown:
+        raise ValueError(f"cc layers not in the store: {', '.join(unknown)}")
+    return [names.index(n) for n in opts.cc_layers]
+
+
+@dataclass
+class Setup:
+    plan: Plan
+    epochs: np.ndarray  # epoch coord values of the epochs to analyze
+    store_vars: dict  # name -> (epoch,) values carried from the store
+    best: int  # index of the best epoch
+    cc_epochs: list[int]
+    cc_layers: list[int]
+    coords: dict  # non-epoch coords
+    attrs: dict
+
+
+def _complete_epochs(path: Path, src: xr.Dataset) -> int:
+    """Leading epochs whose append finished (the trainer writes the epoch coord last)."""
+    values = zarr.open_array(f"{path}/epoch", mode="r")[:]  # written last by the trainer
+    ok = values == np.arange(len(values))
+    n = int(len(values) if ok.all() else np.argmin(ok))
+    return min(n, src.sizes["epoch"])
+
+
+def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) -> Setup:
+    """Open the store's metadata and build everything but the activations."""
+    store_path = Path(store_path).resolve()
+    src = open_activations(store_path, allow_running=allow_running)
+    n_epochs = _complete_epochs(store_path, src)
+    if n_epochs == 0:
+        raise ValueError(f"{store_path}: no complete epoch to analyze")
+    src = src.isel(epoch=slice(0, n_epochs))
+    layers = layers_of(src)
+    labels = src[C.LABEL].values.astype(np.int64)
+    classes = json.loads(src.attrs.get(C.ATTR_CLASSES, "null")) or [
+        str(k) for k in range(labels.max() + 1)
+    ]
+    n_classes, n_layers = len(classes), len(layers)
+    c_max = max(layer.channels for layer in layers)
+    best = C.best_epoch(src[C.VAL_ACC].values)
+    if C.INPUT_SUMMARY in src:
+        summary = src[C.INPUT_SUMMARY].values
+        summary_codes = est.equal_width_codes(
+            est.top_principal_components(summary, 1)[:, 0], opts.bins
+        )
+    else:
+        summary_codes = np.zeros(len(labels), dtype=np.int64)
+    chunk = src[C.ACTIVATION].encoding.get("chunks", (1, 1, src.sizes["unit"]))[2]
+    sizes = {
+        "epoch": n_epochs,
+        "layer": n_layers,
+        "layer_b": n_layers,
+        "channel": c_max,
+        "channel_b": c_max,
+        "label": n_classes,
+        "k": len(opts.topk),
+    }
+    plan = Plan(
+        store=str(store_path),
+        layers=tuple(layers),
+        segments=tuple(segments_of(layers, int(chunk))),
+        labels=labels,
+        n_classes=n_classes,
+        summary_codes=summary_codes.astype(np.int64),
+        pairs=tuple(
+            pair_sample(layer.channels, i, opts.pair_samples, opts.seed)
+            for i, layer in enumerate(layers)
+        ),
+        pca_rows=pca.subsample(len(labels), opts.seed),
+        perms=nulls.permuted_labels(labels, opts.permutations, opts.seed),
+        sizes=sizes,
+        bins=opts.bins,
+        topk=tuple(opts.topk),
+        pca_components=opts.pca_components,
+        miller_madow=opts.miller_madow,
+        seed=opts.seed,
+        binning=opts.binning,
+    )
+    cc_epochs = selected_epochs(n_epochs, opts, best)
+    cc_layers = selected_layers(layers, opts)
+    names = np.array([layer.name for layer in layers], dtype=object)
+    coords = {
+        "layer": names,
+        "layer_b": names,
+        "channel": np.arange(c_max),
+        "channel_b": np.arange(c_max),
+        "label": np.arange(n_classes),
+        "class_name": ("label", np.array(classes, dtype=object)),
+        "k": (
+            "k",
+            np.array(opts.topk, dtype=np.float64),
+            {"units": "percent of the layer's channels"},
+        ),
+        "n_channels": ("layer", np.array([layer.channels for layer in layers], dtype=np.int32)),
+        "layer_kind": ("layer", np.array([layer.kind for layer in layers], dtype=object)),
+        "depth": ("layer", np.arange(n_layers, dtype=np.int32)),
+        "bins": opts.bins,
+        "run": np.array(opts.run or store_path.parent.name, dtype=object),
+    }
+    for key in C.RUN_KEYS[:-1]:  # dataset, arch, activation, regularizer
+        coords[key] = np.array(str(src.attrs.get(key, "unknown")), dtype=object)
+    coords["seed"] = int(src.attrs.get("seed", -1))
+    from . import variables as registry
+
+    store_vars = {
+        v.name: src[v.name].values.astype(v.dtype)
+        for v in registry.of_stage("store")
+        if v.name in src
+    }
+    return Setup(
+        plan=plan,
+        epochs=src.epoch.values,
+        store_vars=store_vars,
+        best=best,
+        cc_epochs=cc_epochs,
+        cc_layers=cc_layers,
+        coords=coords,
+        attrs=_attrs(src, store_path, opts, len(labels), best),
+    )
+
+
+def _attrs(src: xr.Dataset, store_path: Path, opts: Options, n_samples: int, best: int) -> dict:
+    return dict(
+        estimator="plug-in histogram (maximum likelihood) entropy and MI, natural log",
+        miller_madow=int(opts.miller_madow),
+        binning=opts.binning.describe(opts.bins),
+        null=(
+            f"label-permutation null: {opts.permutations} permutations of the validation labels, "
+            f"seed {opts.seed}, shared by every channel, layer and epoch; *_corrected = plug-in "
+            "MI minus the null mean (also with --miller-madow)"
+        ),
+        permutations=opts.permutations,
+        null_seed=opts.seed,
+        units="nat",
+        n_samples=n_samples,
+        layer_level=(
+            "per-channel MI averaged over the layer's channels (never one joint pattern of the whole "
+            "GAP vector, which saturates at H(Y) / ln N); *_pca variants use the joint bin of the top "
+            f"{opts.pca_components} principal components"
+        ),
+        pca_rule=pca.RULE,
+        input_mi_note=(
+            "with X uniform over the distinct validation images and a deterministic network, "
+            "I(X;T) = H(Bin(T)): it measures how the representation clusters inputs (seeds/002), "
+            "not a true MI"
+        ),
+        pair_samples=opts.pair_samples,
+        pca_components=opts.pca_components,
+        plateau_fraction=opts.plateau_fraction,
+        **{C.ATTR_BEST_EPOCH: int(src.epoch.values[best])},
+        source_store=str(store_path),
+        source_status=src.attrs.get(C.ATTR_STATUS, ""),
+        source_config=src.attrs.get(C.ATTR_CONFIG, ""),
+        analyzer_version=ANALYZER_VERSION,
+        analysis_options=opts.key(),
+        versions=json.dumps(_versions()),
+    )
+
+
+def _versions() -> dict:
+    import dask
+    import numba
+
+    return {
+        "numpy": np.__version__,
+        "xarray": xr.__version__,
+        "dask": dask.__version__,
+        "zarr": zarr.__version__,
+        "numba": numba.__version__,
+    }
