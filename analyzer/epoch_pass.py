@@ -31,7 +31,7 @@ from latent_mi import contract as C
 from . import estimators as est
 from . import metrics, nulls, pca
 from . import variables as registry
-from .activations import Layer, StoreError
+from .activations import Layer, StoreError, corrupt_chunk_message
 from .fused import Binning, channel_mi, fused_pass
 from .kernels import all_pairs_mi, paired_mi, xlogx_table
 
@@ -74,9 +74,10 @@ def read_units(array, store: str, epoch: int, start: int, stop: int) -> np.ndarr
     """GAP values (sample, unit) of one epoch and unit range, as float32 or float64."""
     try:
         values = array[epoch, :, start:stop]
-    except Exception as e:  # a missing or corrupt chunk: name the store, epoch and units
+    except Exception as e:  # a corrupt chunk: name the store, epoch and variable
         raise StoreError(
-            f"{store}: epoch index {epoch}, units {start}-{stop}: cannot read the activation "
+            corrupt_chunk_message(store)
+            or f"{store}: epoch index {epoch}, units {start}-{stop}: cannot read the activation "
             f"chunk: {type(e).__name__}: {e}"
         ) from None
     return values if values.dtype in (np.float32, np.float64) else values.astype(np.float32)

@@ -99,7 +99,7 @@ def test_output_errors_are_not_reported_as_store_errors(tiny_run, tmp_path, caps
     real = xr.Dataset.to_zarr
 
     def full_disk(self, store, *args, **kwargs):
-        if kwargs.get("region") is not None:
+        if ".tmp-" in str(store):  # any write of the result (blocks of epochs are appended)
             raise OSError(errno.ENOSPC, "No space left on device", str(store) + "/label_mi/c/0")
         return real(self, store, *args, **kwargs)
 
