@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 import xarray as xr
 
 from latent_mi import contract as C
+from latent_mi.outputs import OutputError, safe_output
 
 from .findings import KEYS as KEYS_ORDER  # noqa: F401  (re-exported: the JSON keys)
 from .findings import Finding, hsic_finding, mi_findings, summary_of
@@ -94,9 +94,9 @@ def markdown(findings: list[Finding], bins: int | None, n_runs: int) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Replace ``path`` only if it is our own findings report (``latent_mi.outputs``)."""
+    with safe_output(path, "findings-report") as tmp:
+        tmp.write_text(text)
 
 
 def write_report(findings: list[Finding], out: str | Path, bins=None, n_runs=0) -> Path:
@@ -121,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"findings: error: cannot open an input: {e}", file=sys.stderr)
         return 1
     bins = int(mi[0].bins) if "bins" in mi[0].coords else None
-    out = write_report(measure(mi, iv, args.interventions), args.out, bins, len(mi))
+    try:
+        out = write_report(measure(mi, iv, args.interventions), args.out, bins, len(mi))
+    except (OutputError, OSError) as e:
+        print(f"findings: error: {e}", file=sys.stderr)
+        return 1
     print(f"wrote {out}.json and {out}.md", file=sys.stderr)
     return 0
 

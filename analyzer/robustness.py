@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from latent_mi.outputs import safe_output
 
 from .findings import RunSummary, mi_findings
 
@@ -139,15 +140,16 @@ def figure(rows: list[dict], path_stem: Path, formats=("png", "pdf")) -> list[Pa
     paths = []
     for fmt in formats:
         paths.append(path_stem.with_name(f"{path_stem.name}.{fmt}"))
-        fig.savefig(paths[-1], dpi=120)
+        with safe_output(paths[-1], "robustness-summary") as tmp:
+            fig.savefig(tmp, dpi=120, format=fmt)
     plt.close(fig)
     return paths
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Replace ``path`` only if it is our own robustness summary (``latent_mi.outputs``)."""
+    with safe_output(path, "robustness-summary") as tmp:
+        tmp.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from latent_mi.outputs import OutputError, safe_output
 
 from . import metrics
 from .activations import StoreError, layers_of, open_activations
@@ -127,19 +127,10 @@ def sweep(store_path: str | Path, opts: SweepOptions) -> xr.Dataset:
 
 
 def write(ds: xr.Dataset, out: str | Path) -> Path:
-    """Write atomically: a temporary sibling renamed into place."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    """Write via a temporary sibling; replaces ``out`` only if it is an earlier sweep."""
+    with safe_output(out, "robustness-sweep") as tmp:
         ds.to_zarr(tmp, mode="w", consolidated=True)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return Path(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         out = write(sweep(args.store, opts), args.out)
-    except (StoreError, ValueError) as e:
+    except (StoreError, ValueError, OutputError) as e:
         print(f"sweep: error: {e}", file=sys.stderr)
         return 1
     print(f"wrote {out}", file=sys.stderr)

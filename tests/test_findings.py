@@ -144,3 +144,13 @@ def test_report_files_have_the_exact_schema(tmp_path):
     md = (tmp_path / "findings" / "bins-20.md").read_text()
     assert "bins = 20" in md and "hsic_speeds_convergence" in md
     assert not list((tmp_path / "findings").glob(".*tmp*"))
+
+
+def test_report_never_overwrites_a_foreign_file(tmp_path):
+    path = tmp_path / "mi.zarr"
+    runs()[0].to_zarr(path)
+    (tmp_path / "bins-20.json").write_text("my notes")
+    rc = main(["--mi", str(path), "--out", str(tmp_path / "bins-20")])
+    assert rc == 1 and (tmp_path / "bins-20.json").read_text() == "my notes"
+    assert main(["--mi", str(path), "--out", str(tmp_path / "again")]) == 0
+    assert main(["--mi", str(path), "--out", str(tmp_path / "again")]) == 0  # our own: replaced
