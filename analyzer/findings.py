@@ -140,8 +140,22 @@ def trained_gain(s: RunSummary, values: np.ndarray) -> float:
     return _nanmean(values[s.best, part]) - _nanmean(values[0, part])
 
 
+def plain(runs: list):
+    """The cross-entropy runs (regularizer 'none') when there are any, else all runs: the
+    paper's findings 1-4 and its interventions are on CE-trained networks."""
+    ce = [r for r in runs if _regularizer(r) == "none"]
+    return ce or list(runs)
+
+
+def _regularizer(r) -> str:
+    if isinstance(r, RunSummary):
+        return r.regularizer
+    return str(r.regularizer.values) if "regularizer" in r.coords else "none"
+
+
 def mi_findings(runs: list[RunSummary]) -> list[Finding]:
-    """Label MI vs depth, trained vs random, input MI vs activation, concentration."""
+    """Label MI vs depth, trained vs random, input MI vs activation, concentration (CE runs)."""
+    runs = plain(runs)
     out = []
     with_null = [s for s in runs if s.has_null]
     for fid, claim, fn, how in (

@@ -23,7 +23,7 @@ from latent_mi import contract as C
 from latent_mi.outputs import OutputError, safe_output
 
 from .findings import KEYS as KEYS_ORDER  # noqa: F401  (re-exported: the JSON keys)
-from .findings import Finding, hsic_finding, mi_findings, summary_of
+from .findings import Finding, hsic_finding, mi_findings, plain, summary_of
 from .findings_interventions import knockout_findings, transplant_finding
 
 
@@ -41,8 +41,8 @@ def measure(mi: list[xr.Dataset], interventions: list[xr.Dataset], paths=None) -
     others = [r for r, t in zip(interventions, kinds, strict=True) if not t]
     return [
         *mi_findings(runs),
-        *knockout_findings(others),
-        transplant_finding(transplants),
+        *knockout_findings(plain(others)),
+        transplant_finding(plain(transplants)),
         hsic_finding(runs),
     ]
 
@@ -72,7 +72,9 @@ def markdown(findings: list[Finding], bins: int | None, n_runs: int) -> str:
     lines = [
         title,
         "",
-        f"Measured on {n_runs} run(s). Verdict rule: `reproduced` when the 95% Student-t interval "
+        f"Measured on {n_runs} run(s); the MI findings and the interventions use the "
+        "cross-entropy runs when there are any, the HSIC finding pairs CE with CE+HSIC runs. "
+        "Verdict rule: `reproduced` when the 95% Student-t interval "
         "across runs of the statistic lies above 0 (one run: the value is > 0), `mixed` when the "
         "mean is > 0 but the interval reaches 0, `not reproduced` when the mean is <= 0, "
         "`not measured` when no run carries the data. Label-MI statistics are bias-corrected "
