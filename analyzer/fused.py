@@ -90,70 +90,60 @@ class Fused:
 
 
 @nb.njit(nogil=True, cache=True)
-def _code(v, lo, scale, n_bins):
-    x = (np.float64(v) - lo) * scale
-    if not x >= 0.0:  # below the range (fixed rule) or NaN
-        return 0
-    b = int(x)
-    return b if b < n_bins else n_bins - 1
+def _column_stats(col, n):
+    """(min, max, finite, mean, sd) of one contiguous column in one pass (local scalars)."""
+    lo, hi, poison, total, squares = np.inf, -np.inf, 0.0, 0.0, 0.0
+    shift = col[0] if n else 0.0  # sums of (x - shift): the variance stays accurate
+    for i in range(n):
+        v = col[i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+        poison += v * 0.0
+        d = v - shift
+        total += d
+        squares += d * d
+    m = total / n
+    var = squares / n - m * m
+    sd = np.sqrt(var) if hi > lo and var > 0.0 else 0.0  # exactly 0 for a constant column
+    return lo, hi, np.isfinite(poison), shift + m, sd
 
 
 @nb.njit(nogil=True, cache=True)
 def _block_codes(values, c0, c1, n_bins, kind, fixed_lo, fixed_hi, codes, finite, mean, sd):
-    """Codes, finiteness and moments of channels [c0, c1): the only rule-dependent step."""
+    """Codes, finiteness and moments of channels [c0, c1): the only rule-dependent step.
+
+    The block is first copied channel-major (each 64-byte row piece read once from memory);
+    every later loop runs over one contiguous column.
+    """
     n = values.shape[0]
     w = c1 - c0
-    lo = np.full(w, np.inf)
-    hi = np.full(w, -np.inf)
-    poison = np.zeros(w)
-    total = np.zeros(w)
+    buf = np.empty((w, n))
     for i in range(n):
         for j in range(w):
-            v = np.float64(values[i, c0 + j])
-            lo[j] = min(lo[j], v)
-            hi[j] = max(hi[j], v)
-            poison[j] += v * 0.0
-            total[j] += v
-    sq = np.zeros(w)
+            buf[j, i] = values[i, c0 + j]
+    edges = np.empty(max(n_bins - 1, 0))
     for j in range(w):
-        finite[c0 + j] = np.isfinite(poison[j])
-        mean[c0 + j] = total[j] / n
-    for i in range(n):
-        for j in range(w):
-            d = np.float64(values[i, c0 + j]) - mean[c0 + j]
-            sq[j] += d * d
-    for j in range(w):
-        sd[c0 + j] = np.sqrt(sq[j] / n)
-    if kind == 2:  # quantile (analyzer/binning.py's rule)
-        col = np.empty(n)
-        edges = np.empty(n_bins - 1)
-        for j in range(w):
-            c = c0 + j
-            if not finite[c]:
-                codes[c, :] = 0
-                continue
-            for i in range(n):
-                col[i] = values[i, c]
+        c = c0 + j
+        col = buf[j]
+        lo, hi, ok, mean[c], sd[c] = _column_stats(col, n)
+        finite[c] = ok
+        out = codes[c]
+        if not ok:
+            out[:] = 0
+        elif kind == 2:  # quantile (analyzer/binning.py's rule)
             srt = np.sort(col)
             for b in range(1, n_bins):
                 edges[b - 1] = srt[min(n - 1, (b * n) // n_bins)]
             for i in range(n):
-                codes[c, i] = np.searchsorted(edges, col[i], side="right")
-        return
-    base = np.empty(w)
-    scale = np.empty(w)
-    for j in range(w):
-        if kind == 1:
-            base[j], width = fixed_lo[c0 + j], fixed_hi[c0 + j] - fixed_lo[c0 + j]
+                out[i] = np.searchsorted(edges, col[i], side="right")
         else:
-            base[j], width = lo[j], hi[j] - lo[j]
-        ok = finite[c0 + j] and width > 0
-        scale[j] = n_bins / width if ok else 0.0
-        if not finite[c0 + j]:
-            base[j] = 0.0
-    for i in range(n):
-        for j in range(w):
-            codes[c0 + j, i] = _code(values[i, c0 + j], base[j], scale[j], n_bins)
+            base, width = (fixed_lo[c], fixed_hi[c] - fixed_lo[c]) if kind == 1 else (lo, hi - lo)
+            scale = n_bins / width if width > 0 else 0.0
+            top = n_bins - 1
+            for i in range(n):
+                x = (col[i] - base) * scale
+                b = int(x) if x >= 0.0 else 0  # below a fixed range: first bin
+                out[i] = b if b < top else top
 
 
 @nb.njit(parallel=True, nogil=True, cache=True)

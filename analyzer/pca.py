@@ -51,18 +51,17 @@ def layer_scores(
     keep = sd > 1e-12 * (np.abs(mean) + sd + 1e-30)
     n = values.shape[0]
     scores = np.zeros((n, k))
-    c = int(keep.sum())
-    k_eff = min(k, c, len(rows))
+    k_eff = min(k, int(keep.sum()), len(rows))
     if k_eff == 0:
         return scores
     with threadpool_limits(1):
-        inv = (1.0 / sd[keep]).astype(np.float32)
-        mu = mean[keep].astype(np.float32)
-        x = values[:, keep] if c < values.shape[1] else values
-        sub = (x[rows].astype(np.float32) - mu) * inv  # (m, c) standardized subsample
-        axes = _top_axes(sub, k_eff, seed)  # (c, k_eff)
-        w = axes * inv[:, None]  # scores = (x - mu) * inv @ axes = x @ w - mu @ w
-        s = x.astype(np.float32, copy=False) @ w.astype(np.float32)
+        inv = np.where(keep, 1.0 / np.where(keep, sd, 1.0), 0.0).astype(np.float32)
+        mu = np.where(keep, mean, 0.0).astype(np.float32)
+        sub = (values[rows].astype(np.float32) - mu) * inv  # (m, C) standardized, dropped = 0
+        axes = _top_axes(sub[:, keep], k_eff, seed)  # (c_kept, k_eff)
+        w = np.zeros((values.shape[1], k_eff), dtype=np.float32)
+        w[keep] = axes * inv[keep, None]  # scores = (x - mu) * inv @ axes = x @ w - mu @ w
+        s = values.astype(np.float32, copy=False) @ w
         scores[:, :k_eff] = s.astype(np.float64) - (mu @ w).astype(np.float64)
     return scores
 

@@ -1,13 +1,22 @@
-"""Whole-analyzer cost and memory, measured side by side in one run.
+"""Whole-analyzer cost and memory against reading the store, measured side by side in one run.
 
-* time of ``analyze`` on a store against ``xr.open_zarr(store).load()`` (target <= 3x);
-* peak resident memory of the analyzer at 40 epochs against 10 (target <= 1.2).
+The store is built from the trainer's own output: one real epoch (plus epoch 0) of a width-1
+VGG-16 (13 sites, 4,224 channels) or ResNet-50 (32 sites, 30,208 channels) on small synthetic
+images, with the validation samples tiled to ``--samples`` (default 3,925) with multiplicative
+jitter (ReLU zeros stay zero), and epochs cycling over the real ones with fresh jitter. For two
+epoch counts E1 < E2 it prints:
 
-The stores are written with the trainer's own writer (VGG-16 layout: 13 sites, 4,224
-channels) from generated ReLU-like values, so no training is needed.
+* whole analyzer time / ``xr.open_zarr(store).load()`` time at E2 (target <= 3x);
+* marginal per-epoch cost (t(E2) - t(E1)) / (E2 - E1) / per-epoch load (target <= 2x);
+* peak RSS of the analyzer at E1 and E2 (target <= 2 GB, independent of E).
 
-    python benchmarks/bench_analyzer.py [--samples 1000] [--threads 2]
+Each analyzer run is a fresh process (``ru_maxrss``); loads are timed after the children.
+``--repeats`` repeats every measurement: the spread is printed (the machine is shared).
+
+    python benchmarks/bench_analyzer.py --arch resnet50 [--epochs 3 6] [--threads 2]
 """
+
+from __future__ import annotations
 
 import argparse
 import json
@@ -18,114 +27,183 @@ import time
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
-VGG_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+HERE = Path(__file__).parent
+ROOT = HERE.parent
 
 
-def make_store(path: Path, n_epochs: int, n_samples: int, seed: int = 0) -> None:
+def train_base(run_dir: Path, arch: str) -> None:
+    """One real training epoch of a width-1 ``arch`` (in a child: torch stays out of this process)."""
+    code = (
+        "import sys; from pathlib import Path; from trainer.config import resolve_config; "
+        "from trainer.train import run; "
+        f"run(resolve_config(None, ['arch={arch}', 'width=1', 'dataset.name=synthetic', "
+        "'dataset.image_size=32', 'dataset.n_train=64', 'dataset.n_val=128', 'train.epochs=1', "
+        "'train.batch_size=32', 'train.progress=false']), Path(sys.argv[1]))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(run_dir)], check=True, cwd=ROOT)
+
+
+def make_store(base: Path, path: Path, n_epochs: int, n_samples: int, seed: int = 0) -> None:
+    """Tile the base run's validation samples to n_samples with jitter; n_epochs epochs."""
+    import xarray as xr
+
     from trainer import store
 
-    sites = [
-        {"name": f"conv{i + 1}", "kind": "conv-relu", "channels": c}
-        for i, c in enumerate(VGG_WIDTHS)
+    src = xr.open_zarr(base)
+    real = [
+        src.activation.isel(epoch=e).values.astype(np.float32) for e in range(src.sizes["epoch"])
     ]
+    n_base = real[0].shape[0]
+    idx = np.arange(n_samples) % n_base
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n_samples)
-    units = sum(VGG_WIDTHS)
-    signal = rng.normal(size=(10, units)).astype(np.float32)
 
-    def epoch_values(e):
-        noise = rng.normal(size=(n_samples, units)).astype(np.float32)
-        return np.maximum(noise + (e / n_epochs) * signal[labels], 0)
+    def jitter(x):
+        return (x[idx] * np.exp(0.05 * rng.standard_normal((n_samples, x.shape[1])))).astype(
+            np.float32
+        )
 
+    summary = src.input_summary.values[idx] + 0.01 * rng.standard_normal(
+        (n_samples, src.sizes["input_feature"])
+    )
     metrics = lambda e: {"val_acc": 0.1 + 0.8 * e / n_epochs, "val_loss": 1.0, "lr": 0.1}  # noqa: E731
+    attrs = {
+        k: src.attrs[k] for k in ("dataset", "arch", "activation", "regularizer", "seed", "classes")
+    }
     store.create_store(
         path,
-        activation=epoch_values(0),
+        activation=jitter(real[0]),
         metrics=metrics(0),
-        labels=labels,
-        input_summary=rng.normal(size=(n_samples, 22)),
-        input_features=[f"f{i}" for i in range(22)],
-        sites=sites,
-        attrs={
-            "dataset": "generated",
-            "arch": "vgg16",
-            "activation": "relu",
-            "regularizer": "none",
-            "seed": 0,
-            "classes": json.dumps([str(k) for k in range(10)]),
-        },
-        dtype="float32",
-        unit_chunk=1024,
+        labels=src.label.values[idx],
+        input_summary=summary,
+        input_features=[str(f) for f in src.input_feature.values],
+        sites=json.loads(src.attrs["sites"]),
+        attrs=attrs,
+        dtype=str(src.activation.dtype),
+        unit_chunk=int(src.activation.encoding["chunks"][2]),
     )
     for e in range(1, n_epochs):
-        store.append_epoch(path, e, epoch_values(e), metrics(e), "float32")
+        store.append_epoch(
+            path, e, jitter(real[e % len(real)]), metrics(e), str(src.activation.dtype)
+        )
     store.finalize_store(path, "complete", n_epochs)
 
 
 CHILD = """
 import resource, sys, time, dask
 from analyzer.mi_tensors import Options, analyze
-store, out, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store, out, threads, perms = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 with dask.config.set(scheduler="threads", num_workers=threads):
     t0 = time.perf_counter()
-    analyze(store, out, Options(bins=20))
+    analyze(store, out, Options(bins=20, permutations=perms))
     print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def run_analyzer(store: Path, out: Path, threads: int) -> tuple[float, float]:
+def run_analyzer(store: Path, out: Path, threads: int, perms: int) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of the analyzer on a store, in a fresh process."""
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(store), str(out), str(threads)],
+        [sys.executable, "-c", CHILD, str(store), str(out), str(threads), str(perms)],
         capture_output=True,
         text=True,
-        check=True,
+        cwd=ROOT,
     )
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
     seconds, rss_kb = proc.stdout.split()
     return float(seconds), float(rss_kb) / 1024
 
 
+def load_time(store: Path) -> float:
+    import xarray as xr
+
+    t0 = time.perf_counter()
+    xr.open_zarr(store).load()
+    return time.perf_counter() - t0
+
+
+def spread(values: list[float]) -> str:
+    return f"{np.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f})"
+
+
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--samples", type=int, default=1000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", choices=["vgg16", "resnet50"], default="vgg16")
+    parser.add_argument("--samples", type=int, default=3925)
+    parser.add_argument("--epochs", type=int, nargs=2, default=[3, 6], metavar=("E1", "E2"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--permutations", type=int, default=20, help="label permutations of the nulls (default 20)"
+    )
+    parser.add_argument("--tmp", default=None, help="scratch folder (default: a temp dir)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    e1, e2 = args.epochs
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         tmp = Path(tmp)
-        for n in (10, 40):  # in a child process: a large parent would inflate the children's
-            # ru_maxrss, which counts the forked image before exec
+        train_base(tmp / "base", args.arch)
+        base = tmp / "base" / "activations.zarr"
+        stores = {}
+        for n in (e1, e2):  # in children: a large parent would inflate the children's ru_maxrss
+            stores[n] = tmp / f"e{n}" / "activations.zarr"
             code = (
-                f"from bench_analyzer import make_store; from pathlib import Path; "
-                f"make_store(Path({str(tmp / f'e{n}' / 'activations.zarr')!r}), {n}, {args.samples})"
+                "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[4]); "
+                "from bench_analyzer import make_store; "
+                "make_store(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5]))"
             )
-            subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)
-        store10 = tmp / "e10" / "activations.zarr"
-        run_analyzer(store10, tmp / "warm.zarr", args.threads)  # numba cache warm-up
-        t_an, rss10 = run_analyzer(store10, tmp / "mi10.zarr", args.threads)
-        t_an40, rss40 = run_analyzer(
-            tmp / "e40" / "activations.zarr", tmp / "mi40.zarr", args.threads
-        )
-        # the load is timed after the children: a parent holding the loaded store would
-        # inflate their ru_maxrss; the first load also pays zarr's first-use costs
-        t_load = float("inf")
-        for _ in range(2):
-            t0 = time.perf_counter()
-            xr.open_zarr(store10).load()
-            t_load = min(t_load, time.perf_counter() - t0)
-        mb = sum(VGG_WIDTHS) * args.samples * 4 / 1e6
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    code,
+                    str(base),
+                    str(stores[n]),
+                    str(n),
+                    str(HERE),
+                    str(args.samples),
+                ],
+                check=True,
+                cwd=ROOT,
+            )
+        run_analyzer(stores[e1], tmp / "warm.zarr", args.threads, args.permutations)  # numba cache
+        t = {e1: [], e2: []}
+        rss = {e1: [], e2: []}
+        for _ in range(args.repeats):
+            for n in (e1, e2):
+                s, r = run_analyzer(stores[n], tmp / f"mi{n}.zarr", args.threads, args.permutations)
+                t[n].append(s)
+                rss[n].append(r)
+        loads = {e1: [], e2: []}
+        for _ in range(args.repeats + 1):
+            for n in (e1, e2):
+                loads[n].append(load_time(stores[n]))
+        for n in (e1, e2):
+            loads[n] = loads[n][1:]  # the first load pays zarr's first-use costs
+        units = json.loads(__import__("xarray").open_zarr(base).attrs["sites"])
+        n_units = sum(s["channels"] for s in units)
+        mb = n_units * args.samples * 4 / 1e6
+        whole = [a / b for a, b in zip(t[e2], loads[e2], strict=True)]
+        marg = [
+            ((a2 - a1) / (e2 - e1)) / (l2 / e2)
+            for a1, a2, l2 in zip(t[e1], t[e2], loads[e2], strict=True)
+        ]
         print(
-            f"store: VGG-16 layout, 4224 channels x {args.samples} samples ({mb:.0f} MB/epoch float32)"
+            f"store: {args.arch} width 1 from the trainer's output, {len(units)} sites, {n_units} "
+            f"units x {args.samples} samples ({mb:.0f} MB/epoch float32); threads {args.threads}; "
+            f"permutations {args.permutations}; {args.repeats} repeats: median (min, max)"
         )
+        print(f"analyzer {e1} epochs: {spread(t[e1])} s; {e2} epochs: {spread(t[e2])} s")
         print(
-            f"analyzer, 10 epochs: {t_an:.2f} s; xr.open_zarr(store).load(): {t_load:.2f} s "
-            f"-> ratio {t_an / t_load:.2f}x (target <= 3x)"
+            f"open_zarr().load() {e1} epochs: {spread(loads[e1])} s; {e2} epochs: {spread(loads[e2])} s"
         )
-        print(f"analyzer, 40 epochs: {t_an40:.2f} s ({t_an40 / t_an:.2f}x the 10-epoch time)")
+        print(f"whole analyzer / load at {e2} epochs: {spread(whole)} x (target <= 3)")
+        print(f"marginal per-epoch cost / per-epoch load: {spread(marg)} x (target <= 2)")
         print(
-            f"peak RSS: 10 epochs {rss10:.0f} MB, 40 epochs {rss40:.0f} MB -> ratio {rss40 / rss10:.2f} "
-            "(target <= 1.2)"
+            f"peak RSS: {e1} epochs {spread(rss[e1])} MB, {e2} epochs {spread(rss[e2])} MB "
+            "(target <= 2048, independent of the epoch count)"
         )
 
 
