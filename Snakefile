@@ -5,7 +5,14 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default, only when no --configfile is given: a user's config file is the
+# whole config (schema defaults fill the rest), never merged over the digits settings.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -14,3 +21,11 @@ include: "workflow/rules/analyze.smk"
 include: "workflow/rules/interventions.smk"
 include: "workflow/rules/findings.smk"
 include: "workflow/rules/figures.smk"
+
+
+# Targets that only collect files run where Snakemake runs (never submitted to SLURM).
+localrules:
+    train,
+    analyze,
+    figures,
+    robustness,

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,27 +29,29 @@ TINY_CONFIG = {
         "class_q": [0.5],
         "layers": "last",
     },
-    "figures": {"formats": ["png"]},
+    "figures": {"formats": ["png", "pdf"]},
 }
+CODE = ("Snakefile", "workflow", "analyzer", "trainer", "latent_mi")  # a clone's code
 
 pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    code = workdir if (workdir / "Snakefile").exists() else ROOT  # a self-contained project
     cmd = [
         sys.executable,
         "-m",
         "snakemake",
         "--snakefile",
-        str(ROOT / "Snakefile"),
+        str(code / "Snakefile"),
         "--directory",
         str(workdir),
         "--cores",
         "2",
         *args,
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
@@ -69,6 +72,12 @@ def job_counts(output: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def workflow_dir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("wf")
+    for name in CODE:  # the project as a user has it: code, config and results in one folder
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, workdir / name)
     (workdir / "config").mkdir()
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
     snakemake(workdir, "figures")
@@ -76,9 +85,11 @@ def workflow_dir(tmp_path_factory):
 
 
 def test_full_run_makes_figures_then_nothing_is_stale(workflow_dir):
-    figs = workflow_dir / "results" / "figures" / "bins-10"
+    figs = workflow_dir / "results" / "default" / "figures" / "bins-10"
     assert (figs / "fig1_depth_mi.png").stat().st_size > 1000
-    assert (workflow_dir / "results" / "mi" / "bins-10" / "resnet18-relu-none-s0.zarr").is_dir()
+    assert (
+        workflow_dir / "results" / "default" / "mi" / "bins-10" / "resnet18-relu-none-s0.zarr"
+    ).is_dir()
     dry = snakemake(workflow_dir, "-n", "figures")
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
@@ -88,7 +99,10 @@ def test_new_bin_count_schedules_only_analysis_and_figures(workflow_dir):
         workflow_dir, "-n", "figures", "--config", "mi={bins: [10, 6], pair_samples: 8}"
     )
     counts = job_counts(dry.stdout + dry.stderr)
-    assert counts.get("analyze_run") == 4 and counts.get("figures_bins") == 1
+    n_figures = len(
+        list((workflow_dir / "results" / "default" / "figures" / "bins-10").glob("*.png"))
+    )
+    assert counts.get("analyze_run") == 4 and counts.get("figure") == n_figures == 10
     assert "train_run" not in counts
 
 
@@ -107,7 +121,7 @@ def test_notebook_reopens_results_and_redraws_a_figure(workflow_dir, tmp_path):
     nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
     os.environ.update(
-        LATENT_MI_RESULTS=str(workflow_dir / "results"),
+        LATENT_MI_RESULTS=str(workflow_dir / "results" / "default"),
         LATENT_MI_BINS="10",
         LATENT_MI_FIGDIR=str(tmp_path),
         PYTHONPATH=str(ROOT),
@@ -119,3 +133,23 @@ def test_notebook_reopens_results_and_redraws_a_figure(workflow_dir, tmp_path):
         resources={"metadata": {"path": str(ROOT / "notebooks")}},
     ).execute()
     assert (tmp_path / "fig1_from_notebook.png").exists()
+
+
+def test_copied_project_dry_runs_to_nothing(workflow_dir, tmp_path):
+    copy = tmp_path / "elsewhere" / "deeper" / "project"
+    shutil.copytree(workflow_dir, copy, symlinks=True)  # copy2: modification times kept
+    dry = snakemake(copy, "-n", "figures")
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+
+
+def test_report_has_one_caption_per_figure_and_png_only(workflow_dir, tmp_path):
+    from analyzer.figures.captions import FIGURES
+
+    report = tmp_path / "report.html"
+    snakemake(workflow_dir, "figures", "--report", str(report))
+    html = report.read_text(errors="replace")
+    for name in ("fig1_depth_mi", "fig5_knockouts", "info_plane"):
+        assert FIGURES[name].title in html, name
+    assert "10 bins" in html and "N = 4 runs" in html
+    assert "fig1_depth_mi.pdf" not in html and "fig1_depth_mi.png" in html
+    assert "latent-mi: latent mutual information" in html  # the workflow description

@@ -28,6 +28,7 @@ WORKFLOW_ONLY = (
     "results",
     "arch_overrides",
     "robustness",
+    "slurm",
 )
 
 DEFAULTS: dict = {

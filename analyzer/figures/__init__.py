@@ -5,70 +5,53 @@ figures are drawn on ``matplotlib.figure.Figure`` objects, so Jupyter's inline b
 keeps working. Modules: ``loading`` (combine runs, depth order), ``grouping`` ((arch,
 activation, regularizer) groups, seeds as the spread), ``mi`` and ``interventions`` (the
 figures), ``captions`` (the registry of figures), ``cli`` (``python -m analyzer.figures``).
+Names load lazily, so the workflow reads the registry without importing matplotlib.
 """
 
 from __future__ import annotations
 
-from .captions import FIGURES, FigureInfo, caption
-from .drawing import Drawn
-from .grouping import GROUP, at_best, group_datasets, groups, label, run_keys, seeds
-from .interventions import (
-    INTERVENTION_FIGURES,
-    cover_and_skip_gain,
-    fig5_knockouts,
-    fig6_class_knockouts,
-    transplant_figure,
-)
-from .loading import load_runs, merge_layer_orders
-from .mi import (
-    MI_FIGURES,
-    fig1_depth_mi,
-    fig2_layer_mi,
-    fig3_concentration,
-    fig7_accuracy_vs_delta,
-    fig8_trajectories,
-    fig9_hsic,
-    info_plane,
-)
+import importlib
 
-DRAW = {**MI_FIGURES, **INTERVENTION_FIGURES}
+_WHERE = {
+    "captions": ("FIGURES", "FigureInfo", "caption", "names"),
+    "drawing": ("Drawn",),
+    "grouping": ("GROUP", "at_best", "group_datasets", "groups", "label", "run_keys", "seeds"),
+    "interventions": (
+        "INTERVENTION_FIGURES",
+        "cover_and_skip_gain",
+        "fig5_knockouts",
+        "fig6_class_knockouts",
+        "transplant_figure",
+    ),
+    "loading": ("load_runs", "merge_layer_orders"),
+    "mi": (
+        "MI_FIGURES",
+        "fig1_depth_mi",
+        "fig2_layer_mi",
+        "fig3_concentration",
+        "fig7_accuracy_vs_delta",
+        "fig8_trajectories",
+        "fig9_hsic",
+        "info_plane",
+    ),
+}
+_MODULE = {name: module for module, names in _WHERE.items() for name in names}
+__all__ = ["DRAW", "draw", *_MODULE]
 
 
-def draw(name: str, mi=None, interventions=(), out=None, formats=("png",)) -> Drawn:
+def __getattr__(name: str):
+    if name in _MODULE:
+        return getattr(importlib.import_module(f".{_MODULE[name]}", __name__), name)
+    if name == "DRAW":
+        return {**__getattr__("MI_FIGURES"), **__getattr__("INTERVENTION_FIGURES")}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def draw(name: str, mi=None, interventions=(), out=None, formats=("png",)):
     """Draw one registered figure: MI figures from the combined MI Dataset ``mi``,
-    intervention figures from the intervention result paths."""
+    intervention figures from the intervention result paths. Returns a ``Drawn``."""
+    from .captions import FIGURES
+
     if FIGURES[name].source == "mi":
-        return MI_FIGURES[name](mi, out, formats)
-    return INTERVENTION_FIGURES[name](list(interventions), out, formats)
-
-
-__all__ = [
-    "DRAW",
-    "FIGURES",
-    "GROUP",
-    "INTERVENTION_FIGURES",
-    "MI_FIGURES",
-    "Drawn",
-    "FigureInfo",
-    "at_best",
-    "caption",
-    "cover_and_skip_gain",
-    "draw",
-    "fig1_depth_mi",
-    "fig2_layer_mi",
-    "fig3_concentration",
-    "fig5_knockouts",
-    "fig6_class_knockouts",
-    "fig7_accuracy_vs_delta",
-    "fig8_trajectories",
-    "fig9_hsic",
-    "group_datasets",
-    "groups",
-    "info_plane",
-    "label",
-    "load_runs",
-    "merge_layer_orders",
-    "run_keys",
-    "seeds",
-    "transplant_figure",
-]
+        return __getattr__("MI_FIGURES")[name](mi, out, formats)
+    return __getattr__("INTERVENTION_FIGURES")[name](list(interventions), out, formats)

@@ -1,7 +1,7 @@
 # One analysis per (bins, run). The analyzer's code is declared as input, so editing
 # it reruns analysis (Snakemake does not track imported packages by itself).
 # (the figures package only draws: it is an input of the figures rule instead.)
-ANALYZER_CODE = sorted(str(p) for p in Path(workflow.basedir, "analyzer").glob("*.py"))
+ANALYZER_CODE = code_files("analyzer/*.py", "latent_mi/*.py")
 
 
 rule analyze:
@@ -28,6 +28,8 @@ rule analyze_run:
     log:
         C.log_path(RESULTS, "analyze", "bins-{bins}/{run}"),
     threads: 2
+    resources:
+        slurm_partition=CPU_PARTITION,
     shell:
         "python -m analyzer {params.store} --bins {wildcards.bins} --out {output} --run {wildcards.run}"
         " --threads {threads} --no-progress {params.extra} > {log} 2>&1"

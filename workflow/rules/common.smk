@@ -1,6 +1,7 @@
 # Config validation, the run grid, and helpers shared by the rules.
 import itertools
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -42,7 +43,25 @@ def _schema_error(schema_file):
     return f"{path.lstrip('.') or '(top level)'}: {error.message}"
 
 
+def _config_name():
+    """The name of the config: the stem of the last --configfile ('default' for
+    config/config.yaml or none); its outputs go to results/<name> unless `results` is set."""
+    files = workflow.config_settings.configfiles
+    stem = Path(files[-1]).stem if files else "config"
+    return "default" if stem == "config" else stem
+
+
+def code_files(*patterns):
+    """Project files (glob patterns under the workflow's base dir) declared as inputs by paths
+    relative to the working directory: a project copied or moved with its code keeps the
+    same input paths, so Snakemake's metadata still matches and nothing reruns."""
+    base = Path(workflow.basedir)
+    return [os.path.relpath(p) for p in sorted({p for pat in patterns for p in base.glob(pat)})]
+
+
+CONFIG_NAME = _config_name()
 config.update(_typed(config))
+config.setdefault("results", f"results/{CONFIG_NAME}")
 try:
     validate(config, "../schemas/config.schema.yaml")
 except WorkflowError as e:
@@ -51,6 +70,8 @@ except WorkflowError as e:
     raise WorkflowError(f"invalid config: {_schema_error('config.schema.yaml') or detail.strip()}") from None
 
 RESULTS = config["results"]
+CPU_PARTITION = config["slurm"]["cpu_partition"]  # resources only the SLURM executor reads
+GPU_PARTITION = config["slurm"]["gpu_partition"]
 BINS = [int(b) for b in config["mi"]["bins"]]
 GRID_KEYS = ("arch", "activation", "regularizer", "seed")
 

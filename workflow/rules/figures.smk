@@ -1,18 +1,18 @@
-# Figures per bin count, from every run's MI Dataset (and intervention results).
-FORMATS = config["figures"]["formats"]
-HAS_HSIC = any(p["regularizer"] == "hsic" for p in RUNS.values())
-MI_FIGS = [
-    "fig1_depth_mi",
-    "fig2_layer_mi",
-    "fig3_concentration",
-    "fig7_accuracy_vs_delta_input_mi",
-    "fig8_input_mi_trajectories",
-    "info_plane",
-] + (["fig9_hsic"] if HAS_HSIC else [])
+# Figures: one job per (bins, figure), the figures and their report captions from the one
+# registry (analyzer/figures/captions.py). PNG goes into the report; other formats beside it.
+from analyzer.figures.captions import FIGURES, caption, names  # noqa: E402  (no matplotlib)
+
+FORMATS = list(dict.fromkeys(["png", *config["figures"]["formats"]]))  # PNG always (report)
+FIGURE_NAMES = [
+    n
+    for n in names(hsic=any(p["regularizer"] == "hsic" for p in RUNS.values()), transplants=bool(PAIRS))
+    if IV_ON or FIGURES[n].source == "mi"
+]
+FIGURES_CODE = code_files("analyzer/figures/*.py", "latent_mi/*.py", "workflow/scripts/figures.py")
 
 
 def figure_files(bins):
-    return [f"{C.figures_dir(RESULTS, bins)}/{name}.{fmt}" for name in MI_FIGS + INTERVENTION_FIGS for fmt in FORMATS]
+    return [f"{C.figures_dir(RESULTS, bins)}/{name}.{fmt}" for name in FIGURE_NAMES for fmt in FORMATS]
 
 
 rule figures:
@@ -22,27 +22,31 @@ rule figures:
         [findings_files(b) for b in BINS],
 
 
-rule figures_bins:
+rule figure:
     input:
         mi=expand(C.mi_path(RESULTS, "{{bins}}", "{run}"), run=RUNS),
-        interventions=lambda wc: intervention_files(wc.bins),
-        code=sorted(str(p) for p in Path(workflow.basedir, "analyzer", "figures").glob("*.py")),
+        interventions=lambda wc: intervention_files(wc.bins) if FIGURES[wc.name].source == "interventions" else [],
+        code=FIGURES_CODE,
     output:
-        [
-            report(
-                f"{C.figures_dir(RESULTS, '{bins}')}/{name}.{fmt}",
-                caption="../report/figures.rst",
-                category="bins-{bins}",
-                subcategory=name,
-            )
-            for name in MI_FIGS + INTERVENTION_FIGS
-            for fmt in FORMATS
-        ],
+        report(
+            f"{C.figures_dir(RESULTS, '{bins}')}/{{name}}.png",
+            caption="../report/figure.rst",
+            category="bins-{bins}",
+            subcategory="{name}",
+        ),
+        [f"{C.figures_dir(RESULTS, '{bins}')}/{{name}}.{fmt}" for fmt in FORMATS if fmt != "png"],
     params:
-        names=MI_FIGS + INTERVENTION_FIGS,
+        names=lambda wc: [wc.name],
         formats=FORMATS,
         outdir=lambda wc: C.figures_dir(RESULTS, wc.bins),
+        caption=lambda wc: caption(wc.name, wc.bins, len(RUNS)),
     log:
-        f"{RESULTS}/logs/figures/bins-{{bins}}.log",
+        f"{RESULTS}/logs/figures/bins-{{bins}}/{{name}}.log",
+    resources:
+        slurm_partition=CPU_PARTITION,
     script:
         "../scripts/figures.py"
+
+
+wildcard_constraints:
+    name="|".join(FIGURE_NAMES),

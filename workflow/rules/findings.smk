@@ -1,13 +1,14 @@
 # Findings report per bin count (part of `figures`) and the robustness sweep (`robustness`).
-FINDINGS_CODE = [
-    f"{workflow.basedir}/analyzer/{name}.py"
-    for name in ("findings", "findings_interventions", "findings_report", "stats", "metrics")
-]
+FINDINGS_CODE = code_files(
+    *(
+        f"analyzer/{name}.py"
+        for name in ("findings", "findings_interventions", "findings_report", "stats", "metrics")
+    )
+)
 SWEEP = config["robustness"]
-SWEEP_CODE = [
-    f"{workflow.basedir}/analyzer/{name}.py"
-    for name in ("sweep", "binning", "nulls", "robustness", "findings")
-]
+SWEEP_CODE = code_files(
+    *(f"analyzer/{name}.py" for name in ("sweep", "binning", "nulls", "robustness", "findings"))
+)
 
 
 def findings_files(bins):
@@ -31,6 +32,8 @@ rule findings_bins:
         f"{RESULTS}/logs/findings/bins-{{bins}}.log",
     params:
         stem=lambda wc: C.findings_stem(RESULTS, wc.bins),
+    resources:
+        slurm_partition=CPU_PARTITION,
     shell:
         "python -m analyzer.findings_report --mi {input.mi} --interventions {input.interventions}"
         " --out {params.stem} > {log} 2>&1"
@@ -60,6 +63,8 @@ rule robustness_run:
     log:
         f"{RESULTS}/logs/robustness/{{run}}.log",
     threads: 1
+    resources:
+        slurm_partition=CPU_PARTITION,
     shell:
         "python -m analyzer.sweep {params.store} --out {output} {params.args} > {log} 2>&1"
 
@@ -76,11 +81,10 @@ rule robustness_summary:
         ),
         f"{C.robustness_stem(RESULTS)}.json",
         [
-            report(
-                f"{C.robustness_stem(RESULTS)}.{fmt}",
-                caption="../report/robustness.rst",
-                category="robustness",
-            )
+            # PNG in the report, other formats beside it (no duplicates in the report)
+            report(f"{C.robustness_stem(RESULTS)}.{fmt}", caption="../report/robustness.rst", category="robustness")
+            if fmt == "png"
+            else f"{C.robustness_stem(RESULTS)}.{fmt}"
             for fmt in config["figures"]["formats"]
         ],
     params:
@@ -88,6 +92,8 @@ rule robustness_summary:
         stem=C.robustness_stem(RESULTS),
     log:
         f"{RESULTS}/logs/robustness/summary.log",
+    resources:
+        slurm_partition=CPU_PARTITION,
     shell:
         "python -m analyzer.robustness {input.sweeps} --out {params.stem}"
         " --formats {params.formats} > {log} 2>&1"

@@ -3,11 +3,6 @@
 IV = config["interventions"]
 IV_ON = IV["enabled"]
 PAIRS = seed_pairs() if IV_ON and IV["transplants"] else []
-INTERVENTION_FIGS = (
-    ["fig5_knockouts", "fig6_class_knockouts", "cover_and_skip_gain"] if IV_ON else []
-) + (
-    ["transplants"] if PAIRS else []
-)
 IV_ARGS = (
     f"--q {' '.join(map(str, IV['q']))} --class-q {' '.join(map(str, IV['class_q']))} "
     f"--draws {IV['random_draws']} --layers {IV['layers']} "
@@ -35,6 +30,8 @@ rule interventions_run:
     log:
         C.log_path(RESULTS, "interventions", "bins-{bins}/{run}"),
     threads: 2
+    resources:
+        slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
     shell:
         "python -m trainer.intervene {params.run_dir} --mi {input.mi} --out {output} {params.args}"
         " --threads {threads} > {log} 2>&1"
@@ -54,6 +51,8 @@ rule transplant_pair:
     log:
         C.log_path(RESULTS, "interventions", f"bins-{{bins}}/{C.transplant_name('{donor}', '{recipient}')}"),
     threads: 2
+    resources:
+        slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
     shell:
         "python -m trainer.intervene {params.recipient} --donor {params.donor} --mi {input.mi}"
         " --out {output} {params.args} --threads {threads} > {log} 2>&1"

@@ -17,7 +17,8 @@ rule train_run:
     log:
         f"{RESULTS}/logs/train/{{run}}.log",
     resources:
-        gpu=1,
+        gpu=1,  # the one GPU key (never also `gres`): one trainer per GPU
+        slurm_partition=GPU_PARTITION,
     threads: 8  # capped at --cores by Snakemake
     shell:
         "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --out {params.out} > {log} 2>&1"
