@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+
+from latent_mi import contract as C
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m analyzer",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description=(
             "Compute every MI tensor of one run (channel-label, class, input, layer-level, "
             "layer-layer, channel-channel MI; Gini, Top-k share, normalized entropy; dynamics) "
@@ -18,14 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("store", help="activation store (RUN_DIR/activations.zarr)")
+    p.add_argument("--bins", type=int, default=20, help="equal-width bins per variable")
+    p.add_argument("--out", required=True, help="output Zarr path, e.g. byhand/mi/bins-20/RUN.zarr")
     p.add_argument(
-        "--bins", type=int, default=20, help="equal-width bins per variable (default 20)"
-    )
-    p.add_argument(
-        "--out", required=True, help="output Zarr path, e.g. results/mi/bins-20/RUN.zarr"
-    )
-    p.add_argument(
-        "--run", help="run name stored as the scalar coord 'run' (default: the run directory name)"
+        "--run", help="run name stored as the scalar coord 'run'; None: the run directory's name"
     )
     p.add_argument("--topk", type=float, nargs="+", default=[1, 5, 10, 20], help="Top-k%% levels")
     p.add_argument(
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cc-layers",
         nargs="+",
         default=["last"],
-        help="layers for all-pairs channel MI: 'last' (default), 'all', or layer names",
+        help="layers for all-pairs channel MI: 'last', 'all', or layer names",
     )
     p.add_argument(
         "--cc-epochs",
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--miller-madow", action="store_true", help="apply the Miller-Madow bias correction"
     )
-    p.add_argument("--threads", type=int, default=None, help="dask threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="dask threads; None: all cores")
     p.add_argument(
         "--processes",
         type=int,
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--permutations",
         type=int,
         default=20,
-        help="label permutations of the channel-label MI null (default 20; 0: no null)",
+        help="label permutations of the channel-label MI null (0: no null)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -108,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     problem = check_args(args)
     if problem:
         print(f"analyzer: error: {problem}", file=sys.stderr)
+        return 2
+    store = Path(args.store)
+    if store.is_dir() and (store / C.STORE).exists():
+        print(
+            f"analyzer: error: {store} is a run folder; give its store: {store / C.STORE}",
+            file=sys.stderr,
+        )
         return 2
     cc_layers = args.cc_layers[0] if args.cc_layers in (["last"], ["all"]) else args.cc_layers
     opts = Options(

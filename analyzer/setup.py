@@ -233,7 +233,7 @@ def _attrs(src: xr.Dataset, store_path: Path, opts: Options, n_samples: int, bes
         pca_rule=pca.RULE,
         input_mi_note=(
             "with X uniform over the distinct validation images and a deterministic network, "
-            "I(X;T) = H(Bin(T)): it measures how the representation clusters inputs (seeds/002), "
+            "I(X;T) = H(Bin(T)): it measures how the representation clusters inputs (Saxe et al. 2019), "
             "not a true MI"
         ),
         pair_samples=opts.pair_samples,

@@ -86,7 +86,7 @@ VARIABLES: dict[str, Variable] = {
             "float32",
             _NAT,
             "H(Bin T_lc) = I(X; T_lc) for X uniform over the validation images and a "
-            "deterministic net (a clustering measure, seeds/002)",
+            "deterministic net (a clustering measure: Saxe et al. 2019)",
             "layer",
         ),
         Variable(

@@ -68,8 +68,9 @@ def write(ds, path):
     return path
 
 
-@pytest.fixture
-def mixed_runs(tmp_path):
+@pytest.fixture(scope="module")
+def mixed_runs(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("mi")
     paths = []
     for arch, layers in (("vgg16", VGG), ("resnet18", RESNET)):
         for act in ("relu", "tanh"):
@@ -286,3 +287,10 @@ def test_depth_figures_have_site_ticks_null_band_kind_series_and_t_intervals(tmp
     assert list(line.get_xdata()) == idx
     values = ds.label_mi.isel(epoch=2).values[:, idx]
     assert np.allclose(line.get_ydata(), t_band(values)[0])
+
+
+def test_readme_reading_the_figures_is_the_registry():
+    from analyzer.figures.captions import readme_with_section
+
+    text = (ROOT / "README.md").read_text()
+    assert readme_with_section(text) == text, "python -m analyzer.figures --write-readme README.md"

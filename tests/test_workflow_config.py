@@ -146,3 +146,24 @@ def test_slurm_profile_passes_a_dry_run_and_the_plugins_resource_validation(tmp_
         assert f"--cpus-per-task={job.threads}" in call, (name, call)  # threads = CPUs
         assert ("--gpus=1" in call) == (name in gpu_rules) and "--gres" not in call, call
     assert jobs["analyze_run"].threads == 8 and jobs["train_run"].threads == 8
+
+
+def test_readme_config_table_matches_config_yaml():
+    """The README's `config/config.yaml` column shows what that file sets."""
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    rows = [
+        line.split(" | ")
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("| `") and line.count(" | ") == 2
+    ]
+    checked = 0
+    for key, _, value in rows:
+        key, value = key.strip("| `"), value.strip(" |")
+        if not re.fullmatch(r"[a-z_.]+", key) or not value.startswith("`"):
+            continue
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert yaml.safe_load(value.strip("`")) == node, key
+        checked += 1
+    assert checked >= 15

@@ -14,9 +14,9 @@ ESTIMATOR = (
     "epoch into B equal-width bins; I(X;T) = H(Bin T) for X uniform over the validation images"
 )
 GROUPS = (
-    "one line or panel per (arch, activation, regularizer) group, mean and 95% Student-t "
+    "One line or panel per (arch, activation, regularizer) group, mean and 95% Student-t "
     "interval over its seeds; depth ticks name the measurement sites, ResNet branch and "
-    "post-add sites are separate series"
+    "post-add sites are separate series."
 )
 
 
@@ -48,7 +48,7 @@ FIGURES: dict[str, FigureInfo] = {
             "information shows; only MI above it is information. " + GROUPS,
             "label MI rises with depth in trained VGG-16 and ResNet-18 and stays low and flat "
             "in random networks; input MI falls with depth after training.",
-            "look for the solid top curve rising above the dashed one and above the grey null "
+            "the solid top curve rising above the dashed one and above the grey null "
             "band in late layers; input MI "
             "depends on the activation (ReLU vs tanh), so compare groups, not only depths.",
         ),
@@ -56,13 +56,13 @@ FIGURES: dict[str, FigureInfo] = {
             "fig2_layer_mi",
             "Fig 2: layer-layer MI",
             "mi",
-            "heatmap of layer_mi(a, b): mean MI over fixed seeded channel pairs of layers a "
+            "Heatmap of layer_mi(a, b): mean MI over fixed seeded channel pairs of layers a "
             "and b, trained (left) vs random (right), mean over seeds. The diagonal (a = b) "
             "pairs different channels of the same layer: within-layer redundancy, not entropy.",
             "in trained VGG-16, MI between distant layers is low and falls with depth "
             "(decorrelated features), except a very large conv1-conv2 value; random networks "
             "show higher MI between many layers.",
-            "compare the off-diagonal mass of the two panels; the colour scale is shared "
+            "the off-diagonal mass of the two panels, compared; the colour scale is shared "
             "within a row.",
         ),
         FigureInfo(
@@ -80,7 +80,7 @@ FIGURES: dict[str, FigureInfo] = {
             "fig5_knockouts",
             "Fig 5: knockouts of MI-ranked channels",
             "interventions",
-            "accuracy drop at the last measured layer against the MI mass q of the top-MI set; "
+            "Accuracy drop at the last measured layer against the MI mass q of the top-MI set; "
             "random and bottom-MI sets have the same number of channels as the top set. "
             "Columns: zero, energy (zeroed, the rest rescaled to keep each sample's norm), "
             "shuffle (channels permuted across samples), noise-s (Gaussian noise of s channel "
@@ -95,19 +95,19 @@ FIGURES: dict[str, FigureInfo] = {
             "fig6_class_knockouts",
             "Fig 6: class-targeted knockouts",
             "interventions",
-            "drop of class k's accuracy after removing the channels ranked by I(T_lc; 1[Y=k]) "
+            "Drop of class k's accuracy after removing the channels ranked by I(T_lc; 1[Y=k]) "
             "until MI mass q, for every class k; bars are means, error bars sd over seeds and "
             "draws.",
             "removing a class's top-MI channels hurts that class far more than removing as "
             "many random or low-MI channels.",
-            "look for red bars well above gray and blue for most classes.",
+            "red bars well above gray and blue for most classes.",
             estimator="channels ranked by I(T_lc;1[Y=k]) at the best epoch (" + ESTIMATOR + ")",
         ),
         FigureInfo(
             "transplants",
             "Transplants of MI-ranked channels",
             "interventions",
-            "recipient (next seed) accuracy drop after copying the donor's top-MI (or random, "
+            "Recipient (next seed) accuracy drop after copying the donor's top-MI (or random, "
             "bottom) out-channel filters and BatchNorm parameters, against donor MI mass q.",
             "every transplant hurts, and random or low-MI transplants hurt about as much: "
             "high-MI channels do not transfer in isolation.",
@@ -119,21 +119,21 @@ FIGURES: dict[str, FigureInfo] = {
             "cover_and_skip_gain",
             "Redundancy (minimal MI cover) and skip connections",
             "interventions",
-            "left: accuracy drop after removing the minimal MI cover (fewest top-MI channels "
+            "Left: accuracy drop after removing the minimal MI cover (fewest top-MI channels "
             "reaching q; cover_accuracy) vs a redundant MI-matched set (channels most redundant "
-            "with the cover, same MI mass; redundant_accuracy); right: ResNet accuracy with "
+            "with the cover, same MI mass; redundant_accuracy). Right: ResNet accuracy with "
             "every identity path scaled by g (skip_gain_accuracy; g = 1 is the trained net).",
             "redundant sets buffer damage at small q and become harmful at large q; skip "
             "connections modulate how information is combined more than which channels "
             "carry it.",
-            "solid (cover) vs dashed (redundant) per group; on the right, how fast accuracy "
+            "solid (cover) against dashed (redundant) per group; on the right, how fast accuracy "
             "falls as g leaves 1.",
         ),
         FigureInfo(
             "fig7_accuracy_vs_delta_input_mi",
             "Fig 7: accuracy against input-MI change",
             "mi",
-            "best validation accuracy against dI(X;T) = I(X;T) at the best epoch minus at "
+            "Best validation accuracy against dI(X;T) = I(X;T) at the best epoch minus at "
             "initialization, mean over the final third of layers; one marker per run, one "
             "colour per group.",
             "points on both sides of zero with no downward trend: accuracy does not need "
@@ -169,7 +169,7 @@ FIGURES: dict[str, FigureInfo] = {
             "fig9_hsic",
             "Fig 9: HSIC regularization",
             "mi",
-            "validation accuracy and loss against epoch, cross-entropy (dashed) vs "
+            "Validation accuracy and loss against epoch, cross-entropy (dashed) vs "
             "cross-entropy + HSIC (solid), per (arch, activation), mean and 95% t-interval over "
             "seeds; the legend gives the epochs to reach 95% of the final validation accuracy "
             "(mean over seeds).",
@@ -204,11 +204,21 @@ def caption(name: str, bins: int | str, n_runs: int | None = None) -> str:
     )
 
 
+README_BEGIN, README_END = "<!-- figures:begin -->", "<!-- figures:end -->"
+
+
 def readme_section() -> str:
     """The README's "Reading the figures" paragraphs (markdown), one per figure."""
-    lines = []
-    for f in FIGURES.values():
-        lines.append(
-            f"- **{f.title}** (`{f.name}`): {f.shows} *Paper:* {f.paper} *Look for:* {f.read}"
-        )
-    return "\n".join(lines) + "\n"
+    paragraphs = [
+        f"**{f.title}** (`{f.name}`). {f.shows} *Estimator:* {f.estimator}. "
+        f"*The paper:* {f.paper} *Look for:* {f.read}"
+        for f in FIGURES.values()
+    ]
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def readme_with_section(text: str) -> str:
+    """README text with the part between the figures markers regenerated."""
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    return f"{head}{README_BEGIN}\n{readme_section()}{README_END}{tail}"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .captions import FIGURES, names, readme_section
+from .captions import FIGURES, names, readme_section, readme_with_section
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--readme", action="store_true", help="print the README's 'Reading the figures' text"
     )
+    p.add_argument("--write-readme", metavar="README", help="regenerate that text in README")
     return p
 
 
@@ -55,6 +56,10 @@ def expand(paths: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.write_readme:
+        path = Path(args.write_readme)
+        path.write_text(readme_with_section(path.read_text()))
+        return 0
     if args.list or args.readme:
         if args.readme:
             print(readme_section(), end="")
