@@ -149,13 +149,15 @@ def fig8_trajectories(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         ax = axes[0, col]
         for layer in C.final_third(g.layer.values):
             slopes = g.post_plateau_slope.sel(layer=layer).values
+            slopes = slopes[np.isfinite(slopes)]
+            slope = f"{slopes.mean():+.3f}" if slopes.size else "undefined"
             line = band(
                 ax,
                 g.epoch.values,
                 g.input_mi.sel(layer=layer).values,
                 lw=1,
                 ms=2,
-                label=f"{layer} (slope {np.nanmean(slopes):+.3f})",
+                label=f"{layer} (slope {slope})",
             )
             for i in range(g.sizes["run"]):
                 fit = _slope_line(g.isel(run=i), layer)
