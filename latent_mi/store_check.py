@@ -30,11 +30,16 @@ class Damage:
     problem: str  # "missing" or "corrupt: <error>"
     path: Path
 
-    def message(self, store: str | Path) -> str:
+    def short(self, store: str | Path) -> str:
         return (
             f"activation store {store}: the chunk of {self.variable!r} at epoch {self.epoch} is "
-            f"{self.problem} ({self.path}); the store is damaged: rerun the trainer on its run "
-            "directory to re-dump it"
+            f"{self.problem} ({self.path})"
+        )
+
+    def message(self, store: str | Path) -> str:
+        return (
+            f"{self.short(store)}; the store is damaged: rerun the trainer on its run directory "
+            "to re-dump it"
         )
 
 

@@ -13,6 +13,7 @@ import xarray as xr
 from tests.helpers import TINY, tiny_config
 from trainer import store, train
 from trainer.config import ConfigError, resolve_config
+from trainer.resume import ResumeError
 from trainer.train import run
 
 EPOCH_VARS = ["train_loss", "train_acc", "train_hsic", "val_loss", "val_acc", "lr", "epoch_seconds"]
@@ -122,11 +123,12 @@ def test_kill_9_and_restart_gives_identical_store(tmp_path):
     )
 
 
-def test_changed_config_starts_afresh(tmp_path):
+def test_changed_config_stops_and_keeps_the_run(tmp_path):
     run(tiny_config("train.epochs=1"), tmp_path / "run")
-    run(tiny_config("train.epochs=2", "seed=1"), tmp_path / "run")
+    with pytest.raises(ResumeError, match="config key seed: 0 -> 1"):
+        run(tiny_config("train.epochs=2", "seed=1"), tmp_path / "run")
     ds = xr.open_zarr(tmp_path / "run" / "activations.zarr")
-    assert ds.attrs["seed"] == 1 and ds.sizes["epoch"] == 3
+    assert ds.attrs["seed"] == 0 and ds.sizes["epoch"] == 2
 
 
 def test_config_errors_are_one_line_and_name_the_key(tmp_path):

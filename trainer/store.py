@@ -21,6 +21,7 @@ half-written epoch never survives.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import warnings
 from pathlib import Path
@@ -120,7 +121,7 @@ def append_epoch(path: Path, epoch: int, activation: np.ndarray, metrics: dict, 
     Raw zarr (not ``to_zarr(append_dim=...)``, whose per-call overhead was ~6x the write
     itself for the default digits run); the ``epoch`` coordinate is written last.
     """
-    group = zarr.open_group(path, mode="r+")
+    group = zarr.open_group(path, mode="r+", use_consolidated=False)
     n = group["epoch"].shape[0]
     rows = {C.ACTIVATION: activation.astype(dtype)}
     rows.update({name: np.float64(metrics.get(name, np.nan)) for name in EPOCH_VARS})
@@ -133,23 +134,36 @@ def append_epoch(path: Path, epoch: int, activation: np.ndarray, metrics: dict, 
 
 def complete_epochs(path: Path) -> int:
     """Number of leading epochs whose append finished (the ``epoch`` coord is written last)."""
-    values = zarr.open_group(path, mode="r")["epoch"][:]
+    values = zarr.open_group(path, mode="r", use_consolidated=False)["epoch"][:]
     ok = values == np.arange(len(values))
     return int(len(values) if ok.all() else np.argmin(ok))
 
 
 def truncate_epochs(path: Path, n_epochs: int) -> None:
     """Shrink every epoch-indexed array to its first ``n_epochs`` entries."""
-    group = zarr.open_group(path, mode="r+")
+    group = zarr.open_group(path, mode="r+", use_consolidated=False)
     for _, array in group.arrays():
         dims = array.metadata.dimension_names or ()
         if dims and dims[0] == "epoch" and array.shape[0] != n_epochs:
             array.resize((n_epochs, *array.shape[1:]))
 
 
+def reopen_store(path: Path) -> None:
+    """Mark a store being resumed ``running`` again and drop its consolidated metadata, which
+    would describe the array shapes as they were when it was last finalized."""
+    group = zarr.open_group(path, mode="r+", use_consolidated=False)
+    group.attrs.update({"status": "running"})
+    meta = path / "zarr.json"
+    doc = json.loads(meta.read_text())
+    if doc.pop("consolidated_metadata", None) is not None:
+        tmp = path / "zarr.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=2))
+        os.replace(tmp, meta)
+
+
 def finalize_store(path: Path, status: str, n_epochs: int) -> None:
     """Mark the store finished and consolidate its metadata once."""
-    group = zarr.open_group(path, mode="r+")
+    group = zarr.open_group(path, mode="r+", use_consolidated=False)
     group.attrs.update({"status": status, "epochs_complete": n_epochs})
     with (
         warnings.catch_warnings()

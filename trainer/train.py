@@ -12,12 +12,12 @@ Flat on purpose (after torchvision's references/classification): ``train_one_epo
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
 import os
 import random
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +31,7 @@ from tqdm import tqdm
 from latent_mi import contract as C
 from latent_mi import outputs
 
-from . import store
+from . import resume, store
 from .config import config_json
 from .data import INPUT_FEATURES, input_summary, load_dataset
 from .hsic import hsic_penalty
@@ -53,16 +53,28 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def atomic_write_json(path: Path, obj: dict) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` via a temp sibling and rename; a failed write is one OutputError line
+    (e.g. ``no space left on DEVICE writing PATH``) and leaves the old file in place."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise outputs.OutputError(outputs.write_error(e, path)) from None
+
+
+def atomic_write_json(path: Path, obj: dict) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode())
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    # serialized in memory first: torch's own file writer reports a full disk as
+    # "unexpected pos" instead of the OSError
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def hsic_weights(cfg: dict, sites: list[Site]) -> dict[str, float]:
@@ -154,24 +166,6 @@ def _set_rng_state(state: dict, train_gen: torch.Generator) -> None:
     train_gen.set_state(state["loader"])
 
 
-def _prepare_run_dir(run_dir: Path, cfg_json: str) -> dict | None:
-    """Return the saved progress to resume from, or None to start fresh (dir emptied)."""
-    progress_path = run_dir / C.PROGRESS
-    last = C.checkpoint_path(run_dir, "last")
-    if progress_path.is_file() and last.is_file():
-        progress = json.loads(progress_path.read_text())
-        if progress.get("config") == cfg_json:
-            return progress
-        log.warning("config changed since %s was started: starting the run afresh", run_dir)
-    for name in (C.STORE, C.CHECKPOINTS, C.PROGRESS, C.DONE):
-        target = run_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-    return None
-
-
 def run(cfg: dict, run_dir: str | Path) -> dict:
     """Train one run described by a resolved config; returns the done manifest.
 
@@ -242,9 +236,13 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
             "classes": data.classes,
         }
 
-    progress = _prepare_run_dir(run_dir, cfg_json)
+    point = resume.find_resume_point(run_dir, cfg, device)
+    if point is not None and point.epoch == 0 and point.intact == 0:
+        point = None  # nothing stored yet: a fresh start recomputes epoch 0 identically
+    if point is None:
+        resume.clear_run(run_dir)
     ckpt.mkdir(exist_ok=True)
-    if progress is None:
+    if point is None:
         t0 = time.perf_counter()
         val_loss, val_acc, act, labels, summary = evaluate(
             model, val_loader, device, sites, with_summary=True
@@ -292,17 +290,20 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
         atomic_write_json(run_dir / C.PROGRESS, progress)
         log.info("epoch 0 (initialization) val_acc %.4f val_loss %.4f", val_acc, val_loss)
     else:
-        state = torch.load(ckpt / C.LAST_CKPT, map_location=device, weights_only=False)
+        state = point.state
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"], train_gen)
         progress = state["progress"]
         last = progress["epochs_complete"] - 1
-        if store.complete_epochs(store_path) <= last:
-            # killed while the background writer stored the checkpointed epoch: redo its dump
+        store.reopen_store(store_path)
+        if point.intact <= last:
+            # the checkpointed epoch's data did not land (killed while the background writer
+            # stored it) or is damaged: redo its dump
             store.truncate_epochs(store_path, last)
             _, _, act, _, _ = evaluate(model, val_loader, device, sites)
+            _set_rng_state(state["rng"], train_gen)  # iterating a loader drew from the RNG
             store.append_epoch(store_path, last, act, progress["last_metrics"], dtype)
         store.truncate_epochs(store_path, last + 1)
         log.info("resuming %s after epoch %d", run_dir, last)

@@ -1,0 +1,198 @@
+"""Where a rerun of the trainer on an existing run directory resumes from (and the policy).
+
+Policy for config changes on resume (README "What happens when..."):
+
+* keys in :data:`MAY_CHANGE` (display, hardware, data location) may differ from the run's
+  saved config: the run resumes. Changing device or workers can change low-order bits of
+  later epochs (different kernels / augmentation workers), never the experiment;
+* any other difference stops with a :class:`ResumeError` naming the key(s) and both values.
+  Nothing is deleted: choose another ``--out`` or delete the run directory yourself.
+
+Resume point: the newest readable checkpoint (``last.pt``, then ``epoch-NNN.pt``,
+``best.pt``, ``init.pt``) whose earlier epochs are all intact in the store (chunks present
+and decodable, epoch coordinate 0, 1, 2, ...). Its own epoch is re-dumped if its data did
+not land or is damaged; later epochs are recomputed (bit-identically). Falling back from
+``last.pt`` is logged with the reason. With no usable checkpoint and more than epoch 0 on
+disk the trainer stops (nothing deleted); with only epoch 0 at most it starts afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import zarr
+
+from latent_mi import contract as C
+from latent_mi.store_check import find_damage
+
+log = logging.getLogger("trainer")
+
+MAY_CHANGE = {
+    "train.progress": "progress bar (display only)",
+    "train.device": "hardware",
+    "train.num_workers": "data-loading workers (hardware)",
+    "dataset.root": "where the data lives",
+    "dataset.download": "whether a missing dataset is downloaded",
+}
+
+
+class ResumeError(RuntimeError):
+    """A run directory cannot be resumed with this config; one line, nothing deleted."""
+
+
+@dataclass
+class ResumePoint:
+    """A loaded checkpoint to resume from and how much of the store is intact."""
+
+    state: dict  # the checkpoint (model, optimizer, scheduler, rng, progress, config, ...)
+    path: Path
+    epoch: int  # the checkpoint's epoch
+    intact: int  # leading store entries present, decodable and numbered 0, 1, ...
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}``."""
+    out = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def config_changes(saved: dict, cfg: dict) -> list[str]:
+    """Keys (dotted) whose values differ and are not allowed to change, as 'key: old -> new'."""
+    old, new = flatten(saved), flatten(cfg)
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        if key in MAY_CHANGE or old.get(key, "<unset>") == new.get(key, "<unset>"):
+            continue
+        changed.append(f"{key}: {old.get(key, '<unset>')!r} -> {new.get(key, '<unset>')!r}")
+    return changed
+
+
+def check_config(saved_json: str, cfg: dict, run_dir: Path) -> None:
+    """Raise ResumeError if ``cfg`` differs from the run's saved config in a fixed key."""
+    changes = config_changes(json.loads(saved_json), cfg)
+    if changes:
+        more = f" (and {len(changes) - 1} more)" if len(changes) > 1 else ""
+        raise ResumeError(
+            f"{run_dir} was trained with another config, config key {changes[0]}{more}: "
+            "resuming would mix two runs; use another --out, or delete the run directory to "
+            "train it again (nothing was deleted)"
+        )
+
+
+def read_progress(run_dir: Path) -> dict | None:
+    """``progress.json`` if readable (a damaged one is reported: the checkpoints hold it too)."""
+    path = run_dir / C.PROGRESS
+    if not path.exists():
+        return None
+    try:
+        progress = json.loads(path.read_text())
+        if not isinstance(progress, dict) or "epochs_complete" not in progress:
+            raise ValueError("not a progress record (a JSON object with epochs_complete)")
+    except (OSError, ValueError) as e:
+        log.warning("ignoring damaged %s (%s); resuming from the checkpoints", path, e)
+        return None
+    return progress
+
+
+def load_checkpoint(path: Path, device) -> tuple[dict | None, str]:
+    """(state, "") or (None, why it cannot be used)."""
+    if not path.is_file():
+        return None, "missing"
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # truncated, empty, garbage: many error types
+        return None, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+    if not isinstance(state, dict) or not {"epoch", "model", "rng", "progress"} <= set(state):
+        return None, "not a trainer checkpoint"
+    return state, ""
+
+
+def candidates(ckpt_dir: Path) -> list[Path]:
+    """Checkpoints newest first: last.pt, epoch-NNN.pt (descending), best.pt, init.pt."""
+    epochs = sorted(ckpt_dir.glob("epoch-*.pt"), reverse=True) if ckpt_dir.is_dir() else []
+    return [ckpt_dir / C.LAST_CKPT, *epochs, ckpt_dir / C.BEST_CKPT, ckpt_dir / C.INIT_CKPT]
+
+
+def intact_epochs(store_path: Path) -> int:
+    """Leading store entries numbered 0, 1, ... whose activation chunks are present and decode."""
+    try:
+        values = zarr.open_group(store_path, mode="r", use_consolidated=False)["epoch"][:]
+    except Exception:
+        return 0  # no store, or not readable
+    ok = values == np.arange(len(values))
+    n = int(len(values) if ok.all() else np.argmin(ok))
+    damage = find_damage(store_path, indices=range(n), decode=True)
+    if damage is not None:
+        log.warning("%s: re-dumping from there", damage.short(store_path))
+        return damage.index
+    return n
+
+
+def has_run(run_dir: Path) -> bool:
+    """Whether the directory holds anything of a run (store, checkpoints or progress)."""
+    ckpt = run_dir / C.CHECKPOINTS
+    return (
+        (run_dir / C.STORE).exists()
+        or (run_dir / C.PROGRESS).exists()
+        or (ckpt.is_dir() and any(ckpt.glob("*.pt")))
+    )
+
+
+def find_resume_point(run_dir: Path, cfg: dict, device) -> ResumePoint | None:
+    """The checkpoint to resume from, or None to start afresh (see the module docstring)."""
+    if not has_run(run_dir):
+        return None
+    progress = read_progress(run_dir)
+    if progress is not None and "config" in progress:
+        check_config(progress["config"], cfg, run_dir)
+    intact = intact_epochs(run_dir / C.STORE)
+    problems = []
+    for path in candidates(run_dir / C.CHECKPOINTS):
+        state, why = load_checkpoint(path, device)
+        if state is None:
+            problems.append(f"{path.name} {why}")
+            continue
+        check_config(state["config"], cfg, run_dir)
+        epoch = int(state["epoch"])
+        if epoch > intact:
+            problems.append(f"{path.name} (epoch {epoch}) is past the intact store")
+            continue
+        if problems:
+            log.warning(
+                "%s: %s; resuming from %s (epoch %d): later epochs are recomputed",
+                run_dir,
+                "; ".join(problems),
+                path.name,
+                epoch,
+            )
+        return ResumePoint(state, path, epoch, intact)
+    stored = max(intact, progress["epochs_complete"] if progress else 0)
+    if stored <= 1:
+        log.warning("%s: no usable checkpoint (%s); starting afresh", run_dir, "; ".join(problems))
+        return None
+    raise ResumeError(
+        f"cannot resume {run_dir}: no usable checkpoint ({'; '.join(problems)}); nothing was "
+        "deleted: restore a checkpoint, or delete the run directory to train it again"
+    )
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove the trainer's own files of a run (before a fresh start); nothing else."""
+    for name in (C.STORE, C.CHECKPOINTS, C.PROGRESS, C.DONE):
+        target = run_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
