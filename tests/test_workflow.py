@@ -153,3 +153,14 @@ def test_report_has_one_caption_per_figure_and_png_only(workflow_dir, tmp_path):
     assert "10 bins" in html and "N = 4 runs" in html
     assert "fig1_depth_mi.pdf" not in html and "fig1_depth_mi.png" in html
     assert "latent-mi: latent mutual information" in html  # the workflow description
+
+
+def test_example_imagefolder_config_plans_torchvision_runs(tmp_path):
+    """config/example-imagefolder.yaml validates and plans its grid (dry run, no data needed)."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    example = ROOT / "config" / "example-imagefolder.yaml"
+    dry = snakemake(tmp_path, "-n", "figures", "--configfile", str(example))
+    text = dry.stdout + dry.stderr
+    assert job_counts(text).get("train_run") == 4
+    assert "results/example-imagefolder/runs/torchvision-mobilenet_v3_small-relu-none-s0" in text

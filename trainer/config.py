@@ -18,7 +18,14 @@ import yaml
 
 ARCHS = ("vgg16", "resnet18", "resnet50")
 ACTIVATIONS = ("relu", "tanh")
-DATASETS = ("imagenette", "digits", "synthetic")
+DATASETS = ("imagenette", "digits", "synthetic", "imagefolder", "cifar10")
+TORCHVISION_ARCH = r"^torchvision:[A-Za-z0-9_]+$"  # any torchvision classifier (trainer.zoo)
+# arch: one of ARCHS, or torchvision:<name>; if/else keeps the one-line "is not one of" message
+ARCH_SCHEMA: dict = {
+    "if": {"type": "string", "pattern": "^torchvision:"},
+    "then": {"pattern": TORCHVISION_ARCH},
+    "else": {"enum": list(ARCHS)},
+}
 
 WORKFLOW_ONLY = (
     "grid",
@@ -83,7 +90,12 @@ SCHEMA: dict = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "arch": {"enum": list(ARCHS)},
+        "arch": ARCH_SCHEMA,
+        "sites": {"type": ["array", "null"], "items": {"type": "string"}, "minItems": 1},
+        "weights": {"type": ["string", "null"]},
+        "model_factory": {"type": ["string", "null"], "pattern": r"^[\w.]+:\w+$"},
+        "data_factory": {"type": ["string", "null"], "pattern": r"^[\w.]+:\w+$"},
+        "input_shape": {"type": "array", "items": _POS_INT},
         "activation": {"enum": list(ACTIVATIONS)},
         "regularizer": {"enum": ["none", "hsic"]},
         "seed": {"type": "integer", "minimum": 0},
@@ -139,7 +151,17 @@ SCHEMA: dict = {
                 "weights": {"oneOf": [_NUM, {"type": "object", "additionalProperties": _NUM}]},
                 "site_kinds": {
                     "type": "array",
-                    "items": {"enum": ["conv-relu", "conv-tanh", "branch", "post-add"]},
+                    "items": {
+                        "enum": [
+                            "conv-relu",
+                            "conv-tanh",
+                            "branch",
+                            "post-add",
+                            "block",
+                            "act",
+                            "named",
+                        ]
+                    },
                 },
                 "bandwidth": {
                     "oneOf": [{"const": "median"}, {"type": "number", "exclusiveMinimum": 0}]

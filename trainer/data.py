@@ -159,6 +159,10 @@ def load_dataset(cfg: dict) -> DataBundle:
         )
     if name == "imagenette":
         return load_imagenette_bundle(cfg["root"], cfg["size"], cfg["image_size"], cfg["download"])
+    from .datasets_extra import load_extra  # imagefolder, cifar10
+
+    if (bundle := load_extra(cfg)) is not None:
+        return bundle
     raise ValueError(f"unknown dataset.name {name!r}: choose one of {', '.join(DATASETS)}")
 
 

@@ -13,6 +13,9 @@ Sites, in depth order:
 * ResNets: per block, the residual branch before the addition (the last BatchNorm of the
   block, kind ``branch``) and the block output after the addition and its activation
   (the block module itself, kind ``post-add``).
+
+Any other model (``torchvision:<name>`` archs, named ``sites``, :class:`trainer.Recorder`):
+the rule of :mod:`trainer.discovery`.
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ class Site:
 
 
 def find_sites(net: nn.Module) -> list[Site]:
-    """The measurement sites of a model built by :func:`trainer.models.build_model`."""
+    """The measurement sites of a model built by :func:`trainer.models.build_model`, or those
+    recorded on any model by :func:`trainer.discovery.attach_sites`."""
+    recorded = getattr(net, "latent_mi_sites", None)
+    if recorded is not None:
+        return [Site(n, k, c, net.get_submodule(path)) for n, k, c, path in recorded]
     sites: list[Site] = []
     if hasattr(net, "features") and isinstance(net.features, nn.Sequential):  # VGG
         last_conv = None

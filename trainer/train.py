@@ -35,8 +35,8 @@ from . import resume, store
 from .config import config_json
 from .data import INPUT_FEATURES, input_summary, load_dataset
 from .hsic import hsic_penalty
-from .models import build_model
 from .sites import Site, capture_gap, find_sites
+from .zoo import model_from_config
 
 log = logging.getLogger("trainer")
 
@@ -86,6 +86,11 @@ def hsic_weights(cfg: dict, sites: list[Site]) -> dict[str, float]:
         if unknown:
             raise ValueError(f"hsic.weights names unknown sites: {', '.join(unknown)}")
         return {name: float(w) for name, w in weights.items() if w}
+    if not chosen:  # e.g. torchvision:<name> sites are of kind block / act
+        kinds = sorted({s.kind for s in sites})
+        raise ValueError(
+            f"hsic.site_kinds selects no site of this model (its kinds: {', '.join(kinds)})"
+        )
     return {name: float(weights) for name in chosen}
 
 
@@ -188,7 +193,7 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
     np.random.seed(cfg["seed"])
     random.seed(cfg["seed"])
     data = load_dataset(cfg["dataset"])
-    model = build_model(cfg["arch"], data.n_classes, cfg["activation"], cfg["width"]).to(device)
+    model = model_from_config(cfg, data.n_classes).to(device)
     sites = find_sites(model)
     weights = hsic_weights(cfg, sites) if cfg["regularizer"] == "hsic" else {}
     optimizer = torch.optim.SGD(

@@ -83,7 +83,8 @@ def _grid_runs():
         point = {"arch": arch, "activation": act, "regularizer": reg, "seed": int(seed)}
         if any(all(point.get(k) == v for k, v in ex.items()) for ex in grid.get("exclude", [])):
             continue
-        runs[f"{arch}-{act}-{reg}-s{seed}"] = point
+        # torchvision:<name> -> torchvision-<name> (no ':' in file names)
+        runs[f"{arch.replace(':', '-')}-{act}-{reg}-s{seed}"] = point
     return runs
 
 
