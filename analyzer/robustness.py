@@ -132,6 +132,7 @@ def figure(rows: list[dict], path_stem: Path, formats=("png", "pdf")) -> list[Pa
         range(len(rows)), [f"B{r['bins']} {r['fraction']:g} {r['rule']}" for r in rows], rotation=90
     )
     ax.set_xlabel("estimator setting (bins, sample fraction, binning rule)")
+    ax.set_title("Robustness sweep (paper appendix F): verdict of each label-MI finding", pad=34)
     ax.legend(
         handles=[Patch(color=c, label=v) for v, c in COLORS.items()],
         loc="upper center", bbox_to_anchor=(0.5, 1.25), ncol=4, frameon=False,
