@@ -1,8 +1,10 @@
 # Inference-time interventions per (bins, run), ranked by that bin count's channel MI,
 # and transplants per pair of seeds (donor seed s -> recipient seed s+1).
 IV = config["interventions"]
-IV_ON = IV["enabled"]
-PAIRS = seed_pairs() if IV_ON and IV["transplants"] else []
+# runs whose regularizer is in interventions.regularizers (default: CE only, as in the paper)
+IV_RUNS = [r for r, p in RUNS.items() if p["regularizer"] in IV["regularizers"]]
+IV_ON = IV["enabled"] and bool(IV_RUNS)
+PAIRS = [(d, r) for d, r in seed_pairs() if d in IV_RUNS] if IV_ON and IV["transplants"] else []
 IV_ARGS = (
     f"--q {' '.join(map(str, IV['q']))} --class-q {' '.join(map(str, IV['class_q']))} "
     f"--draws {IV['random_draws']} --layers {IV['layers']} "
@@ -13,7 +15,7 @@ IV_ARGS = (
 def intervention_files(bins):
     if not IV_ON:
         return []
-    files = [C.interventions_path(RESULTS, bins, run) for run in RUNS]
+    files = [C.interventions_path(RESULTS, bins, run) for run in IV_RUNS]
     files += [C.transplant_path(RESULTS, bins, d, r) for d, r in PAIRS]
     return files
 
