@@ -212,3 +212,46 @@ def test_disk_full_is_one_line_naming_device_and_path(tmp_path, monkeypatch, cap
     assert line.startswith("trainer: error: no space left on ")
     assert f"writing {out / 'checkpoints' / 'init.pt'}" in line
     assert not list((out / "checkpoints").glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--config-json", '{"train": 5}', "train.epochs=3"],
+            "config key train: 5 is not a mapping",
+        ),
+        (["--config-json", "[1]"], "--config-json must be a JSON object, got list"),
+        (["--config-json", "{bad"], "--config-json is not valid JSON: Expecting property name"),
+        (["train.lr=[1"], "override 'train.lr=[1': the value is not valid YAML (expected ','"),
+        (["train=5", "train.epochs=3"], "config key train: 5 is not a mapping (in override"),
+    ],
+)
+def test_bad_config_inputs_are_one_line(tmp_path, capsys, argv, message):
+    assert cli.main([*argv, "--out", str(tmp_path / "r"), "--print-config"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"trainer: error: {message}")
+
+
+def test_malformed_yaml_file_names_the_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr: 0.1\n  epochs: [1\n")
+    assert cli.main(["--config", str(bad), "--out", str(tmp_path / "r"), "--print-config"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"trainer: error: config file {bad} is not valid YAML: ")
+    assert "line 4" in line and "\n" not in line
+
+
+def test_intervene_refuses_activation_store_and_damaged_checkpoint(ref_run, tmp_path, capsys):
+    from trainer import intervene
+
+    argv = [str(ref_run), "--out", str(tmp_path / "iv.zarr")]
+    assert intervene.main([*argv, "--mi", str(ref_run / "activations.zarr")]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "is not an analyzer MI Dataset (it is an activation store" in line
+    run_dir = _copy_run(ref_run, tmp_path / "run")
+    (run_dir / "checkpoints" / "best.pt").write_bytes(b"\x00garbage")
+    from trainer import interventions as iv
+
+    with pytest.raises(ValueError, match=r"checkpoint .*best.pt is unreadable \(Unpickling"):
+        iv.load_checkpoint(run_dir)

@@ -33,13 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _config_json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--config-json is not valid JSON: {e}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        data = json.loads(args.config_json) if args.config_json else None
+        data = _config_json(args.config_json) if args.config_json else None
         cfg = resolve_config(args.config, args.overrides, data)
-    except (ConfigError, json.JSONDecodeError) as e:
+    except ConfigError as e:
         print(f"trainer: error: {e}", file=sys.stderr)
         return 2
     if args.print_config:

@@ -200,7 +200,12 @@ def parse_override(text: str) -> dict:
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form key.sub=value")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw else ""
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(
+            f"override {text!r}: the value is not valid YAML ({_yaml_problem(e)})"
+        ) from None
     out: dict = {}
     node = out
     parts = key.strip().split(".")
@@ -208,6 +213,23 @@ def parse_override(text: str) -> dict:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
     return out
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """One line: the YAML problem and where (line, column counted from 1)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def _merge_layer(cfg: dict, layer: dict, source: str) -> dict:
+    """Merge one layer; a section (train, dataset, ...) given as a non-mapping stops here,
+    before a later layer could fill it in partially."""
+    for key, value in layer.items():
+        if isinstance(DEFAULTS.get(key), dict) and not isinstance(value, dict):
+            raise ConfigError(f"config key {key}: {value!r} is not a mapping (in {source})")
+    return deep_merge(cfg, {k: v for k, v in layer.items() if k not in WORKFLOW_ONLY})
 
 
 def validate(cfg: dict) -> None:
@@ -227,14 +249,19 @@ def resolve_config(
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(e)}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} does not hold a mapping")
-        cfg = deep_merge(cfg, {k: v for k, v in loaded.items() if k not in WORKFLOW_ONLY})
-    if data:
-        cfg = deep_merge(cfg, {k: v for k, v in data.items() if k not in WORKFLOW_ONLY})
+        cfg = _merge_layer(cfg, loaded, f"config file {path}")
+    if data is not None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"--config-json must be a JSON object, got {type(data).__name__}")
+        cfg = _merge_layer(cfg, data, "--config-json")
     for text in overrides or []:
-        cfg = deep_merge(cfg, parse_override(text))
+        cfg = _merge_layer(cfg, parse_override(text), f"override {text!r}")
     validate(cfg)
     if isinstance(cfg["width"], dict):
         cfg["width"] = float(cfg["width"].get(cfg["arch"], 1.0))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -543,8 +544,14 @@ def load_checkpoint(run_dir, which: str = "best", device: str = "cpu"):
     path = C.checkpoint_path(run_dir, which)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found (train the run first)")
-    state = torch.load(path, map_location=device, weights_only=False)
-    cfg = json.loads(state["config"])
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        cfg = json.loads(state["config"])
+    except Exception as e:  # truncated, empty or garbage: many error types
+        raise ValueError(
+            f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:100]}): "
+            "it is damaged; restore it, or delete the run directory and train the run again"
+        ) from None
     model = model_from_config(cfg, len(state["classes"]))
     model.load_state_dict(state["model"])
     model.eval()
@@ -560,9 +567,27 @@ def validation_tensors(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(images), torch.as_tensor(labels)
 
 
+def open_mi(mi_path) -> xr.Dataset:
+    """The analyzer's MI Dataset at ``mi_path``; a wrong input is one ValueError line."""
+    path = Path(mi_path)
+    if not path.exists():
+        raise FileNotFoundError(f"MI Dataset {path} does not exist (run the analyzer first)")
+    try:
+        ds = xr.open_zarr(path)
+    except Exception as e:
+        raise ValueError(f"--mi {path} cannot be opened as Zarr ({type(e).__name__})") from None
+    if C.ATTR_BEST_EPOCH not in ds.attrs or C.CHANNEL_LABEL_MI not in ds:
+        hint = ""
+        if C.ACTIVATION in ds:
+            hint = " (it is an activation store: pass the analyzer's output for it, e.g. "
+            hint += f"{C.mi_path('results', 20, 'RUN')})"
+        raise ValueError(f"--mi {path} is not an analyzer MI Dataset{hint}")
+    return ds
+
+
 def mi_at_best(mi_path) -> tuple[dict, dict, xr.Dataset]:
     """Channel-label and class-channel MI at the best epoch, per layer, unpadded."""
-    ds = xr.open_zarr(mi_path)
+    ds = open_mi(mi_path)
     best = int(ds.attrs[C.ATTR_BEST_EPOCH])
     channel, klass = {}, {}
     for layer, n in zip(ds.layer.values, ds.n_channels.values, strict=True):
