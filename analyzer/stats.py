@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,8 @@ def t_band(values: np.ndarray, axis: int = 0, level: float = 0.95):
     """(mean, lo, hi) arrays of a t-interval along ``axis`` (NaN-aware; NaN bounds where n < 2)."""
     x = np.asarray(values, dtype=np.float64)
     n = np.isfinite(x).sum(axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN or single-seed columns
         mean = np.nanmean(x, axis=axis) if x.size else np.full(n.shape, np.nan)
         sd = np.nanstd(x, axis=axis, ddof=1) if x.size else np.full(n.shape, np.nan)
         q = sps.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1))

@@ -44,8 +44,8 @@ def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
             ax.legend(fontsize=6)
     return finish(
         fig,
-        f"Fig 1: layer-label and input MI against depth ({bins_of(ds)}, mean and 95% "
-        "t-interval over seeds; grey: label-permutation null)",
+        f"Fig 1: layer-label and input MI against depth ({bins_of(ds)})\n"
+        "mean and 95% t-interval over seeds; grey: label-permutation null",
         out,
         formats,
     )
