@@ -170,3 +170,13 @@ def test_readme_example_runs_as_written_then_analyzer_and_interventions(tmp_path
     assert list(ko.layer.values) == ["block2"]
     acc = ko.accuracy.sel(selection="top", variant="zero").isel(draw=0).values
     assert np.isfinite(acc).all() and float(ko.baseline_accuracy) > 0.5
+
+
+def test_trainer_package_imports_torch_only_for_the_recorder():
+    code = (
+        "import sys, trainer, trainer.config; assert 'torch' not in sys.modules; "
+        "from trainer import Recorder; assert 'torch' in sys.modules; print(Recorder.__name__)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "Recorder", out.stderr[-2000:]
