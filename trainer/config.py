@@ -16,9 +16,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-ARCHS = ("vgg16", "resnet18", "resnet50")
+ARCHS = ("vgg16", "resnet18", "resnet50", "szt_mlp")
 ACTIVATIONS = ("relu", "tanh")
-DATASETS = ("imagenette", "digits", "synthetic", "imagefolder", "cifar10")
+DATASETS = ("imagenette", "digits", "synthetic", "imagefolder", "cifar10", "szt")
 TORCHVISION_ARCH = r"^torchvision:[A-Za-z0-9_]+$"  # any torchvision classifier (trainer.zoo)
 # arch: one of ARCHS, or torchvision:<name>; if/else keeps the one-line "is not one of" message
 ARCH_SCHEMA: dict = {
@@ -36,6 +36,7 @@ WORKFLOW_ONLY = (
     "arch_overrides",
     "robustness",
     "slurm",
+    "szt",
 )
 
 DEFAULTS: dict = {
@@ -57,11 +58,13 @@ DEFAULTS: dict = {
         "n_train": 128,
         "n_val": 64,
         "noise": 0.5,
+        "train_fraction": 0.85,
     },
     "train": {
         "epochs": 15,
         "batch_size": 64,
         "lr": 0.05,
+        "optimizer": "sgd",
         "momentum": 0.9,
         "weight_decay": 5e-4,
         "lr_patience": 10,
@@ -81,7 +84,10 @@ DEFAULTS: dict = {
         "dtype": "float32",
         "unit_chunk": 1024,
         "checkpoint_every_epoch": False,
+        "epochs": "all",
+        "log_count": 30,
     },
+    "noise": {"beta": 0.0},
 }
 
 _NUM = {"type": "number"}
@@ -124,6 +130,11 @@ SCHEMA: dict = {
                 "n_train": _POS_INT,
                 "n_val": _POS_INT,
                 "noise": {"type": "number", "minimum": 0},
+                "train_fraction": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "exclusiveMaximum": 1,
+                },
             },
         },
         "train": {
@@ -133,6 +144,7 @@ SCHEMA: dict = {
                 "epochs": {"type": "integer", "minimum": 0},
                 "batch_size": _POS_INT,
                 "lr": {"type": "number", "exclusiveMinimum": 0},
+                "optimizer": {"enum": ["sgd", "adam"]},
                 "momentum": {"type": "number", "minimum": 0, "maximum": 1},
                 "weight_decay": {"type": "number", "minimum": 0},
                 "lr_patience": {"type": "integer", "minimum": 0},
@@ -175,7 +187,14 @@ SCHEMA: dict = {
                 "dtype": {"enum": ["float32", "float16"]},
                 "unit_chunk": _POS_INT,
                 "checkpoint_every_epoch": {"type": "boolean"},
+                "epochs": {"enum": ["all", "log"]},
+                "log_count": _POS_INT,
             },
+        },
+        "noise": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"beta": {"type": "number", "minimum": 0}},
         },
     },
 }
@@ -263,6 +282,8 @@ def resolve_config(
     for text in overrides or []:
         cfg = _merge_layer(cfg, parse_override(text), f"override {text!r}")
     validate(cfg)
+    if cfg["train"]["optimizer"] != "sgd" and cfg["arch"] != "szt_mlp":
+        raise ConfigError("config key train.optimizer: 'adam' is implemented for arch szt_mlp only")
     if isinstance(cfg["width"], dict):
         cfg["width"] = float(cfg["width"].get(cfg["arch"], 1.0))
     return cfg

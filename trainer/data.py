@@ -157,6 +157,10 @@ def load_dataset(cfg: dict) -> DataBundle:
             cfg["noise"],
             cfg["split_seed"],
         )
+    if name == "szt":
+        from .szt.data import load_szt_bundle
+
+        return load_szt_bundle(cfg["train_fraction"], cfg["split_seed"])
     if name == "imagenette":
         return load_imagenette_bundle(cfg["root"], cfg["size"], cfg["image_size"], cfg["download"])
     from .datasets_extra import load_extra  # imagefolder, cifar10

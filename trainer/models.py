@@ -97,6 +97,10 @@ def build_model(
         )
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width!r}")
+    if arch == "szt_mlp":  # seeds/003's 12-10-7-5-4-3-2 MLP (noise.beta: set model.beta)
+        from .szt.model import SztMLP
+
+        return SztMLP(activation)
     if arch == "vgg16":
         net = _vgg16_paper(n_classes)
         if width != 1:

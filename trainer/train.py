@@ -180,6 +180,10 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with outputs.dir_lock(run_dir):
+        if cfg["arch"] == "szt_mlp":  # many cheap epochs, dumps on an epoch grid: its own loop
+            from .szt.train import run as run_szt
+
+            return run_szt(cfg, run_dir)
         return _run_locked(cfg, run_dir)
 
 
