@@ -74,6 +74,38 @@ def build_parser() -> argparse.ArgumentParser:
         default=20,
         help="label permutations of the channel-label MI null (0: no null)",
     )
+    w = p.add_argument_group("whole-layer quantities (seeds 003/002; analyzer/layer_info.py)")
+    w.add_argument(
+        "--layer-binning",
+        choices=["auto", "size", "range"],
+        default="auto",
+        help="layer_input_mi/layer_label_mi rule: fixed bin size floor(t/b), or B bins over the "
+        "layer's observed range; auto: size for tanh stores, range otherwise (default auto)",
+    )
+    w.add_argument(
+        "--layer-bin-size", type=float, help="b of the size rule (default 2/B: B bins on [-1, 1])"
+    )
+    w.add_argument(
+        "--force-whole-layer",
+        action="store_true",
+        help="bin layers wider than 16 units as one joint pattern too (it saturates: H -> ln N)",
+    )
+    w.add_argument(
+        "--bin-sizes",
+        type=float,
+        nargs="+",
+        help="bin sizes of binned_input_mi (default 1e-4 3e-4 1e-3 3e-3 1e-2 3e-2 1e-1)",
+    )
+    w.add_argument(
+        "--noise-betas",
+        type=float,
+        nargs="*",
+        default=[],
+        help="noise sd beta of noisy_input_mi and its bounds (default: none, not computed)",
+    )
+    w.add_argument(
+        "--noise-samples", type=int, default=1, help="noise draws per sample (default 1)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -93,6 +125,11 @@ def check_args(args) -> str | None:
         return f"--threads must be at least 1, got {args.threads}"
     if args.processes is not None and args.processes < 1:
         return f"--processes must be at least 1, got {args.processes}"
+    bad = [b for b in (args.noise_betas or []) + (args.bin_sizes or []) if not b > 0]
+    if bad or (args.layer_bin_size is not None and not args.layer_bin_size > 0):
+        return f"--noise-betas, --bin-sizes and --layer-bin-size must be > 0, got {(bad or [args.layer_bin_size])[0]:g}"
+    if args.noise_samples < 1:
+        return f"--noise-samples must be at least 1, got {args.noise_samples}"
     return None
 
 
@@ -103,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     from latent_mi.outputs import OutputError, write_failure
 
     from .activations import StoreError, corrupt_chunk_message
+    from .layer_info import DEFAULT_BIN_SIZES, LayerInfoOptions
     from .mi_tensors import Options, analyze
 
     problem = check_args(args)
@@ -127,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         cc_epochs=tuple(args.cc_epochs),
         seed=args.seed,
         permutations=args.permutations,
+        layer_info=LayerInfoOptions(
+            rule=args.layer_binning,
+            bin_size=args.layer_bin_size,
+            force=args.force_whole_layer,
+            bin_sizes=tuple(args.bin_sizes or DEFAULT_BIN_SIZES),
+            betas=tuple(args.noise_betas),
+            noise_samples=args.noise_samples,
+        ),
         run=args.run,
     )
     client = None

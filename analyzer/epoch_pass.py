@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from latent_mi import contract as C
 
 from . import estimators as est
-from . import metrics, nulls, pca
+from . import layer_info, metrics, nulls, pca
 from . import variables as registry
 from .activations import Layer, StoreError, corrupt_chunk_message
 from .fused import Binning, channel_mi, fused_pass
@@ -56,6 +56,8 @@ class Plan:
     miller_madow: bool
     seed: int
     binning: Binning = field(default_factory=Binning)
+    layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
+    layer_binning: object = None  # whole_layer.LayerBinning of the whole-layer estimators
 
 
 def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[int, ...]]]:
@@ -177,6 +179,9 @@ def layer_step(plan: Plan, index: int, lv: LayerView) -> dict:
         "label_mi_pca": nan,
         "input_mi_pca": nan,
     }
+    out.update(
+        layer_info.outputs(lv.values, plan.labels, plan.layer_info, plan.layer_binning, plan.seed)
+    )
     out.update(
         nulls.null_outputs(lv.codes, plan.labels, plan.perms, plan.bins, plan.n_classes, lv.finite)
     )

@@ -41,7 +41,11 @@ def reusable_epochs(out: Path, setup: Setup) -> int:
         and attrs.get("analysis_options") == new["analysis_options"]
         and attrs.get("n_samples") == new["n_samples"]
         and list(old.layer.values) == list(setup.coords["layer"])
-        and all(v.name in old for v in registry.VARIABLES.values() if v.stage in ("layer", "epoch"))
+        and all(
+            v.name in old
+            for v in registry.VARIABLES.values()
+            if v.stage in ("layer", "epoch") and not v.optional
+        )
     )
     if not same:
         return 0

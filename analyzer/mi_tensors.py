@@ -79,6 +79,8 @@ def block_dataset(setup: Setup, indices: list[int], results: list[dict]) -> xr.D
     """The epoch-indexed variables of a block of epochs as one Dataset (no dynamics, no pairs)."""
     data = {}
     for var in registry.of_stage("layer") + registry.of_stage("epoch"):
+        if var.optional and var.name not in results[0]:  # not asked for (e.g. no noise betas)
+            continue
         data[var.name] = (var.dims, np.stack([r[var.name] for r in results]))
     for name, values in setup.store_vars.items():
         data[name] = (registry.VARIABLES[name].dims, values[indices])

@@ -20,12 +20,12 @@ import zarr
 from latent_mi import contract as C
 
 from . import estimators as est
-from . import nulls, pca
+from . import layer_info, nulls, pca
 from .activations import Layer, layers_of, open_activations
 from .epoch_pass import Plan, segments_of
 from .fused import Binning
 
-ANALYZER_VERSION = "2"  # bump when a change alters results: old MI Datasets are then rewritten
+ANALYZER_VERSION = "3"  # bump when a change alters results: old MI Datasets are then rewritten
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Options:
     permutations: int = nulls.DEFAULT_PERMUTATIONS  # label permutations of the nulls (0: none)
     run: str | None = None
     binning: Binning = field(default_factory=Binning)
+    layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
     epoch_block: int | None = None  # epochs computed per write (None: 4 per worker)
 
     def key(self) -> str:
@@ -109,7 +110,8 @@ class Setup:
 def _complete_epochs(path: Path, src: xr.Dataset) -> int:
     """Leading epochs whose append finished (the trainer writes the epoch coord last)."""
     values = zarr.open_array(f"{path}/epoch", mode="r")[:]  # written last by the trainer
-    ok = values == np.arange(len(values))
+    # strictly increasing from 0 (every epoch, or an epoch grid such as szt_mlp's log grid)
+    ok = np.concatenate([[len(values) > 0 and values[0] == 0], np.diff(values) > 0])
     n = int(len(values) if ok.all() else np.argmin(ok))
     return min(n, src.sizes["epoch"])
 
@@ -146,7 +148,11 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
         "channel_b": c_max,
         "label": n_classes,
         "k": len(opts.topk),
+        "bin_size": len(opts.layer_info.bin_sizes),
+        "beta": len(opts.layer_info.betas),
     }
+    activation = str(src.attrs.get("activation", "relu"))
+    whole = layer_info.layer_binning(opts.layer_info, opts.bins, activation)
     plan = Plan(
         store=str(store_path),
         layers=tuple(layers),
@@ -167,6 +173,8 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
         miller_madow=opts.miller_madow,
         seed=opts.seed,
         binning=opts.binning,
+        layer_info=opts.layer_info,
+        layer_binning=whole,
     )
     cc_epochs = selected_epochs(n_epochs, opts, best)
     cc_layers = selected_layers(layers, opts)
@@ -186,12 +194,14 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
         "n_channels": ("layer", np.array([layer.channels for layer in layers], dtype=np.int32)),
         "layer_kind": ("layer", np.array([layer.kind for layer in layers], dtype=object)),
         "depth": ("layer", np.arange(n_layers, dtype=np.int32)),
+        **layer_info.coords(opts.layer_info),
         "bins": opts.bins,
         "run": np.array(opts.run or store_path.parent.name, dtype=object),
     }
     for key in C.RUN_KEYS[:-1]:  # dataset, arch, activation, regularizer
         coords[key] = np.array(str(src.attrs.get(key, "unknown")), dtype=object)
     coords["seed"] = int(src.attrs.get("seed", -1))
+    coords["noise_beta"] = float(src.attrs.get("noise_beta", 0.0))  # training noise sd (szt_mlp)
     from . import variables as registry
 
     store_vars = {
@@ -207,7 +217,12 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
         cc_epochs=cc_epochs,
         cc_layers=cc_layers,
         coords=coords,
-        attrs=_attrs(src, store_path, opts, len(labels), best),
+        attrs={
+            **_attrs(src, store_path, opts, len(labels), best),
+            **layer_info.attrs(
+                opts.layer_info, whole, {la.name: la.channels for la in layers}, labels
+            ),
+        },
     )
 
 

@@ -40,7 +40,19 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("layer", "epoch", "selected", "dynamics", "store")
-DIMS = ("epoch", "layer", "layer_b", "channel", "channel_b", "label", "k", "cc_epoch", "cc_layer")
+DIMS = (
+    "epoch",
+    "layer",
+    "layer_b",
+    "channel",
+    "channel_b",
+    "label",
+    "k",
+    "cc_epoch",
+    "cc_layer",
+    "bin_size",  # whole-layer bin sizes of binned_input_mi (analyzer/layer_info.py)
+    "beta",  # noise sd of the noisy-network estimator (analyzer/noisy_mi.py)
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class Variable:
     description: str
     stage: str
     fill: float = math.nan  # padding (past n_channels) and undefined values
+    optional: bool = False  # present only when asked for (a zero-length dim otherwise)
 
     def __post_init__(self):
         if self.stage not in STAGES:
@@ -253,6 +266,85 @@ VARIABLES: dict[str, Variable] = {
             "Gini of p_c over the bias-corrected channel_label_mi_corrected clipped at 0",
             "layer",
         ),
+        # --- whole layer: seeds 003/002 (analyzer/layer_info.py) ---
+        Variable(
+            "layer_input_mi",
+            ("epoch", "layer"),
+            "float32",
+            _NAT,
+            "H(Bin T) = I(X; Bin T) of the joint bin pattern of the whole layer (rule in attrs "
+            "layer_binning); NaN for layers wider than 16 units unless forced (it saturates)",
+            "layer",
+        ),
+        Variable(
+            "layer_label_mi",
+            ("epoch", "layer"),
+            "float32",
+            _NAT,
+            "I(Bin T; Y) of the joint bin pattern of the whole layer (seeds/003 information plane)",
+            "layer",
+        ),
+        Variable(
+            "binned_input_mi",
+            ("epoch", "layer", "bin_size"),
+            "float32",
+            _NAT,
+            "H(floor(T / b)) of the whole layer for bin size b = bin_size (seeds/002 Fig. 1; "
+            "saturates at ln N for small b)",
+            "layer",
+        ),
+        Variable(
+            "noisy_input_mi",
+            ("epoch", "layer", "beta"),
+            "float32",
+            _NAT,
+            "I(X; S + N(0, beta^2 I)) of the noisy network, Monte Carlo over the Gaussian mixture "
+            "(seeds/002); present when betas are given",
+            "layer",
+            optional=True,
+        ),
+        Variable(
+            "noisy_input_mi_upper",
+            ("epoch", "layer", "beta"),
+            "float32",
+            _NAT,
+            "Kolchinsky-Tracey upper bound of noisy_input_mi (pairwise KL divergences)",
+            "layer",
+            optional=True,
+        ),
+        Variable(
+            "noisy_input_mi_lower",
+            ("epoch", "layer", "beta"),
+            "float32",
+            _NAT,
+            "Kolchinsky-Tracey lower bound of noisy_input_mi (pairwise Bhattacharyya distances)",
+            "layer",
+            optional=True,
+        ),
+        Variable(
+            "cos_within",
+            ("epoch", "layer"),
+            "float32",
+            _ONE,
+            "mean cosine similarity of the layer's vectors over pairs of samples of one class",
+            "layer",
+        ),
+        Variable(
+            "cos_between",
+            ("epoch", "layer"),
+            "float32",
+            _ONE,
+            "mean cosine similarity of the layer's vectors over pairs of samples of different classes",
+            "layer",
+        ),
+        Variable(
+            "cos_gap",
+            ("epoch", "layer"),
+            "float32",
+            _ONE,
+            "cos_within - cos_between: clustering of the representation by class (seeds/002)",
+            "layer",
+        ),
         # --- per epoch, across layers ---
         Variable(
             "layer_mi",
@@ -368,6 +460,8 @@ def stack_layers(results: list[dict], sizes: dict[str, int]) -> dict[str, np.nda
     out = {}
     for var in of_stage("layer"):
         shape = shape_of(var, sizes, skip=2)
+        if 0 in shape:  # an optional variable not asked for (e.g. no noise betas)
+            continue
         arr = var.empty((len(results), *shape))
         for i, r in enumerate(results):
             if var.name not in r:

@@ -33,7 +33,9 @@ class LayerBinning:
         if self.rule not in ("size", "range"):
             raise ValueError(f"layer binning rule {self.rule!r}: use 'size' or 'range'")
         if not self.param > 0 or (self.rule == "range" and int(self.param) < 1):
-            raise ValueError(f"layer binning {self.rule} needs a positive parameter, got {self.param}")
+            raise ValueError(
+                f"layer binning {self.rule} needs a positive parameter, got {self.param}"
+            )
 
     def describe(self) -> str:
         if self.rule == "size":
@@ -109,5 +111,8 @@ def binned_input_mi(values: np.ndarray, bin_sizes, force: bool = False) -> np.nd
     if not np.isfinite(values).all():
         return np.full(len(bin_sizes), np.nan)
     return np.array(
-        [_entropy(np.bincount(pattern_ids(layer_codes(values, LayerBinning("size", b))))) for b in bin_sizes]
+        [
+            _entropy(np.bincount(pattern_ids(layer_codes(values, LayerBinning("size", b)))))
+            for b in bin_sizes
+        ]
     )

@@ -21,7 +21,7 @@ def test_every_variable_is_declared_once_with_units_and_known_dims():
 
 
 def test_stack_layers_pads_with_the_registry_fill():
-    sizes = {"channel": 4, "label": 2, "k": 1}
+    sizes = {"channel": 4, "label": 2, "k": 1, "bin_size": 3, "beta": 2}
     layer = {
         v.name: np.ones(registry.shape_of(v, sizes, skip=2)) for v in registry.of_stage("layer")
     }

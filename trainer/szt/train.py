@@ -88,7 +88,9 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
     if cfg["dataset"]["name"] != "szt":
         raise ValueError(f"arch szt_mlp needs dataset.name: szt, got {cfg['dataset']['name']!r}")
     device = pick_device(tcfg["device"])
-    if device.type == "cpu":  # ~1 ms ops: extra threads only add synchronization (30x on a busy box)
+    if (
+        device.type == "cpu"
+    ):  # ~1 ms ops: extra threads only add synchronization (30x on a busy box)
         torch.set_num_threads(1)
     torch.manual_seed(cfg["seed"])
     np.random.seed(cfg["seed"])
