@@ -89,8 +89,11 @@ def coords(opts: LayerInfoOptions) -> dict:
     }
 
 
-def attrs(opts: LayerInfoOptions, binning, layer_widths: dict[str, int], n: int) -> dict:
+def attrs(opts: LayerInfoOptions, binning, layer_widths: dict[str, int], labels) -> dict:
     """Dataset attrs: the whole-layer rule, refused layers, the noisy estimator's definition."""
+    n = len(labels)
+    p = np.bincount(np.asarray(labels, dtype=np.int64)) / n
+    p = p[p > 0]
     refused = [f"{k} ({w} units)" for k, w in layer_widths.items() if w > whole_layer.MAX_UNITS]
     out = {
         "layer_binning": binning.describe(),
@@ -104,6 +107,7 @@ def attrs(opts: LayerInfoOptions, binning, layer_widths: dict[str, int], n: int)
             f"units (each of the {n} samples its own pattern, H -> ln {n}, I(T;Y) -> H(Y)): NaN"
         ),
         "clustering": clustering.__doc__.strip().splitlines()[0],
+        "label_entropy": float(-(p * np.log(p)).sum()),  # H(Y), nat: the ceiling of I(T;Y)
     }
     if opts.betas:
         out.update(

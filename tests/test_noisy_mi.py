@@ -66,7 +66,7 @@ def test_blocked_kernel_equals_dense_logsumexp():
     rng = np.random.default_rng(5)
     s = np.tanh(rng.normal(size=(300, 6)))
     betas = [0.05, 0.3, 2.0]
-    r = noisy_mi(s, betas, samples_per_point=2, seed=3, block=64)
+    r = noisy_mi(s, betas, samples_per_point=2, seed=3)
     z = np.random.default_rng([3, 20180101]).standard_normal((600, 6))
     own = np.tile(np.arange(300), 2)
     s0 = s - s.mean(0)

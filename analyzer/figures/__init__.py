@@ -34,6 +34,7 @@ _WHERE = {
         "fig9_hsic",
         "info_plane",
     ),
+    "szt": ("SZT_FIGURES",),
 }
 _MODULE = {name: module for module, names in _WHERE.items() for name in names}
 __all__ = ["DRAW", "draw", *_MODULE]
@@ -43,7 +44,11 @@ def __getattr__(name: str):
     if name in _MODULE:
         return getattr(importlib.import_module(f".{_MODULE[name]}", __name__), name)
     if name == "DRAW":
-        return {**__getattr__("MI_FIGURES"), **__getattr__("INTERVENTION_FIGURES")}
+        return {
+            **__getattr__("MI_FIGURES"),
+            **__getattr__("INTERVENTION_FIGURES"),
+            **__getattr__("SZT_FIGURES"),
+        }
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -54,4 +59,6 @@ def draw(name: str, mi=None, interventions=(), out=None, formats=("png",)):
 
     if FIGURES[name].source == "mi":
         return __getattr__("MI_FIGURES")[name](mi, out, formats)
+    if FIGURES[name].source == "szt":  # szt_mlp runs' MI Datasets (analyzer/figures/szt.py)
+        return __getattr__("SZT_FIGURES")[name](mi, out, formats)
     return __getattr__("INTERVENTION_FIGURES")[name](list(interventions), out, formats)

@@ -81,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"analyzer.figures: error: {e}", file=sys.stderr)
         return 1
     has_hsic = "hsic" in {str(v) for v in ds.regularizer.values.ravel()}
-    wanted = args.names or names(hsic=has_hsic, transplants=any(map(is_transplant, iv_paths)))
+    is_szt = {str(v) for v in ds.dataset.values.ravel()} == {"szt"}
+    wanted = args.names or names(
+        hsic=has_hsic, transplants=any(map(is_transplant, iv_paths)), szt=is_szt
+    )
     out = Path(args.out)
     bins = "/".join(sorted({str(int(b)) for b in ds.bins.values.ravel()}))
     for name in wanted:
