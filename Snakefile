@@ -1,5 +1,5 @@
 # Latent MI pipeline: train -> analyze -> interventions -> figures.
-# Usage: snakemake --cores 8 figures   (see README.md; targets: figures, train, analyze, robustness)
+# Usage: snakemake --cores 8 figures   (see README.md; targets: figures, train, analyze, robustness, szt)
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -20,6 +20,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/interventions.smk"
 include: "workflow/rules/findings.smk"
+include: "workflow/rules/szt.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import xarray as xr
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,15 @@ TINY_CONFIG = {
         "layers": "last",
     },
     "figures": {"formats": ["png", "pdf"]},
+    # seeds 003/002 on the 12-bit task: one short szt_mlp run through train, analysis, figures
+    "szt": {
+        "seed": [0],
+        "epochs": 20,
+        "dump_count": 4,
+        "train": {"optimizer": "adam", "lr": 0.01, "batch_size": 512},
+        "bin_sizes": [0.001, 0.1],
+        "noise_betas": [0.05],
+    },
 }
 CODE = ("Snakefile", "workflow", "analyzer", "trainer", "latent_mi")  # a clone's code
 
@@ -92,6 +102,25 @@ def test_full_run_makes_figures_then_nothing_is_stale(workflow_dir):
     ).is_dir()
     dry = snakemake(workflow_dir, "-n", "figures")
     assert "Nothing to be done" in dry.stdout + dry.stderr
+    szt = workflow_dir / "results" / "default" / "szt"
+    for name in (
+        "szt_info_plane",
+        "szt_binning_sensitivity",
+        "szt_noisy_input_mi",
+        "szt_clustering",
+    ):
+        assert (szt / "figures" / "bins-30" / f"{name}.png").stat().st_size > 1000
+    mi = szt / "mi" / "bins-30" / "szt_mlp-tanh-beta0-s0.zarr"
+    assert {"layer_input_mi", "noisy_input_mi", "cos_gap"} <= set(xr.open_zarr(mi).data_vars)
+
+
+def test_bad_szt_key_fails_validation_with_one_clear_line(workflow_dir, tmp_path):
+    bad = {**TINY_CONFIG, "szt": {"activation": ["sigmoid"]}}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = snakemake(workflow_dir, "-n", "szt", "--configfile", str(path), check=False)
+    assert proc.returncode != 0
+    assert re.search(r"invalid config: .*'sigmoid' is not one of", proc.stdout + proc.stderr)
 
 
 def test_new_bin_count_schedules_only_analysis_and_figures(workflow_dir):

@@ -237,7 +237,7 @@ FIGURES: dict[str, FigureInfo] = {
 
 
 def names(
-    source: str | None = None, *, hsic: bool = True, transplants: bool = True, szt: bool = True
+    source: str | None = None, *, hsic: bool = True, transplants: bool = True, szt: bool = False
 ) -> list:
     """Registered figure names (of one source), dropping those whose runs are absent."""
     have = {"": True, "hsic": hsic, "transplants": transplants, "szt": szt}

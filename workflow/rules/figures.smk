@@ -20,6 +20,7 @@ rule figures:
     input:
         [figure_files(b) for b in BINS],
         [findings_files(b) for b in BINS],
+        [szt_figure_files(b) for b in SZT_BINS] if SZT_ON else [],
 
 
 rule figure:

@@ -18,6 +18,10 @@ with open(snakemake.log[0], "w") as log:
     outdir = Path(snakemake.params.outdir)
     for name in snakemake.params.names:
         figures.draw(
-            name, ds, snakemake.input.interventions, outdir / name, snakemake.params.formats
+            name,
+            ds,
+            getattr(snakemake.input, "interventions", []),
+            outdir / name,
+            snakemake.params.formats,
         )
         print(f"drew {name}", file=log)
