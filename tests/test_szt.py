@@ -204,3 +204,35 @@ def test_cosine_clustering_against_brute_force():
     assert c.within == pytest.approx(sim[same & off].mean(), abs=1e-12)
     assert c.between == pytest.approx(sim[~same].mean(), abs=1e-12)
     assert c.gap > 0.3
+
+
+def test_szt_figures_average_every_seed_of_a_group():
+    from analyzer.figures.szt import SZT_FIGURES, szt_groups
+
+    rng = np.random.default_rng(0)
+    dims3 = ("run", "epoch", "layer")
+    shape = (3, 4, 2)
+    ds = xr.Dataset(
+        {
+            name: (dims3, rng.random(shape))
+            for name in ("layer_input_mi", "layer_label_mi", "cos_within", "cos_between", "cos_gap")
+        },
+        coords={
+            "epoch": [0, 1, 10, 100],
+            "layer": ["fc1", "fc2"],
+            "seed": ("run", [0, 1, 2]),
+            "activation": "tanh",  # scalar: shared by every run (as load_runs leaves it)
+            "noise_beta": 0.0,
+            "bins": 30,
+            "bin_size": [1e-3, 1e-1],
+            "beta": [0.01],
+        },
+    )
+    ds["binned_input_mi"] = (("run", "epoch", "layer", "bin_size"), rng.random((3, 4, 2, 2)))
+    for name in ("noisy_input_mi", "noisy_input_mi_upper", "noisy_input_mi_lower"):
+        ds[name] = (("run", "epoch", "layer", "beta"), rng.random((3, 4, 2, 1)))
+    groups = szt_groups(ds)
+    assert list(groups) == [("tanh", 0.0)] and groups[("tanh", 0.0)].sizes["run"] == 3
+    for draw in SZT_FIGURES.values():
+        fig = draw(ds).figure
+        assert "seeds [0, 1, 2]" in " ".join(ax.get_title() for ax in fig.axes)

@@ -12,14 +12,17 @@ from matplotlib import colormaps
 from matplotlib.colors import LogNorm
 
 from .drawing import Drawn, bins_of, finish, new_figure
+from .grouping import _per_run
 
 FORMATS = ("png", "pdf")
 
 
 def szt_groups(ds: xr.Dataset) -> dict[tuple[str, float], xr.Dataset]:
     """Runs grouped by (activation, noise_beta), in sorted order."""
-    act = np.atleast_1d(ds.activation.values).astype(str)
-    beta = np.atleast_1d(ds.noise_beta.values).astype(float)
+    if "run" not in ds.dims:
+        ds = ds.expand_dims("run")
+    act = _per_run(ds, "activation").astype(str)
+    beta = _per_run(ds, "noise_beta").astype(float)
     out = {}
     for key in sorted(set(zip(act, beta, strict=True))):
         idx = np.flatnonzero((act == key[0]) & (beta == key[1]))
@@ -28,7 +31,7 @@ def szt_groups(ds: xr.Dataset) -> dict[tuple[str, float], xr.Dataset]:
 
 
 def _title(key, g) -> str:
-    seeds = sorted(int(s) for s in np.atleast_1d(g.seed.values))
+    seeds = sorted(int(s) for s in _per_run(g, "seed"))
     noise = "deterministic" if key[1] == 0 else f"noisy, beta={key[1]:g}"
     return f"{key[0]}, {noise} (seeds {seeds})"
 
