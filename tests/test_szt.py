@@ -236,3 +236,18 @@ def test_szt_figures_average_every_seed_of_a_group():
     for draw in SZT_FIGURES.values():
         fig = draw(ds).figure
         assert "seeds [0, 1, 2]" in " ".join(ax.get_title() for ax in fig.axes)
+
+
+def test_resume_keeps_work_and_refuses_a_changed_config(tmp_path):
+    from trainer.resume import ResumeError
+    from trainer.train import run
+
+    cfg = resolve_config(None, [*SZT, "train.epochs=12"])
+    run(cfg, tmp_path / "run")
+    first = xr.open_zarr(tmp_path / "run" / "activations.zarr").activation.values
+    # started again on a finished run: a display-only change resumes (nothing retrained)
+    longer = resolve_config(None, [*SZT, "train.epochs=12", "train.progress=true"])
+    assert run(longer, tmp_path / "run")["epochs"] == first.shape[0]  # display key: resumes
+    with pytest.raises(ResumeError, match="train.lr"):
+        run(resolve_config(None, [*SZT, "train.epochs=12", "train.lr=0.5"]), tmp_path / "run")
+    assert (tmp_path / "run" / "activations.zarr").is_dir()  # nothing deleted

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import store
+from .. import resume, store
 from ..config import config_json
 from ..data import load_dataset
 from ..sites import capture_gap
@@ -159,7 +159,13 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
 
     ckpt.mkdir(exist_ok=True)
     progress = json.loads(progress_path.read_text()) if progress_path.is_file() else None
-    if progress and progress.get("config") == cfg_json and (ckpt / "last.pt").is_file():
+    if progress is not None:  # resume policy of trainer.resume: fixed keys may not change
+        resume.check_config(progress["config"], cfg, run_dir)
+        if not (ckpt / "last.pt").is_file():
+            raise resume.ResumeError(
+                f"{run_dir}: {progress_path.name} but no checkpoints/last.pt: cannot resume; "
+                "delete the run directory to train it again (nothing was deleted)"
+            )
         state = torch.load(ckpt / "last.pt", map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -169,8 +175,6 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
         store.truncate_epochs(store_path, dumps)
         log.info("resuming %s after epoch %d (%d dumps)", run_dir, start - 1, dumps)
     else:
-        if progress is not None:
-            log.warning("config changed since %s was started: starting the run afresh", run_dir)
         dump(0, {}, first=True)
         start, dumps = 1, 1
         _save(ckpt / "init.pt", {"model": model.state_dict(), "config": cfg_json})
