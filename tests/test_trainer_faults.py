@@ -255,3 +255,16 @@ def test_intervene_refuses_activation_store_and_damaged_checkpoint(ref_run, tmp_
 
     with pytest.raises(ValueError, match=r"checkpoint .*best.pt is unreadable \(Unpickling"):
         iv.load_checkpoint(run_dir)
+
+
+def test_intervene_out_at_a_folder_with_other_files_is_refused(ref_run, tmp_path, capsys):
+    from trainer import intervene
+
+    out = tmp_path / "interventions" / "bins-20"  # the run name forgotten
+    out.mkdir(parents=True)
+    (out / "other.zarr").mkdir()
+    argv = [str(ref_run), "--mi", str(tmp_path / "mi.zarr"), "--out", str(out)]
+    assert intervene.main(argv) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"intervene: error: {out} exists and is not a interventions output")
+    assert (out / "other.zarr").is_dir()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 import warnings
@@ -15,6 +13,7 @@ import torch
 import xarray as xr
 
 from latent_mi import contract as C
+from latent_mi import outputs
 
 from . import interventions as iv
 
@@ -63,14 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_result(path: Path) -> bool:
+    """An interventions result written before outputs carried a marker (by its root attrs)."""
+    attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+    return {"ranking", "mass_rule", "mi_source"} <= set(attrs)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     t0 = time.perf_counter()
     try:
+        # refuse a foreign OUT before any work; safe_output below checks again under the lock
+        outputs.check_replaceable(out, C.KIND_INTERVENTIONS, _is_result)
         channel_mi, class_mi, mi_ds = iv.mi_at_best(args.mi)
         model, cfg, sites = iv.load_checkpoint(args.run_dir)
         images, labels = iv.validation_tensors(cfg)
@@ -141,20 +147,15 @@ def main(argv=None) -> int:
             mi_source=str(Path(args.mi).resolve()),
             config=json.dumps(cfg),
         )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", UserWarning
-            )  # consolidated metadata is not in the v3 spec
-            ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=3)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except (ValueError, FileNotFoundError, KeyError) as e:
+        with outputs.safe_output(out, C.KIND_INTERVENTIONS, _is_result) as tmp:
+            with warnings.catch_warnings():
+                warnings.simplefilter(
+                    "ignore", UserWarning
+                )  # consolidated metadata is not in the v3 spec
+                ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=3)
+    except (ValueError, FileNotFoundError, KeyError, outputs.OutputError) as e:
         print(f"intervene: error: {e}", file=sys.stderr)
         return 1
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {out} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return 0
 
