@@ -135,6 +135,7 @@ def test_torchvision_run_trains_dumps_and_supports_interventions(tmp_path):
     """python -m trainer's loop on torchvision:mobilenet_v3_small; interventions rebuild it."""
     from tests.helpers import tiny_config
     from trainer import interventions as iv
+    from trainer.interventions.loading import validation_set
     from trainer.train import run
 
     cfg = tiny_config("arch=torchvision:mobilenet_v3_small", "width=0.25", "train.epochs=1")
@@ -143,26 +144,28 @@ def test_torchvision_run_trains_dumps_and_supports_interventions(tmp_path):
 
     ds = xr.open_zarr(tmp_path / "run" / "activations.zarr")
     assert ds.sizes["epoch"] == 2 and ds.attrs["arch"] == "torchvision:mobilenet_v3_small"
-    model, _, sites = iv.load_checkpoint(tmp_path / "run")
+    ckpt = iv.load_checkpoint(tmp_path / "run")
+    model, sites = ckpt.model, ckpt.sites
     assert [s.name for s in sites] == list(dict.fromkeys(ds.site.values))
-    images, labels = iv.validation_tensors(cfg)
+    data = validation_set(cfg)
+    images = torch.stack([data[i][0] for i in range(len(data))])
+    labels = torch.as_tensor([data[i][1] for i in range(len(data))])
+    surg = iv.surgery_for(model)
     with torch.no_grad():
         full = model(images)
     site = sites[-3]
-    cache = iv.cache_site(model, site, images)
-    torch.testing.assert_close(
-        iv.suffix_forward(model, site, cache.output, cache.block_input), full
-    )
-    none, everything = iv.evaluate_edits(
-        model, site, cache, labels, [iv.zero_edit([]), iv.zero_edit(list(range(site.channels)))]
-    )
-    assert none == pytest.approx(iv._accuracy(full, labels))
-    donor, _, _ = iv.load_checkpoint(tmp_path / "run", "init")
-    mods = iv._out_channel_modules(model, site)
+    torch.testing.assert_close(surg.suffix(site, surg.site_output(site, images)), full)
+    stream = iv.Streamer(surg, data, len(ckpt.classes), torch.device("cpu"), 16)
+    jobs = [iv.Job(iv.Zero([])), iv.Job(iv.Zero(list(range(site.channels))))]
+    none, _ = stream.run_site(site, jobs)
+    assert none == pytest.approx(float((full.argmax(1) == labels).float().mean()))
+    donor = iv.load_checkpoint(tmp_path / "run", "init")
+    mods = surg.out_channel_modules(site)
     assert isinstance(mods[0], torch.nn.Conv2d) and mods[0].out_channels == site.channels
-    iv.transplant(donor, model, find_sites(donor)[-3], site, [0, 1])
+    d_surg = iv.surgery_for(donor.model)
+    iv.transplant(d_surg, surg, donor.sites[-3], site, [0, 1])
     torch.testing.assert_close(
-        mods[0].weight[:2], iv._out_channel_modules(donor, find_sites(donor)[-3])[0].weight[:2]
+        mods[0].weight[:2], d_surg.out_channel_modules(donor.sites[-3])[0].weight[:2]
     )
 
 

@@ -1,4 +1,5 @@
-"""Inference-time interventions on a trained checkpoint, ranked by the analyzer's channel MI.
+"""The pre-streaming interventions (trainer/interventions.py before issue 10), kept verbatim as
+the unstreamed reference the streamed package is tested against. Not used by the code.
 
 seeds/001 §4.2 and appendices B-C: global knockouts (zero, energy-preserving), shuffles and
 Gaussian perturbations of MI-ranked channel sets against size-matched random and bottom-MI
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,8 +22,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from latent_mi import contract as C
-
-from .sites import Site, find_sites, replace_output
+from trainer.sites import Site, find_sites
 
 SELECTIONS = ("top", "random", "bottom")
 
@@ -67,13 +66,7 @@ class SiteCache:
     """What a suffix forward from one site needs: the site output (and block input)."""
 
     output: torch.Tensor  # (N, C, H, W) site output over the validation set
-    block_input: torch.Tensor | None  # ResNet branch sites: the input of the block; sites of
-    # trainer.discovery (any model): the network input, rerun with the site output replaced
-
-
-def _generic(model) -> bool:
-    """Sites from trainer.discovery: no known suffix, so the whole net reruns."""
-    return hasattr(model, "latent_mi_sites")
+    block_input: torch.Tensor | None  # ResNet branch sites: the input of the block
 
 
 def _resnet_blocks(model) -> list[nn.Module]:
@@ -84,7 +77,7 @@ def _resnet_blocks(model) -> list[nn.Module]:
 def cache_site(model, site: Site, images: torch.Tensor, batch: int = 256) -> SiteCache:
     """Run the validation images once, keeping the site output (and block input)."""
     outs, inputs = [], []
-    block = None if _generic(model) else _block_of(model, site)
+    block = _block_of(model, site)
 
     def keep_out(_m, _i, out):
         outs.append(out.detach().clone())
@@ -101,8 +94,6 @@ def cache_site(model, site: Site, images: torch.Tensor, batch: int = 256) -> Sit
     finally:
         for h in handles:
             h.remove()
-    if _generic(model):
-        return SiteCache(torch.cat(outs), images)
     return SiteCache(torch.cat(outs), torch.cat(inputs) if inputs else None)
 
 
@@ -123,9 +114,6 @@ def suffix_forward(
     model, site: Site, h: torch.Tensor, block_input: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Logits of the network continued from site ``site`` whose output is ``h``."""
-    if _generic(model):  # block_input: the network input for the samples of h
-        with replace_output([site], lambda _s, _out: h):
-            return model(block_input)
     if site.kind.startswith("conv-"):  # VGG: the rest of features, pooling, classifier
         idx = next(i for i, m in enumerate(model.features) if m is site.module)
         x = model.features[idx + 1 :](h)
@@ -160,9 +148,7 @@ def evaluate_edits(model, site, cache: SiteCache, labels, edits, batch: int = 20
         group = edits[i : i + per_pass]
         h = torch.cat([edit(cache.output) for edit in group])
         block_input = (
-            None
-            if cache.block_input is None
-            else cache.block_input.repeat(len(group), *[1] * (cache.block_input.dim() - 1))
+            None if cache.block_input is None else cache.block_input.repeat(len(group), 1, 1, 1)
         )
         logits = suffix_forward(model, site, h, block_input)
         for j in range(len(group)):
@@ -428,8 +414,6 @@ def skip_gain_sweep(model, images, labels, gains) -> xr.Dataset:
 
 def _out_channel_modules(model, site: Site) -> list[nn.Module]:
     """Modules whose out-channels produce the site's channels (weights to transplant)."""
-    if _generic(model):
-        return _generic_out_channel_modules(model, site)
     if site.kind.startswith("conv-"):
         idx = next(i for i, m in enumerate(model.features) if m is site.module)
         conv = [m for m in model.features[:idx] if isinstance(m, nn.Conv2d)][-1]
@@ -444,31 +428,6 @@ def _out_channel_modules(model, site: Site) -> list[nn.Module]:
     if site.kind == "post-add" and block.downsample is not None:
         mods += list(block.downsample)
     return mods
-
-
-def _generic_out_channel_modules(model, site: Site) -> list[nn.Module]:
-    """Any model: the last convolution with the site's channel count (inside the site module
-    when it is a block, else before it) and the normalization layers of that count after it."""
-    mods = list(model.modules())
-    inner = list(site.module.modules())[1:]
-    pool = (
-        inner if any(isinstance(m, nn.Conv2d) for m in inner) else mods[: mods.index(site.module)]
-    )
-    convs = [
-        i
-        for i, m in enumerate(pool)
-        if isinstance(m, nn.Conv2d) and m.out_channels == site.channels
-    ]
-    if not convs:
-        raise ValueError(
-            f"transplant: no convolution produces the {site.channels} channels of site {site.name}"
-        )
-    norms = [
-        m
-        for m in pool[convs[-1] + 1 :]
-        if isinstance(m, nn.BatchNorm2d) and m.num_features == site.channels
-    ]
-    return [pool[convs[-1]], *norms[:1]]
 
 
 @torch.no_grad()
@@ -539,20 +498,14 @@ def load_checkpoint(run_dir, which: str = "best", device: str = "cpu"):
     """(model in eval mode, resolved config, sites) of a run's checkpoint."""
     import json
 
-    from .zoo import model_from_config
+    from trainer.models import build_model
 
     path = C.checkpoint_path(run_dir, which)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found (train the run first)")
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-        cfg = json.loads(state["config"])
-    except Exception as e:  # truncated, empty or garbage: many error types
-        raise ValueError(
-            f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:100]}): "
-            "it is damaged; restore it, or delete the run directory and train the run again"
-        ) from None
-    model = model_from_config(cfg, len(state["classes"]))
+    state = torch.load(path, map_location=device, weights_only=False)
+    cfg = json.loads(state["config"])
+    model = build_model(cfg["arch"], len(state["classes"]), cfg["activation"], cfg["width"])
     model.load_state_dict(state["model"])
     model.eval()
     return model, cfg, find_sites(model)
@@ -560,34 +513,16 @@ def load_checkpoint(run_dir, which: str = "best", device: str = "cpu"):
 
 def validation_tensors(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole validation set as tensors, in the dump's fixed sample order."""
-    from .zoo import val_set_from_config
+    from trainer.data import load_dataset
 
-    val = val_set_from_config(cfg)
+    val = load_dataset(cfg["dataset"]).val
     images, labels = zip(*(val[i] for i in range(len(val))), strict=True)
     return torch.stack(images), torch.as_tensor(labels)
 
 
-def open_mi(mi_path) -> xr.Dataset:
-    """The analyzer's MI Dataset at ``mi_path``; a wrong input is one ValueError line."""
-    path = Path(mi_path)
-    if not path.exists():
-        raise FileNotFoundError(f"MI Dataset {path} does not exist (run the analyzer first)")
-    try:
-        ds = xr.open_zarr(path)
-    except Exception as e:
-        raise ValueError(f"--mi {path} cannot be opened as Zarr ({type(e).__name__})") from None
-    if C.ATTR_BEST_EPOCH not in ds.attrs or C.CHANNEL_LABEL_MI not in ds:
-        hint = ""
-        if C.ACTIVATION in ds:
-            hint = " (it is an activation store: pass the analyzer's output for it, e.g. "
-            hint += f"{C.mi_path('results', 20, 'RUN')})"
-        raise ValueError(f"--mi {path} is not an analyzer MI Dataset{hint}")
-    return ds
-
-
 def mi_at_best(mi_path) -> tuple[dict, dict, xr.Dataset]:
     """Channel-label and class-channel MI at the best epoch, per layer, unpadded."""
-    ds = open_mi(mi_path)
+    ds = xr.open_zarr(mi_path)
     best = int(ds.attrs[C.ATTR_BEST_EPOCH])
     channel, klass = {}, {}
     for layer, n in zip(ds.layer.values, ds.n_channels.values, strict=True):
