@@ -82,7 +82,7 @@ def test_refuses_to_replace_a_folder_it_did_not_write(analyzed, tmp_path, capsys
     )
     assert (out / "keep.txt").read_text() == "mine"
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "refusing to replace" in err[0]
+    assert len(err) == 1 and str(out) in err[0] and "not replacing" in err[0]
     assert not list(tmp_path.glob(".precious*"))
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 import time
 import warnings
@@ -13,6 +11,9 @@ from pathlib import Path
 
 import torch
 import xarray as xr
+
+from latent_mi import contract as C
+from latent_mi import outputs
 
 from . import experiments as X
 from .loading import InputError, choose_layers, load_checkpoint, read_ranking, validation_set
@@ -141,36 +142,39 @@ def run_site_experiments(args, ckpt, ranking, device) -> xr.Dataset:
     return xr.merge(parts)
 
 
-def is_own_output(path: Path) -> bool:
-    """Whether ``path`` is an interventions output (ours to replace): a Zarr group whose
-    attrs carry the marker, or an older output of this tool (``mass_rule`` attr)."""
-    meta = path / "zarr.json"
-    if not meta.is_file():
-        return False
-    try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
-    except (OSError, ValueError):
-        return False
+def _is_old_output(path: Path) -> bool:
+    """An interventions output written before outputs carried a marker (by its root attrs)."""
+    attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
     return attrs.get(OUTPUT_KIND) in KINDS or "mass_rule" in attrs
 
 
-def write_output(ds: xr.Dataset, out: Path) -> None:
-    """Write to a temp sibling and rename; replace ``out`` only if it is this tool's output."""
-    if out.exists() and not is_own_output(out):
-        raise InputError(f"refusing to replace {out}: it is not an interventions output")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    try:
-        with warnings.catch_warnings():  # consolidated metadata is not in the v3 spec
-            warnings.simplefilter("ignore", UserWarning)
-            ds.to_zarr(tmp, mode="w-", consolidated=True, zarr_format=3)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # ours: created above
-        shutil.rmtree(old, ignore_errors=True)  # ours: checked by is_own_output
+def compute(args, device) -> xr.Dataset:
+    """The result Dataset of one invocation (interventions, or transplants with --donor)."""
+    ranked_dir = args.donor or args.run_dir
+    ranked = load_checkpoint(ranked_dir, device=device)
+    ranking = read_ranking(args.mi, ranked, ranked_dir)
+    if args.donor:
+        ckpt = load_checkpoint(args.run_dir, device=device)
+        ds = run_transplants(args, ckpt, ranking, device)
+    else:
+        ckpt = ranked
+        ds = run_site_experiments(args, ckpt, ranking, device)
+    ds = ds.assign_coords({k: v for k, v in ranking.coords.items()})
+    ds.attrs.update(
+        {
+            OUTPUT_KIND: "transplants" if args.donor else "interventions",
+            "ranking": "channel-label MI I(T_lc;Y) (class: I(T_lc;1[Y=k])) at the "
+            "best-accuracy epoch; channels with non-finite MI are never selected",
+            "mass_rule": "top set = fewest highest-MI channels whose share of the layer's MI "
+            "reaches q; random and bottom sets have the same size",
+            "checkpoint": "best",
+            "ranking_epoch": ranking.epoch,
+            "mi_source": str(Path(args.mi).resolve()),
+            "config": json.dumps(ckpt.config),
+            "device": str(device),
+        }
+    )
+    return ds
 
 
 def main(argv=None) -> int:
@@ -181,33 +185,20 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     try:
         device = pick_device(args.device)
-        ranked_dir = args.donor or args.run_dir
-        ranked = load_checkpoint(ranked_dir, device=device)
-        ranking = read_ranking(args.mi, ranked, ranked_dir)
-        if args.donor:
-            ckpt = load_checkpoint(args.run_dir, device=device)
-            ds = run_transplants(args, ckpt, ranking, device)
-        else:
-            ckpt = ranked
-            ds = run_site_experiments(args, ckpt, ranking, device)
-        ds = ds.assign_coords({k: v for k, v in ranking.coords.items()})
-        ds.attrs.update(
-            {
-                OUTPUT_KIND: "transplants" if args.donor else "interventions",
-                "ranking": "channel-label MI I(T_lc;Y) (class: I(T_lc;1[Y=k])) at the "
-                "best-accuracy epoch; channels with non-finite MI are never selected",
-                "mass_rule": "top set = fewest highest-MI channels whose share of the layer's MI "
-                "reaches q; random and bottom sets have the same size",
-                "checkpoint": "best",
-                "ranking_epoch": ranking.epoch,
-                "mi_source": str(Path(args.mi).resolve()),
-                "config": json.dumps(ckpt.config),
-                "device": str(device),
-            }
-        )
-        write_output(ds, out)
-    except (ValueError, FileNotFoundError, KeyError) as e:
+        # refuses what is not ours at ``out`` before any work; locks ``out`` while writing
+        with outputs.safe_output(out, C.KIND_INTERVENTIONS, recognise=_is_old_output) as tmp:
+            ds = compute(args, device)
+            with warnings.catch_warnings():  # consolidated metadata is not in the v3 spec
+                warnings.simplefilter("ignore", UserWarning)
+                ds.to_zarr(tmp, mode="w-", consolidated=True, zarr_format=3)
+    except (ValueError, FileNotFoundError, KeyError, outputs.OutputError) as e:
         print(f"intervene: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        line = outputs.write_failure(e, out)
+        if line is None:
+            raise
+        print(f"intervene: error: {line}", file=sys.stderr)
         return 1
     print(f"wrote {out} in {time.perf_counter() - t0:.1f}s on {device}", file=sys.stderr)
     return 0

@@ -9,6 +9,17 @@ IV_ARGS = (
     f"--q {' '.join(map(str, IV['q']))} --class-q {' '.join(map(str, IV['class_q']))} "
     f"--draws {IV['random_draws']} --layers {IV['layers']} "
     + (f"--noise {' '.join(map(str, IV['noise']))}" if IV["noise"] else "--noise")
+    + f" --device {IV['device']}"
+)
+# The interventions' code is an input of their rules (Snakemake does not track imported
+# packages): editing it reruns them.
+IV_CODE = code_files(
+    "trainer/interventions/*.py",
+    "trainer/intervene.py",
+    "trainer/sites.py",
+    "trainer/models.py",
+    "trainer/data.py",
+    "latent_mi/*.py",
 )
 
 
@@ -24,6 +35,7 @@ rule interventions_run:
     input:
         manifest=f"{C.run_dir(RESULTS, '{run}')}/{C.DONE}",
         mi=C.mi_path(RESULTS, "{bins}", "{run}"),
+        code=IV_CODE,
     output:
         directory(C.interventions_path(RESULTS, "{bins}", "{run}")),
     params:
@@ -34,6 +46,7 @@ rule interventions_run:
     threads: 2
     resources:
         slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
+        gpu=1 if IV["device"].startswith("cuda") else 0,  # auto: shares the box
     shell:
         "python -m trainer.intervene {params.run_dir} --mi {input.mi} --out {output} {params.args}"
         " --threads {threads} > {log} 2>&1"
@@ -44,17 +57,19 @@ rule transplant_pair:
         donor=f"{C.run_dir(RESULTS, '{donor}')}/{C.DONE}",
         recipient=f"{C.run_dir(RESULTS, '{recipient}')}/{C.DONE}",
         mi=C.mi_path(RESULTS, "{bins}", "{donor}"),
+        code=IV_CODE,
     output:
         directory(C.transplant_path(RESULTS, "{bins}", "{donor}", "{recipient}")),
     params:
         donor=lambda wc: run_dir(wc.donor),
         recipient=lambda wc: run_dir(wc.recipient),
-        args=f"--q {' '.join(map(str, IV['q']))} --draws {IV['random_draws']} --layers {IV['layers']}",
+        args=f"--q {' '.join(map(str, IV['q']))} --draws {IV['random_draws']} --layers {IV['layers']} --device {IV['device']}",
     log:
         C.log_path(RESULTS, "interventions", f"bins-{{bins}}/{C.transplant_name('{donor}', '{recipient}')}"),
     threads: 2
     resources:
         slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
+        gpu=1 if IV["device"].startswith("cuda") else 0,  # auto: shares the box
     shell:
         "python -m trainer.intervene {params.recipient} --donor {params.donor} --mi {input.mi}"
         " --out {output} {params.args} --threads {threads} > {log} 2>&1"
