@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=100, help="validation samples per batch")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument(
-        "--edit-mb", type=int, default=512, help="MiB of site outputs edited per suffix forward"
+        "--edit-mb", type=int, default=256, help="MiB of site outputs edited per suffix forward"
     )
     p.add_argument("--threads", type=int, default=None)
     return p

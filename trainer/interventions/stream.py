@@ -48,7 +48,7 @@ class Streamer:
     device: torch.device
     batch_size: int = 100
     workers: int = 0
-    edit_bytes: int = 512 * 2**20  # cap on the site outputs of the edits sharing one forward
+    edit_bytes: int = 256 * 2**20  # cap on the site outputs of the edits sharing one forward
 
     @property
     def model(self):
