@@ -1,14 +1,25 @@
-"""Trainer overheads, measured side by side (interleaved repetitions) in one run.
+"""The trainer's epoch against a plain torchvision loop, side by side (interleaved) in one run.
 
-* dump cost: epoch with the GAP capture and the Zarr append (in a background thread that
-  overlaps the next epoch, as the trainer does) / epoch with a plain validation pass
-  (target <= 1.05);
-* HSIC cost: CE + HSIC training epoch / CE epoch (target <= 1.10).
+Per architecture, three epochs (training pass + validation pass) are timed in turn,
+``--reps`` times, and the best of each is kept:
 
-Default: the embedded default's model (ResNet-18 width 1/4) on digits, on CPU.
+* ``plain``: a plain loop written here: torchvision model, DataLoader, SGD, cross-entropy,
+  the same autocast / memory layout; no hooks, no dump, no HSIC;
+* ``dump``: the trainer's ``train_one_epoch`` + ``evaluate`` capturing every site's GAP
+  values + the store append in a background thread (as ``trainer.train.run`` does);
+* ``hsic``: the same with the HSIC regularizer on (CE - lambda * sum_l HSIC_l).
 
-    python benchmarks/bench_trainer.py [--arch resnet18] [--width 0.25] [--reps 3] [--device cpu]
+Ratios printed: dump / plain (target <= 1.10) and hsic / plain (<= 1.20); and the extras'
+own overheads: dump / (trainer epoch without the dump) (<= 1.05) and hsic / dump (<= 1.10).
+Checkpoint saving is left out of both loops.
+
+    # CPU (default): the embedded default's ResNet-18 at width 1/4 on digits
+    python benchmarks/bench_trainer.py
+    # GPU: VGG-16, ResNet-18, ResNet-50 at width 1 on a generated Imagenette-160 tree
+    python benchmarks/bench_trainer.py --device cuda [--tree DIR] [--cores 16]
 """
+
+from __future__ import annotations
 
 import argparse
 import tempfile
@@ -23,101 +34,223 @@ from torch.utils.data import DataLoader
 from trainer import store
 from trainer.config import resolve_config
 from trainer.data import INPUT_FEATURES, load_dataset
+from trainer.epoch import evaluate, train_one_epoch
+from trainer.imagenette_tree import FULL_COUNTS, make_imagenette_tree
+from trainer.loaders import granted_cores, make_loaders, resolve_workers
 from trainer.models import build_model
+from trainer.precision import resolve_precision
 from trainer.sites import find_sites
-from trainer.train import evaluate, hsic_weights, train_one_epoch
+from trainer.train import hsic_weights
 
 
-@torch.no_grad()
-def plain_eval(model, loader, device):
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_epoch(model, train, val, opt, prec) -> float:
+    """The loop a user would write; returns seconds."""
+    device, fmt = (
+        prec.device,
+        (torch.channels_last if prec.channels_last else torch.contiguous_format),
+    )
+    t0 = time.perf_counter()
+    model.train()
+    for x, y in train:
+        x = x.to(device, non_blocking=True, memory_format=fmt)
+        y = y.to(device, non_blocking=True)
+        with prec.autocast():
+            loss = F.cross_entropy(model(x).float(), y)
+        prec.backward_step(loss, opt)
     model.eval()
-    correct = 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        logits = model(x)
-        F.cross_entropy(logits, y)
-        correct += (logits.argmax(1) == y).sum().item()
-    return correct
+    correct = torch.zeros((), device=device)
+    with torch.no_grad():
+        for x, y in val:
+            x = x.to(device, non_blocking=True, memory_format=fmt)
+            y = y.to(device, non_blocking=True)
+            with prec.autocast():
+                correct += (model(x).argmax(1) == y).sum()
+    correct.item()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+class TrainerEpochs:
+    """The trainer's epoch with the dump (background append), with or without HSIC."""
+
+    def __init__(self, model, loaders, opt, prec, cfg, path: Path):
+        self.model, self.loaders, self.opt, self.prec, self.cfg = model, loaders, opt, prec, cfg
+        self.sites = find_sites(model)
+        self.weights = hsic_weights(cfg, self.sites)
+        self.path, self.epoch, self.pending = path, 0, None
+        self.writer = ThreadPoolExecutor(max_workers=1)
+        ev = evaluate(model, loaders.val, prec, self.sites, with_summary=True)
+        store.create_store(
+            path,
+            activation=ev.activation,
+            metrics={},
+            labels=ev.labels,
+            input_summary=ev.summary,
+            input_features=INPUT_FEATURES,
+            sites=[s.describe() for s in self.sites],
+            attrs={},
+            dtype=cfg["dump"]["dtype"],
+            unit_chunk=cfg["dump"]["unit_chunk"],
+        )
+
+    def run(self, hsic: bool, dump: bool = True) -> float:
+        t0 = time.perf_counter()
+        self.epoch += 1
+        self.loaders.sampler.set_epoch(self.epoch)
+        weights = self.weights if hsic else {}
+        train_one_epoch(
+            self.model,
+            self.loaders.train,
+            self.opt,
+            self.prec,
+            self.sites,
+            self.cfg["hsic"],
+            weights,
+        )
+        if not dump:
+            sync(self.prec.device)
+            return time.perf_counter() - t0
+        act = evaluate(self.model, self.loaders.val, self.prec, self.sites).activation
+        if self.pending is not None:
+            self.pending.result()
+        self.pending = self.writer.submit(
+            store.append_epoch, self.path, self.epoch, act, {}, self.cfg["dump"]["dtype"]
+        )
+        sync(self.prec.device)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        if self.pending is not None:
+            self.pending.result()
+        self.writer.shutdown()
+
+
+def bench_arch(cfg: dict, device: torch.device, cores: int, reps: int, tmp: Path) -> dict:
+    torch.manual_seed(0)
+    data = load_dataset(cfg["dataset"])
+    prec = resolve_precision(cfg["train"], device)
+    model = prec.model(build_model(cfg["arch"], data.n_classes, cfg["activation"], cfg["width"]))
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg["train"]["lr"], momentum=0.9, weight_decay=5e-4
+    )
+    workers = resolve_workers(cfg["train"]["num_workers"], data.train, device, cores)
+    bs = cfg["train"]["batch_size"]
+    extra = {"persistent_workers": True, "prefetch_factor": 4} if workers else {}
+    pin = device.type == "cuda"
+    plain_train = DataLoader(
+        data.train, bs, shuffle=True, drop_last=True, num_workers=workers, pin_memory=pin, **extra
+    )
+    plain_val = DataLoader(data.val, 256, num_workers=workers, pin_memory=pin, **extra)
+    loaders = make_loaders(data, bs, 0, workers, device)
+    ours = TrainerEpochs(model, loaders, opt, prec, cfg, tmp / f"{cfg['arch']}.zarr")
+    plain_epoch(model, plain_train, plain_val, opt, prec)  # warm-up: workers, cudnn autotune
+    ours.run(hsic=True)
+    times = {"plain": [], "no dump": [], "dump": [], "hsic": []}
+    for _ in range(reps):
+        times["plain"].append(plain_epoch(model, plain_train, plain_val, opt, prec))
+        times["no dump"].append(ours.run(hsic=False, dump=False) + _plain_val(model, loaders, prec))
+        times["dump"].append(ours.run(hsic=False))
+        times["hsic"].append(ours.run(hsic=True))
+    ours.close()
+    best = {k: min(v) for k, v in times.items()}
+    n_images = (len(data.train) // bs) * bs + len(data.val)
+    return {
+        "best": best,
+        "images_per_s": n_images / best["plain"],
+        "n": n_images,
+        "prec": prec,
+        "workers": workers,
+    }
+
+
+def _plain_val(model, loaders, prec) -> float:
+    """Validation pass without capture (the ``no dump`` epoch's second half)."""
+    t0 = time.perf_counter()
+    model.eval()
+    with torch.no_grad():
+        for x, y in loaders.val:
+            x, _ = prec.inputs(x, y)
+            with prec.autocast():
+                model(x)
+    sync(prec.device)
+    return time.perf_counter() - t0
+
+
+def configs(args, tree: Path | None) -> list[dict]:
+    if args.device == "cpu" and tree is None:
+        base = [f"dataset.name={args.dataset}", f"dataset.image_size={args.image_size}"]
+        archs, width = [args.arch or "resnet18"], args.width or 0.25
+    else:
+        base = ["dataset.name=imagenette", f"dataset.root={tree}", "dataset.image_size=128"]
+        archs, width = (
+            ([args.arch] if args.arch else ["vgg16", "resnet18", "resnet50"]),
+            args.width or 1.0,
+        )
+    common = ["regularizer=hsic", "train.batch_size=64", "train.lr=0.01", f"width={width}"]
+    return [resolve_config(None, [*base, *common, f"arch={a}"]) for a in archs]
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--arch", default="resnet18")
-    p.add_argument("--width", type=float, default=0.25)
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--reps", type=int, default=3)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", default="cpu")
+    p.add_argument("--arch", help="one arch (default: resnet18 on CPU, all three on CUDA)")
+    p.add_argument("--width", type=float, help="default: 0.25 on CPU, 1 on CUDA")
+    p.add_argument("--dataset", default="digits", help="CPU dataset unless --tree is given")
     p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--tree", type=Path, help="Imagenette root to use (default: generate one)")
+    p.add_argument("--n-train", type=int, default=FULL_COUNTS["train"])
+    p.add_argument("--n-val", type=int, default=FULL_COUNTS["val"])
+    p.add_argument("--cores", type=int, help="cores granted (auto workers); default: affinity")
+    p.add_argument("--reps", type=int, default=3)
     args = p.parse_args()
-    cfg = resolve_config(
-        None,
-        [
-            f"arch={args.arch}",
-            f"width={args.width}",
-            f"dataset.name={args.dataset}",
-            f"dataset.image_size={args.image_size}",
-            "regularizer=hsic",
-        ],
-    )
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    data = load_dataset(cfg["dataset"])
-    model = build_model(cfg["arch"], data.n_classes, cfg["activation"], cfg["width"]).to(device)
-    sites = find_sites(model)
-    weights = hsic_weights(cfg, sites)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    train = DataLoader(data.train, batch_size=64, shuffle=True, drop_last=True)
-    val = DataLoader(data.val, batch_size=256)
-    no_hsic = {}
-    times = {"ce": [], "ce+hsic": [], "epoch+dump": [], "epoch plain": []}
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "activations.zarr"
-        _, _, act, labels, summary = evaluate(model, val, device, sites, with_summary=True)
-        store.create_store(
-            path,
-            activation=act,
-            metrics={},
-            labels=labels,
-            input_summary=summary,
-            input_features=INPUT_FEATURES,
-            sites=[s.describe() for s in sites],
-            attrs={},
-            dtype="float32",
-            unit_chunk=1024,
-        )
-        epoch = 1
-        writer, pending = ThreadPoolExecutor(max_workers=1), None
-        for _ in range(args.reps):
+        tmp = Path(tmp)
+        tree = args.tree
+        if tree is None and device.type == "cuda":
+            tree = tmp / "imagenette"
             t0 = time.perf_counter()
-            train_one_epoch(model, train, opt, device, sites, cfg["hsic"], no_hsic, False, "")
-            t_train = time.perf_counter() - t0
-            times["ce"].append(t_train)
-
-            t0 = time.perf_counter()
-            plain_eval(model, val, device)
-            times["epoch plain"].append(t_train + time.perf_counter() - t0)
-
-            t0 = time.perf_counter()  # as the trainer does: capture, then a background append
-            _, _, act, _, _ = evaluate(model, val, device, sites)
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(store.append_epoch, path, epoch, act, {}, "float32")
-            epoch += 1
-            times["epoch+dump"].append(t_train + time.perf_counter() - t0)
-
-            t0 = time.perf_counter()
-            train_one_epoch(model, train, opt, device, sites, cfg["hsic"], weights, False, "")
-            times["ce+hsic"].append(time.perf_counter() - t0)
-        pending.result()
-        writer.shutdown()
-    best = {k: min(v) for k, v in times.items()}
-    print(f"{args.arch} width {args.width} on {args.dataset} ({device}), best of {args.reps}:")
-    for k, v in best.items():
-        print(f"  {k:12s} {v:.3f} s")
+            make_imagenette_tree(tree, args.n_train, args.n_val)
+            print(
+                f"generated {args.n_train}+{args.n_val} JPEGs in {time.perf_counter() - t0:.0f} s"
+            )
+        rows = []
+        for cfg in configs(args, tree):
+            r = bench_arch(cfg, device, granted_cores(args.cores), args.reps, tmp)
+            rows.append((cfg, r))
+            report(cfg, r, device, args.reps)
     print(
-        f"dump cost: epoch with dump / without = {best['epoch+dump'] / best['epoch plain']:.3f} (target <= 1.05)"
+        "\n| arch | width | plain s | dump s | hsic s | dump/plain | hsic/plain | img/s plain | img/s dump | img/s hsic |"
     )
-    print(f"HSIC cost: CE+HSIC / CE epoch = {best['ce+hsic'] / best['ce']:.3f} (target <= 1.10)")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for cfg, r in rows:
+        b, n = r["best"], r["n"]
+        print(
+            f"| {cfg['arch']} | {cfg['width']} | {b['plain']:.2f} | {b['dump']:.2f} | {b['hsic']:.2f} "
+            f"| {b['dump'] / b['plain']:.3f} | {b['hsic'] / b['plain']:.3f} "
+            f"| {n / b['plain']:.0f} | {n / b['dump']:.0f} | {n / b['hsic']:.0f} |"
+        )
+
+
+def report(cfg, r, device, reps) -> None:
+    b, prec = r["best"], r["prec"]
+    print(
+        f"{cfg['arch']} width {cfg['width']} on {cfg['dataset']['name']} ({device}, amp {prec.amp}, "
+        f"channels_last {prec.channels_last}, {r['workers']} workers), best of {reps}:"
+    )
+    for k, v in b.items():
+        print(f"  {k:8s} {v:7.3f} s  {r['n'] / v:8.0f} images/s")
+    print(f"  trainer with dump / plain loop = {b['dump'] / b['plain']:.3f} (target <= 1.10)")
+    print(f"  trainer with HSIC / plain loop = {b['hsic'] / b['plain']:.3f} (target <= 1.20)")
+    print(f"  dump overhead: with / without  = {b['dump'] / b['no dump']:.3f} (target <= 1.05)")
+    print(f"  HSIC overhead: with / without  = {b['hsic'] / b['dump']:.3f} (target <= 1.10)")
 
 
 if __name__ == "__main__":

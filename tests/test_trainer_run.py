@@ -103,8 +103,10 @@ def test_crash_in_the_middle_of_an_epoch_resumes_to_identical_store(tmp_path, mo
 
 
 @pytest.mark.slow
-def test_kill_9_and_restart_gives_identical_store(tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_kill_9_and_restart_gives_identical_store(tmp_path, workers):
     args = [sys.executable, "-m", "trainer", *TINY, "train.epochs=8", "train.progress=false"]
+    args += ["--workers", workers]
     subprocess.run([*args, "--out", str(tmp_path / "ref")], check=True, capture_output=True)
     proc = subprocess.Popen([*args, "--out", str(tmp_path / "killed")], stderr=subprocess.DEVNULL)
     progress = tmp_path / "killed" / "progress.json"

@@ -29,6 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML config file (the workflow's config file works too)")
     p.add_argument("--config-json", help="config as a JSON string (used by the workflow)")
     p.add_argument("--out", required=True, help="run directory to write (or resume)")
+    p.add_argument(
+        "--workers",
+        help="DataLoader workers for this process (an integer or auto), overriding "
+        "train.num_workers without changing the run's config",
+    )
+    p.add_argument(
+        "--cores",
+        type=int,
+        help="cores granted to this process (the workflow passes Snakemake's threads); "
+        "auto workers are derived from them (default: the CPU affinity)",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p
 
@@ -52,12 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(json.dumps(cfg, indent=2))
         return 0
+    workers = args.workers
+    if workers is not None and workers != "auto":
+        if not workers.isdigit():
+            print(
+                f"trainer: error: --workers {workers!r}: an integer >= 0 or auto", file=sys.stderr
+            )
+            return 2
+        workers = int(workers)
     from latent_mi.outputs import write_failure
 
-    from .train import DivergedError, run  # heavy imports only when training
+    from .train import DivergedError, Runtime, run  # heavy imports only when training
 
     try:
-        done = run(cfg, args.out)
+        done = run(cfg, args.out, Runtime(workers=workers, cores=args.cores))
     except (ValueError, FileNotFoundError, RuntimeError, DivergedError) as e:
         print(f"trainer: error: {e}", file=sys.stderr)
         return 1

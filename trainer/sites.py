@@ -77,8 +77,13 @@ def find_sites(net: nn.Module) -> list[Site]:
 
 
 def gap(x: torch.Tensor) -> torch.Tensor:
-    """Global average pooling over all spatial dims: (batch, C, ...) -> (batch, C)."""
-    return x.flatten(2).mean(dim=2) if x.dim() > 2 else x
+    """Global average pooling over all spatial dims: (batch, C, ...) -> (batch, C), float32.
+
+    Accumulated in float32 whatever the activation's dtype (autocast) or layout.
+    """
+    if x.dim() <= 2:
+        return x.float()
+    return x.mean(dim=tuple(range(2, x.dim())), dtype=torch.float32)
 
 
 @contextlib.contextmanager

@@ -15,34 +15,40 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from latent_mi import contract as C
 from latent_mi import outputs
 
 from . import resume, store
 from .config import config_json
-from .data import INPUT_FEATURES, input_summary, load_dataset
-from .hsic import hsic_penalty
-from .sites import Site, capture_gap, find_sites
+from .data import INPUT_FEATURES, load_dataset
+from .epoch import DivergedError, evaluate, train_one_epoch
+from .loaders import granted_cores, make_loaders, resolve_workers
+from .precision import resolve_precision
+from .sites import Site, find_sites
 from .zoo import model_from_config
 
 log = logging.getLogger("trainer")
 
 
-class DivergedError(RuntimeError):
-    """Training produced a non-finite loss."""
+__all__ = ["DivergedError", "Runtime", "evaluate", "run", "train_one_epoch"]
+
+
+@dataclass
+class Runtime:
+    """How this process runs a config (not part of the run's identity): from the CLI."""
+
+    workers: int | str | None = None  # DataLoader workers; None: train.num_workers
+    cores: int | None = None  # cores granted (``auto`` workers); None: CPU affinity
 
 
 def pick_device(name: str) -> torch.device:
@@ -94,88 +100,30 @@ def hsic_weights(cfg: dict, sites: list[Site]) -> dict[str, float]:
     return {name: float(weights) for name in chosen}
 
 
-def train_one_epoch(model, loader, optimizer, device, sites, hsic_cfg, weights, progress, desc):
-    """One pass over the training set; returns mean CE, accuracy and mean HSIC sum."""
-    model.train()
-    total, correct, ce_sum, hsic_sum = 0, 0, 0.0, 0.0
-    use_hsic = bool(weights) and hsic_cfg["lambda"] > 0
-    bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
-    for images, labels in bar:
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        if use_hsic:
-            with capture_gap([s for s in sites if s.name in weights], detach=False) as pooled:
-                logits = model(images)
-            dependence = hsic_penalty(pooled, labels, weights, hsic_cfg["bandwidth"])
-            ce = F.cross_entropy(logits, labels)
-            loss = ce - hsic_cfg["lambda"] * dependence
-            hsic_sum += dependence.item() * len(labels)
-        else:
-            logits = model(images)
-            ce = F.cross_entropy(logits, labels)
-            loss = ce
-        if not torch.isfinite(loss):
-            raise DivergedError("non-finite training loss")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        ce_sum += ce.item() * len(labels)
-        correct += (logits.argmax(1) == labels).sum().item()
-        total += len(labels)
-    return ce_sum / total, correct / total, (hsic_sum / total if use_hsic else math.nan)
-
-
-@torch.no_grad()
-def evaluate(model, loader, device, sites, with_summary=False):
-    """Validation pass in fixed sample order, capturing every site's GAP values.
-
-    Returns (loss, accuracy, activation (sample, unit) float32, labels, input summaries).
-    """
-    model.eval()
-    chunks, labels_all, summaries = [], [], []
-    loss_sum, correct, total = 0.0, 0, 0
-    with capture_gap(sites) as pooled:
-        for images, labels in loader:
-            images, labels = (
-                images.to(device, non_blocking=True),
-                labels.to(device, non_blocking=True),
-            )
-            logits = model(images)
-            loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-            correct += (logits.argmax(1) == labels).sum().item()
-            total += len(labels)
-            chunks.append(torch.cat([pooled[s.name] for s in sites], dim=1).float().cpu())
-            labels_all.append(labels.cpu())
-            if with_summary:
-                summaries.append(input_summary(images).float().cpu())
-    activation = torch.cat(chunks).numpy()
-    summary = torch.cat(summaries).numpy() if with_summary else None
-    return loss_sum / total, correct / total, activation, torch.cat(labels_all).numpy(), summary
-
-
-def _rng_state(train_gen: torch.Generator) -> dict:
+def _rng_state() -> dict:
+    """Global RNG states (dropout); data order and augmentation are seeded per epoch."""
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "numpy": np.random.get_state(),
         "python": random.getstate(),
-        "loader": train_gen.get_state(),
     }
 
 
-def _set_rng_state(state: dict, train_gen: torch.Generator) -> None:
+def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
-    train_gen.set_state(state["loader"])
 
 
-def run(cfg: dict, run_dir: str | Path) -> dict:
+def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
     """Train one run described by a resolved config; returns the done manifest.
 
     The run directory is locked while training (``latent_mi.outputs.dir_lock``): a second
-    trainer on it stops with a LockError naming the first one's PID.
+    trainer on it stops with a LockError naming the first one's PID. ``runtime``: how this
+    process runs it (loader workers), not part of the run's identity.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -184,20 +132,21 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
             from .szt.train import run as run_szt
 
             return run_szt(cfg, run_dir)
-        return _run_locked(cfg, run_dir)
+        return _run_locked(cfg, run_dir, runtime or Runtime())
 
 
-def _run_locked(cfg: dict, run_dir: Path) -> dict:
+def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
     _add_file_log(run_dir / "train.log")
     cfg_json = config_json(cfg)
     tcfg, dcfg = cfg["train"], cfg["dump"]
     device = pick_device(tcfg["device"])
+    prec = resolve_precision(tcfg, device)
 
     torch.manual_seed(cfg["seed"])
     np.random.seed(cfg["seed"])
     random.seed(cfg["seed"])
     data = load_dataset(cfg["dataset"])
-    model = model_from_config(cfg, data.n_classes).to(device)
+    model = prec.model(model_from_config(cfg, data.n_classes))
     sites = find_sites(model)
     weights = hsic_weights(cfg, sites) if cfg["regularizer"] == "hsic" else {}
     optimizer = torch.optim.SGD(
@@ -209,24 +158,16 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=tcfg["lr_factor"], patience=tcfg["lr_patience"]
     )
-    train_gen = torch.Generator().manual_seed(cfg["seed"])
-    pin = device.type == "cuda"
-    train_loader = DataLoader(
-        data.train,
-        batch_size=tcfg["batch_size"],
-        shuffle=True,
-        generator=train_gen,
-        num_workers=tcfg["num_workers"],
-        pin_memory=pin,
-        drop_last=len(data.train) > tcfg["batch_size"],
-        persistent_workers=tcfg["num_workers"] > 0,
-    )
-    val_loader = DataLoader(
-        data.val,
-        batch_size=max(256, tcfg["batch_size"]),
-        shuffle=False,
-        num_workers=tcfg["num_workers"],
-        pin_memory=pin,
+    setting = tcfg["num_workers"] if runtime.workers is None else runtime.workers
+    workers = resolve_workers(setting, data.train, device, granted_cores(runtime.cores))
+    loaders = make_loaders(data, tcfg["batch_size"], cfg["seed"], workers, device)
+    train_loader, val_loader = loaders.train, loaders.val
+    log.info(
+        "device %s, %d loader workers, amp %s, channels_last %s",
+        device,
+        workers,
+        prec.amp,
+        prec.channels_last,
     )
     store_path = run_dir / C.STORE
     ckpt = run_dir / C.CHECKPOINTS
@@ -238,7 +179,8 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(train_gen),
+            "rng": _rng_state(),
+            "scaler": prec.scaler.state_dict() if prec.scaler is not None else None,
             "progress": progress,
             "config": cfg_json,
             "sites": [s.describe() for s in sites],
@@ -253,9 +195,8 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
     ckpt.mkdir(exist_ok=True)
     if point is None:
         t0 = time.perf_counter()
-        val_loss, val_acc, act, labels, summary = evaluate(
-            model, val_loader, device, sites, with_summary=True
-        )
+        ev = evaluate(model, val_loader, prec, sites, with_summary=True)
+        val_loss, val_acc = ev.loss, ev.acc
         metrics = {
             "val_loss": val_loss,
             "val_acc": val_acc,
@@ -264,10 +205,10 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
         }
         store.create_store(
             store_path,
-            activation=act,
+            activation=ev.activation,
             metrics=metrics,
-            labels=labels,
-            input_summary=summary,
+            labels=ev.labels,
+            input_summary=ev.summary,
             input_features=INPUT_FEATURES,
             sites=[s.describe() for s in sites],
             attrs={
@@ -280,6 +221,7 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
                 "config": cfg_json,
                 "classes": json.dumps(data.classes),
                 "epoch_0": "network at initialization, before any update",
+                "precision": json.dumps(prec.describe()),
             },
             dtype=dtype,
             unit_chunk=dcfg["unit_chunk"],
@@ -303,7 +245,9 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], train_gen)
+        _set_rng_state(state["rng"])
+        if prec.scaler is not None and state.get("scaler"):
+            prec.scaler.load_state_dict(state["scaler"])
         progress = state["progress"]
         last = progress["epochs_complete"] - 1
         store.reopen_store(store_path)
@@ -311,8 +255,8 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
             # the checkpointed epoch's data did not land (killed while the background writer
             # stored it) or is damaged: redo its dump
             store.truncate_epochs(store_path, last)
-            _, _, act, _, _ = evaluate(model, val_loader, device, sites)
-            _set_rng_state(state["rng"], train_gen)  # iterating a loader drew from the RNG
+            act = evaluate(model, val_loader, prec, sites).activation
+            _set_rng_state(state["rng"])  # the dump must leave the run's RNG as checkpointed
             store.append_epoch(store_path, last, act, progress["last_metrics"], dtype)
         store.truncate_epochs(store_path, last + 1)
         log.info("resuming %s after epoch %d", run_dir, last)
@@ -329,12 +273,13 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
             break
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
+        loaders.sampler.set_epoch(epoch)
         try:
-            train_loss, train_acc, train_hsic = train_one_epoch(
+            stats = train_one_epoch(
                 model,
                 train_loader,
                 optimizer,
-                device,
+                prec,
                 sites,
                 cfg["hsic"],
                 weights,
@@ -349,12 +294,13 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
                 epoch - 1,
             )
             break
-        val_loss, val_acc, act, _, _ = evaluate(model, val_loader, device, sites)
+        ev = evaluate(model, val_loader, prec, sites)
+        val_loss, val_acc, act = ev.loss, ev.acc, ev.activation
         scheduler.step(val_acc)
         metrics = {
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "train_hsic": train_hsic,
+            "train_loss": stats.loss,
+            "train_acc": stats.acc,
+            "train_hsic": stats.hsic,
             "val_loss": val_loss,
             "val_acc": val_acc,
             "lr": lr,
@@ -382,8 +328,8 @@ def _run_locked(cfg: dict, run_dir: Path) -> dict:
         log.info(
             "epoch %d train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f lr %.3g %.1fs",
             epoch,
-            train_loss,
-            train_acc,
+            stats.loss,
+            stats.acc,
             val_loss,
             val_acc,
             lr,

@@ -21,4 +21,4 @@ rule train_run:
         slurm_partition=GPU_PARTITION,
     threads: 8  # capped at --cores by Snakemake
     shell:
-        "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --out {params.out} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --cores {threads} --out {params.out} > {log} 2>&1"

@@ -1,0 +1,137 @@
+"""DataLoaders that keep a device fed and a run reproducible with any number of workers.
+
+Reproducibility does not rest on worker seeds: the training sampler draws, for each epoch,
+the sample order *and one augmentation seed per sample* from a generator seeded by
+``(seed, epoch)`` only, and :class:`SeededSamples` runs each sample's transform under its
+own seed. Epoch ``e`` thus sees the same images with the same crops and flips whether it
+runs with 0 or 16 workers, in an uninterrupted run or after a resume, and the loaders never
+draw from the global RNG that the model (dropout) uses.
+
+Workers (``train.num_workers``): an integer, or ``auto``: 0 for datasets held in memory as
+tensors (digits, synthetic: nothing to decode), else all granted cores on CUDA (the main
+process mostly waits on the device) and half of them on CPU (the rest compute). The granted
+cores come from ``python -m trainer --cores N`` (the workflow passes Snakemake's
+``threads``), else the process's CPU affinity.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .data import DataBundle, TensorImages
+
+PREFETCH_FACTOR = 4  # batches each worker keeps ready
+VAL_BATCH = 256
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit seed mixed from (run seed, epoch) (numpy's SeedSequence)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class EpochSampler(Sampler):
+    """Yields ``(index, sample_seed)``: order and seeds a pure function of (seed, epoch)."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
+        seeds = torch.randint(0, 2**62, (self.n,), generator=g)
+        return zip(order.tolist(), seeds.tolist(), strict=True)
+
+
+class SeededSamples(Dataset):
+    """``dataset[i]`` computed with torch's CPU generator seeded by the sample's own seed.
+
+    The generator's previous state is restored afterwards, so the main process's RNG stream
+    (used by dropout) is the same with 0 workers as with many.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, seed = key
+        gen = torch.random.default_generator
+        state = gen.get_state()
+        gen.manual_seed(seed)
+        try:
+            return self.dataset[index]
+        finally:
+            gen.set_state(state)
+
+
+def granted_cores(cores: int | None = None) -> int:
+    """Cores this process may use: ``cores`` if given, else its CPU affinity."""
+    if cores:
+        return cores
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(setting: int | str, dataset: Dataset, device: torch.device, cores: int) -> int:
+    """DataLoader worker count for ``train.num_workers`` (an int, or ``auto``; module doc)."""
+    if setting != "auto":
+        return int(setting)
+    if isinstance(dataset, TensorImages):
+        return 0
+    return cores if device.type == "cuda" else max(1, cores // 2)
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    val: DataLoader
+    sampler: EpochSampler
+    workers: int
+
+
+def _loader(dataset, batch_size, workers, pin, **kwargs) -> DataLoader:
+    extra = {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR} if workers else {}
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=pin,
+        generator=torch.Generator().manual_seed(0),  # worker base seeds: never the global RNG
+        **extra,
+        **kwargs,
+    )
+
+
+def make_loaders(
+    data: DataBundle, batch_size: int, seed: int, workers: int, device: torch.device
+) -> Loaders:
+    """Training loader (seeded per epoch: call ``sampler.set_epoch``) and the fixed-order
+    validation loader of the dump, both with ``workers`` persistent workers."""
+    pin = device.type == "cuda"
+    sampler = EpochSampler(len(data.train), seed)
+    train = _loader(
+        SeededSamples(data.train),
+        batch_size,
+        workers,
+        pin,
+        sampler=sampler,
+        drop_last=len(data.train) > batch_size,
+    )
+    val = _loader(data.val, max(VAL_BATCH, batch_size), workers, pin, shuffle=False)
+    return Loaders(train, val, sampler, workers)
