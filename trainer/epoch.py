@@ -46,8 +46,12 @@ class Evaluation:
 
 
 def _check_finite(sums: torch.Tensor) -> None:
-    if not bool(torch.isfinite(sums).all()):
-        raise DivergedError("non-finite training loss")
+    finite = torch.isfinite(sums).tolist()
+    if not all(finite):
+        which = ", ".join(
+            n for n, ok in zip(("cross-entropy", "", "HSIC"), finite, strict=True) if not ok
+        )
+        raise DivergedError(f"non-finite training loss ({which})")
 
 
 def train_one_epoch(
