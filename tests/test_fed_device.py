@@ -110,14 +110,18 @@ def test_workers_do_not_change_the_store(tmp_path):
 @pytest.mark.parametrize(
     "options",
     [
-        ["train.amp=bf16"],
-        ["train.channels_last=true"],
-        ["train.amp=bf16", "train.channels_last=true"],
+        ["train.amp=bf16", "regularizer=none"],
+        ["train.channels_last=true", "regularizer=hsic"],
+        ["train.amp=bf16", "train.channels_last=true", "regularizer=none"],
+        pytest.param(["train.amp=bf16", "regularizer=hsic"], marks=pytest.mark.slow),
     ],
 )
 def test_amp_and_channels_last_give_the_same_store_contract(tmp_path, options):
-    base = tiny_config("train.epochs=1", "regularizer=hsic", "train.lr=0.005")
-    other = tiny_config("train.epochs=1", "regularizer=hsic", "train.lr=0.005", *options)
+    # 32 px: at 16 px ResNet-18's layer4 sees 1x1 maps, where torch 2.15's CPU bf16
+    # convolution backward was seen to return NaN weight gradients at random steps
+    common = ["train.epochs=1", "train.lr=0.005", "dataset.image_size=32"]
+    base = tiny_config(*common, options[-1])
+    other = tiny_config(*common, *options)
     run(base, tmp_path / "fp32")
     run(other, tmp_path / "opt")
     a = xr.open_zarr(tmp_path / "fp32" / "activations.zarr")
@@ -125,7 +129,7 @@ def test_amp_and_channels_last_give_the_same_store_contract(tmp_path, options):
     sa, sb = _structure(a), _structure(b)
     assert sa == sb
     assert b.activation.dtype == np.float32 and np.isfinite(b.activation.values).all()
-    assert np.isfinite(b.train_hsic.values[1])
+    assert np.isfinite(b.train_hsic.values[1]) == ("regularizer=hsic" in options)
     precision = json.loads(b.attrs["precision"])
     assert precision["amp"] == ("bf16" if "train.amp=bf16" in options else "off")
     # epoch 0 is the same initial network: the values agree up to bf16 rounding
