@@ -200,31 +200,39 @@ def _pair_mi(a, b, n_bins, n, xlogx):
 
 @nb.njit(parallel=True, cache=True, nogil=True)
 def all_pairs_mi(codes, n_bins, xlogx):
-    """Symmetric (C, C) MI matrix of all channel pairs; the diagonal holds H(channel)."""
+    """Symmetric (C, C) MI matrix of all channel pairs; the diagonal holds H(channel).
+
+    The marginal terms sum_b n_b log n_b are computed once per channel, so each pair costs
+    one pass over the samples (one joint increment per sample).
+    """
     c_total, n = codes.shape
     out = np.empty((c_total, c_total), dtype=np.float64)
+    marginal = np.zeros(c_total)
+    for i in nb.prange(c_total):
+        h = np.zeros(n_bins, dtype=np.int32)
+        row = codes[i]
+        for t in range(n):
+            h[row[t]] += 1
+        s = 0.0
+        for k in range(n_bins):
+            s += xlogx[h[k]]
+        marginal[i] = s
+    log_n = np.log(n)
     for i in nb.prange(c_total):
         joint = np.zeros(n_bins * n_bins, dtype=np.int32)
-        hi = np.zeros(n_bins, dtype=np.int32)
         row_i = codes[i]
+        base = np.empty(n, dtype=np.int32)
         for t in range(n):
-            hi[row_i[t]] += 1
-        si = 0.0
-        for k in range(n_bins):
-            si += xlogx[hi[k]]
+            base[t] = row_i[t] * n_bins
         for j in range(i, c_total):
-            joint[:] = 0
-            hj = np.zeros(n_bins, dtype=np.int32)
             row_j = codes[j]
             for t in range(n):
-                joint[row_i[t] * n_bins + row_j[t]] += 1
-                hj[row_j[t]] += 1
+                joint[base[t] + row_j[t]] += 1
             s = 0.0
             for k in range(n_bins * n_bins):
                 s += xlogx[joint[k]]
-            for k in range(n_bins):
-                s -= xlogx[hj[k]]
-            v = (s - si) / n + np.log(n)
+                joint[k] = 0
+            v = (s - marginal[i] - marginal[j]) / n + log_n
             out[i, j] = v
             out[j, i] = v
     return out

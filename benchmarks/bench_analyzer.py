@@ -89,24 +89,32 @@ def make_store(base: Path, path: Path, n_epochs: int, n_samples: int, seed: int 
     store.finalize_store(path, "complete", n_epochs)
 
 
+CONFIGS = {  # name: (label permutations of the nulls, all-pairs channel MI at init/best/last)
+    "default": (20, True),
+    "no-null": (0, True),
+    "no-null-no-cc": (0, False),
+}
+
 CHILD = """
 import resource, sys, time, dask
 from analyzer.mi_tensors import Options, analyze
 store, out, threads, perms = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+cc = ("init", "best", "last") if sys.argv[5] == "1" else ()
 with dask.config.set(scheduler="threads", num_workers=threads):
     t0 = time.perf_counter()
-    analyze(store, out, Options(bins=20, permutations=perms))
+    analyze(store, out, Options(bins=20, permutations=perms, cc_epochs=cc))
     print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def run_analyzer(store: Path, out: Path, threads: int, perms: int) -> tuple[float, float]:
+def run_analyzer(store: Path, out: Path, threads: int, config: str) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of the analyzer on a store, in a fresh process."""
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
+    perms, cc = CONFIGS[config]
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(store), str(out), str(threads), str(perms)],
+        [sys.executable, "-c", CHILD, str(store), str(out), str(threads), str(perms), str(int(cc))],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -137,7 +145,12 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument(
-        "--permutations", type=int, default=20, help="label permutations of the nulls (default 20)"
+        "--configs",
+        nargs="+",
+        default=list(CONFIGS),
+        choices=list(CONFIGS),
+        help="analyzer settings: default (20-permutation nulls, channel pairs of the last layer "
+        "at init/best/last), no-null (--permutations 0), no-null-no-cc (also no channel pairs)",
     )
     parser.add_argument("--tmp", default=None, help="scratch folder (default: a temp dir)")
     args = parser.parse_args()
@@ -168,43 +181,49 @@ def main():
                 check=True,
                 cwd=ROOT,
             )
-        run_analyzer(stores[e1], tmp / "warm.zarr", args.threads, args.permutations)  # numba cache
-        t = {e1: [], e2: []}
-        rss = {e1: [], e2: []}
+        run_analyzer(stores[e1], tmp / "warm.zarr", args.threads, "no-null")  # numba cache
+        t = {(c, n): [] for c in args.configs for n in (e1, e2)}
+        rss = {(c, n): [] for c in args.configs for n in (e1, e2)}
         for _ in range(args.repeats):
-            for n in (e1, e2):
-                s, r = run_analyzer(stores[n], tmp / f"mi{n}.zarr", args.threads, args.permutations)
-                t[n].append(s)
-                rss[n].append(r)
+            for c in args.configs:
+                for n in (e1, e2):
+                    sec, r = run_analyzer(stores[n], tmp / f"mi{n}.zarr", args.threads, c)
+                    t[c, n].append(sec)
+                    rss[c, n].append(r)
         loads = {e1: [], e2: []}
         for _ in range(args.repeats + 1):
             for n in (e1, e2):
                 loads[n].append(load_time(stores[n]))
         for n in (e1, e2):
             loads[n] = loads[n][1:]  # the first load pays zarr's first-use costs
-        units = json.loads(__import__("xarray").open_zarr(base).attrs["sites"])
-        n_units = sum(s["channels"] for s in units)
+        import xarray as xr
+
+        sites = json.loads(xr.open_zarr(base).attrs["sites"])
+        n_units = sum(site["channels"] for site in sites)
         mb = n_units * args.samples * 4 / 1e6
-        whole = [a / b for a, b in zip(t[e2], loads[e2], strict=True)]
-        marg = [
-            ((a2 - a1) / (e2 - e1)) / (l2 / e2)
-            for a1, a2, l2 in zip(t[e1], t[e2], loads[e2], strict=True)
-        ]
         print(
-            f"store: {args.arch} width 1 from the trainer's output, {len(units)} sites, {n_units} "
+            f"store: {args.arch} width 1 from the trainer's output, {len(sites)} sites, {n_units} "
             f"units x {args.samples} samples ({mb:.0f} MB/epoch float32); threads {args.threads}; "
-            f"permutations {args.permutations}; {args.repeats} repeats: median (min, max)"
+            f"{args.repeats} repeats: median (min, max)"
         )
-        print(f"analyzer {e1} epochs: {spread(t[e1])} s; {e2} epochs: {spread(t[e2])} s")
         print(
-            f"open_zarr().load() {e1} epochs: {spread(loads[e1])} s; {e2} epochs: {spread(loads[e2])} s"
+            f"open_zarr().load(): {e1} epochs {spread(loads[e1])} s; {e2} epochs {spread(loads[e2])} s"
         )
-        print(f"whole analyzer / load at {e2} epochs: {spread(whole)} x (target <= 3)")
-        print(f"marginal per-epoch cost / per-epoch load: {spread(marg)} x (target <= 2)")
-        print(
-            f"peak RSS: {e1} epochs {spread(rss[e1])} MB, {e2} epochs {spread(rss[e2])} MB "
-            "(target <= 2048, independent of the epoch count)"
-        )
+        for c in args.configs:
+            whole = [a / b for a, b in zip(t[c, e2], loads[e2], strict=True)]
+            marg = [
+                ((a2 - a1) / (e2 - e1)) / (l2 / e2)
+                for a1, a2, l2 in zip(t[c, e1], t[c, e2], loads[e2], strict=True)
+            ]
+            print(
+                f"[{c}] analyzer: {e1} epochs {spread(t[c, e1])} s; {e2} epochs {spread(t[c, e2])} s"
+            )
+            print(f"[{c}] whole analyzer / load at {e2} epochs: {spread(whole)} x (target <= 3)")
+            print(f"[{c}] marginal per-epoch cost / per-epoch load: {spread(marg)} x (target <= 2)")
+            print(
+                f"[{c}] peak RSS: {e1} epochs {spread(rss[c, e1])} MB, {e2} epochs "
+                f"{spread(rss[c, e2])} MB (target <= 2048, independent of the epoch count)"
+            )
 
 
 if __name__ == "__main__":
