@@ -106,7 +106,17 @@ class Loaders:
 
 
 def _loader(dataset, batch_size, workers, pin, **kwargs) -> DataLoader:
-    extra = {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR} if workers else {}
+    # spawned, not forked: a forked worker inherits the run directory's lock (flock) and,
+    # orphaned by a kill -9, would hold it for seconds against the restarted trainer
+    extra = (
+        {
+            "persistent_workers": True,
+            "prefetch_factor": PREFETCH_FACTOR,
+            "multiprocessing_context": "spawn",
+        }
+        if workers
+        else {}
+    )
     return DataLoader(
         dataset,
         batch_size=batch_size,
