@@ -115,17 +115,16 @@ def markdown(rows: list[dict], n_runs: int) -> str:
 
 def figure(rows: list[dict], path_stem: Path, formats=("png", "pdf")) -> list[Path]:
     """Heatmap: one row per finding, one column per setting, colour = verdict."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.colors
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     ids = list(rows[0]["findings"])
     rgb = np.array(
         [[matplotlib.colors.to_rgb(COLORS[r["findings"][i]["verdict"]]) for r in rows] for i in ids]
     )
-    fig, ax = plt.subplots(figsize=(max(6, 0.28 * len(rows) + 3), 0.5 * len(ids) + 2.2))
+    fig = Figure(figsize=(max(6, 0.28 * len(rows) + 3), 0.5 * len(ids) + 2.2))
+    ax = fig.add_subplot()
     ax.imshow(rgb, aspect="auto")
     ax.set_yticks(range(len(ids)), ids)
     ax.set_xticks(
@@ -143,7 +142,6 @@ def figure(rows: list[dict], path_stem: Path, formats=("png", "pdf")) -> list[Pa
         paths.append(path_stem.with_name(f"{path_stem.name}.{fmt}"))
         with safe_output(paths[-1], "robustness-summary") as tmp:
             fig.savefig(tmp, dpi=120, format=fmt)
-    plt.close(fig)
     return paths
 
 
