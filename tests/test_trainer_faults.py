@@ -52,7 +52,7 @@ def ref_run(tmp_path_factory):
 
 def test_second_trainer_on_a_run_directory_stops_naming_the_first(tmp_path):
     run_dir = tmp_path / "run"
-    long = ["train.epochs=500", "train.early_stop_patience=1000"]  # outlives the test
+    long = ["train.epochs=1000000", "train.early_stop_patience=1000000"]  # outlives the test
     args = [sys.executable, "-m", "trainer", *TINY, *long, "--out", str(run_dir)]
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
     first = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
