@@ -30,3 +30,4 @@ localrules:
     analyze,
     figures,
     robustness,
+    szt,
