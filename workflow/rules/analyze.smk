@@ -30,6 +30,8 @@ rule analyze_run:
     threads: 2
     resources:
         slurm_partition=CPU_PARTITION,
+    conda:
+        CONDA_ENV
     shell:
         "python -m analyzer {params.store} --bins {wildcards.bins} --out {output} --run {wildcards.run}"
         " --threads {threads} --no-progress {params.extra} > {log} 2>&1"

@@ -70,6 +70,7 @@ except WorkflowError as e:
     raise WorkflowError(f"invalid config: {_schema_error('config.schema.yaml') or detail.strip()}") from None
 
 RESULTS = config["results"]
+CONDA_ENV = "../envs/latent-mi.yaml"  # relative to workflow/rules/ (snakemake --sdm conda)
 CPU_PARTITION = config["slurm"]["cpu_partition"]  # resources only the SLURM executor reads
 GPU_PARTITION = config["slurm"]["gpu_partition"]
 BINS = [int(b) for b in config["mi"]["bins"]]
@@ -121,3 +122,26 @@ wildcard_constraints:
     donor="|".join(RUNS),
     recipient="|".join(RUNS),
     bins=r"\d+",
+
+
+def szt_runs(szt):
+    """Run name -> resolved trainer config of every point of the `szt` grid (seeds 003/002)."""
+    runs = {}
+    for act, beta, seed in itertools.product(szt["activation"], szt["train_beta"], szt["seed"]):
+        point = {
+            "arch": "szt_mlp",
+            "activation": act,
+            "seed": int(seed),
+            "dataset": {"name": "szt", "train_fraction": szt["train_fraction"]},
+            "train": {**szt["train"], "epochs": szt["epochs"], "progress": False},
+            "dump": {"epochs": "log", "log_count": szt["dump_count"]},
+            "noise": {"beta": float(beta)},
+        }
+        runs[f"szt_mlp-{act}-beta{float(beta):g}-s{seed}"] = resolve_config(data=point)
+    return runs
+
+
+def intervention_files(bins, runs, pairs):
+    """The interventions outputs of `runs` and the transplant outputs of `pairs` at `bins`."""
+    files = [C.interventions_path(RESULTS, bins, run) for run in runs]
+    return files + [C.transplant_path(RESULTS, bins, d, r) for d, r in pairs]

@@ -9,24 +9,23 @@ FIGURE_NAMES = [
     if IV_ON or FIGURES[n].source == "mi"
 ]
 FIGURES_CODE = code_files("analyzer/figures/*.py", "latent_mi/*.py", "workflow/scripts/figures.py")
-
-
-def figure_files(bins):
-    return [f"{C.figures_dir(RESULTS, bins)}/{name}.{fmt}" for name in FIGURE_NAMES for fmt in FORMATS]
+FIGURE_FILES = [
+    f"{C.figures_dir(RESULTS, b)}/{name}.{fmt}" for b in BINS for name in FIGURE_NAMES for fmt in FORMATS
+]
 
 
 rule figures:
     default_target: True
     input:
-        [figure_files(b) for b in BINS],
-        [findings_files(b) for b in BINS],
-        [szt_figure_files(b) for b in SZT_BINS] if SZT_ON else [],
+        FIGURE_FILES,
+        FINDINGS_FILES,
+        SZT_FIGURE_FILES if SZT_ON else [],
 
 
 rule figure:
     input:
         mi=expand(C.mi_path(RESULTS, "{{bins}}", "{run}"), run=RUNS),
-        interventions=lambda wc: intervention_files(wc.bins) if FIGURES[wc.name].source == "interventions" else [],
+        interventions=lambda wc: intervention_files(wc.bins, IV_SCORED, PAIRS) if FIGURES[wc.name].source == "interventions" else [],
         code=FIGURES_CODE,
     output:
         report(
@@ -45,6 +44,8 @@ rule figure:
         f"{RESULTS}/logs/figures/bins-{{bins}}/{{name}}.log",
     resources:
         slurm_partition=CPU_PARTITION,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/figures.py"
 

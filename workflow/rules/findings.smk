@@ -9,16 +9,13 @@ SWEEP = config["robustness"]
 SWEEP_CODE = code_files(
     *(f"analyzer/{name}.py" for name in ("sweep", "binning", "nulls", "robustness", "findings"))
 )
-
-
-def findings_files(bins):
-    return [f"{C.findings_stem(RESULTS, bins)}.{ext}" for ext in ("md", "json")]
+FINDINGS_FILES = [f"{C.findings_stem(RESULTS, b)}.{ext}" for b in BINS for ext in ("md", "json")]
 
 
 rule findings_bins:
     input:
         mi=expand(C.mi_path(RESULTS, "{{bins}}", "{run}"), run=RUNS),
-        interventions=lambda wc: intervention_files(wc.bins),
+        interventions=lambda wc: intervention_files(wc.bins, IV_SCORED, PAIRS),
         code=FINDINGS_CODE,
     output:
         md=report(
@@ -34,6 +31,8 @@ rule findings_bins:
         stem=lambda wc: C.findings_stem(RESULTS, wc.bins),
     resources:
         slurm_partition=CPU_PARTITION,
+    conda:
+        CONDA_ENV
     shell:
         "python -m analyzer.findings_report --mi {input.mi} --interventions {input.interventions}"
         " --out {params.stem} > {log} 2>&1"
@@ -65,6 +64,8 @@ rule robustness_run:
     threads: 1
     resources:
         slurm_partition=CPU_PARTITION,
+    conda:
+        CONDA_ENV
     shell:
         "python -m analyzer.sweep {params.store} --out {output} {params.args} > {log} 2>&1"
 
@@ -89,11 +90,13 @@ rule robustness_summary:
         ],
     params:
         formats=" ".join(config["figures"]["formats"]),
-        stem=C.robustness_stem(RESULTS),
+        stem=lambda wc, output: os.path.splitext(output[0])[0],
     log:
         f"{RESULTS}/logs/robustness/summary.log",
     resources:
         slurm_partition=CPU_PARTITION,
+    conda:
+        CONDA_ENV
     shell:
         "python -m analyzer.robustness {input.sweeps} --out {params.stem}"
         " --formats {params.formats} > {log} 2>&1"

@@ -21,14 +21,7 @@ IV_CODE = code_files(
     "trainer/data.py",
     "latent_mi/*.py",
 )
-
-
-def intervention_files(bins):
-    if not IV_ON:
-        return []
-    files = [C.interventions_path(RESULTS, bins, run) for run in IV_RUNS]
-    files += [C.transplant_path(RESULTS, bins, d, r) for d, r in PAIRS]
-    return files
+IV_SCORED = IV_RUNS if IV_ON else []  # runs whose interventions are computed
 
 
 rule interventions_run:
@@ -47,6 +40,8 @@ rule interventions_run:
     resources:
         slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
         gpu=1 if IV["device"].startswith("cuda") else 0,  # auto: shares the box
+    conda:
+        CONDA_ENV
     shell:
         "python -m trainer.intervene {params.run_dir} --mi {input.mi} --out {output} {params.args}"
         " --threads {threads} > {log} 2>&1"
@@ -70,6 +65,8 @@ rule transplant_pair:
     resources:
         slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
         gpu=1 if IV["device"].startswith("cuda") else 0,  # auto: shares the box
+    conda:
+        CONDA_ENV
     shell:
         "python -m trainer.intervene {params.recipient} --donor {params.donor} --mi {input.mi}"
         " --out {output} {params.args} --threads {threads} > {log} 2>&1"

@@ -10,36 +10,19 @@ SZT_FIGS = names("szt", szt=True)
 SZT_FORMATS = list(dict.fromkeys(["png", *config["figures"]["formats"]]))  # PNG: the report
 SZT_FIGURES_CODE = code_files("analyzer/figures/*.py", "latent_mi/*.py", "workflow/scripts/figures.py")
 
-
-def _szt_runs():
-    runs = {}
-    for act, beta, seed in itertools.product(SZT["activation"], SZT["train_beta"], SZT["seed"]):
-        point = {
-            "arch": "szt_mlp",
-            "activation": act,
-            "seed": int(seed),
-            "dataset": {"name": "szt", "train_fraction": SZT["train_fraction"]},
-            "train": {**SZT["train"], "epochs": SZT["epochs"], "progress": False},
-            "dump": {"epochs": "log", "log_count": SZT["dump_count"]},
-            "noise": {"beta": float(beta)},
-        }
-        runs[f"szt_mlp-{act}-beta{float(beta):g}-s{seed}"] = resolve_config(data=point)
-    return runs
-
-
 try:
-    SZT_RUNS = _szt_runs()
+    SZT_RUNS = szt_runs(SZT)
 except ConfigError as e:
     raise WorkflowError(f"invalid config: szt: {e}") from None
 
-
-def szt_figure_files(bins):
-    return [f"{SZT_DIR}/figures/bins-{bins}/{n}.{fmt}" for n in SZT_FIGS for fmt in SZT_FORMATS]
+SZT_FIGURE_FILES = [
+    f"{SZT_DIR}/figures/bins-{b}/{n}.{fmt}" for b in SZT_BINS for n in SZT_FIGS for fmt in SZT_FORMATS
+]
 
 
 rule szt:
     input:
-        [szt_figure_files(b) for b in SZT_BINS],
+        SZT_FIGURE_FILES,
 
 
 rule szt_train_run:
@@ -53,6 +36,8 @@ rule szt_train_run:
     threads: 1  # a 12-10-7-5-4-3-2 MLP: one thread (more only synchronize)
     resources:
         slurm_partition=CPU_PARTITION,
+    conda:
+        CONDA_ENV
     shell:
         "OMP_NUM_THREADS=1 python -m trainer --config-json {params.cfg} --out {params.out} > {log} 2>&1"
 
@@ -77,6 +62,8 @@ rule szt_analyze_run:
     threads: 2
     resources:
         slurm_partition=CPU_PARTITION,
+    conda:
+        CONDA_ENV
     shell:
         "python -m analyzer {params.store} --bins {wildcards.bins} --out {output} --run {wildcards.szt_run}"
         " --threads {threads} --no-progress {params.extra} > {log} 2>&1"
@@ -103,6 +90,8 @@ rule szt_figure:
         f"{RESULTS}/logs/szt/figures/bins-{{bins}}/{{szt_fig}}.log",
     resources:
         slurm_partition=CPU_PARTITION,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/figures.py"
 

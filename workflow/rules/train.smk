@@ -20,5 +20,7 @@ rule train_run:
         gpu=1,  # the one GPU key (never also `gres`): one trainer per GPU
         slurm_partition=GPU_PARTITION,
     threads: 8  # capped at --cores by Snakemake
+    conda:
+        CONDA_ENV
     shell:
         "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --cores {threads} --out {params.out} > {log} 2>&1"
