@@ -21,32 +21,15 @@ import xarray as xr
 
 from latent_mi.outputs import safe_output
 
-from .findings import RunSummary, mi_findings
+from .findings import RunSummary, mi_findings, summary_of
 
 COLORS = {"reproduced": "#4daf4a", "mixed": "#ffbf00", "not reproduced": "#e41a1c",
           "not measured": "#bbbbbb"}  # fmt: skip
 
 
 def summaries(runs: list[xr.Dataset], bins: int, fraction: float, rule: str) -> list[RunSummary]:
-    out = []
-    for ds in runs:
-        cell = ds.sel(bins=bins, fraction=fraction, rule=rule)
-        out.append(
-            RunSummary(
-                run=str(ds.run.values),
-                arch=str(ds.arch.values),
-                activation=str(ds.activation.values),
-                regularizer=str(ds.regularizer.values),
-                seed=int(ds.seed.values),
-                epochs=ds.epoch.values,
-                val_acc=ds.val_acc.values,
-                label_mi=cell.label_mi.values.astype(np.float64),
-                label_mi_null=cell.label_mi_null.values.astype(np.float64),
-                gini=cell.gini.values.astype(np.float64),
-                input_mi=cell.input_mi.values.astype(np.float64),
-            )
-        )
-    return out
+    """RunSummary of each run's sweep Dataset at one (bins, fraction, rule) cell."""
+    return [summary_of(ds.sel(bins=bins, fraction=fraction, rule=rule)) for ds in runs]
 
 
 def table(runs: list[xr.Dataset]) -> list[dict]:
