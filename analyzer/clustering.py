@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 
@@ -27,19 +28,46 @@ class Clustering:
         return self.within - self.between
 
 
+@nb.njit(cache=True, nogil=True)
+def _class_sums(values, labels, n_classes):
+    """(class sums of the unit rows (K, d), class counts of the nonzero rows (K,), finite)."""
+    n, d = values.shape
+    sums = np.zeros((n_classes, d))
+    counts = np.zeros(n_classes, dtype=np.int64)
+    poison = 0.0  # NaN as soon as one value is NaN or Inf
+    for i in range(n):
+        for j in range(d):
+            poison += np.float64(values[i, j]) * 0.0
+    if poison != 0.0:
+        return sums, counts, False
+    for i in range(n):  # rows in order: the accumulation order of np.add.at
+        ss = 0.0
+        for j in range(d):
+            x = np.float64(values[i, j])
+            ss += x * x
+        norm = np.sqrt(ss)
+        if norm > 0:
+            y = labels[i]
+            counts[y] += 1
+            for j in range(d):
+                sums[y, j] += np.float64(values[i, j]) / norm
+    return sums, counts, True
+
+
 def cosine_clustering(values: np.ndarray, labels: np.ndarray) -> Clustering:
-    """Mean within-class and between-class cosine similarity of the rows of ``values`` (n, d)."""
-    t = np.asarray(values, dtype=np.float64)
+    """Mean within-class and between-class cosine similarity of the rows of ``values`` (n, d).
+
+    One compiled pass over ``values`` (any float dtype or strides; math in float64).
+    """
+    values = np.asarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    if not np.isfinite(t).all():
-        return Clustering(math.nan, math.nan)
-    norm = np.linalg.norm(t, axis=1)
-    keep = norm > 0
-    u, y = t[keep] / norm[keep, None], labels[keep]
     k = int(labels.max()) + 1
-    sums = np.zeros((k, t.shape[1]))
-    np.add.at(sums, y, u)
-    n_k = np.bincount(y, minlength=k).astype(np.float64)
+    sums, counts, finite = _class_sums(values, labels, k)
+    if not finite:
+        return Clustering(math.nan, math.nan)
+    n_k = counts.astype(np.float64)
     gram = sums @ sums.T
     same_pairs = (n_k * (n_k - 1)).sum()
     within = (np.trace(gram) - n_k.sum()) / same_pairs if same_pairs > 0 else math.nan

@@ -28,8 +28,8 @@ from threadpoolctl import threadpool_limits
 
 from latent_mi import contract as C
 
+from . import all_pairs, layer_info, metrics, nulls, pca
 from . import estimators as est
-from . import layer_info, metrics, nulls, pca
 from . import variables as registry
 from .activations import Layer, StoreError, corrupt_chunk_message
 from .fused import Binning, channel_mi, fused_pass
@@ -221,10 +221,9 @@ def epoch_step(plan: Plan, results: list[dict]) -> dict[str, np.ndarray]:
     return {"layer_mi": layer_mi, "layer_mi_pc1": layer_mi_pc1}
 
 
-def channel_pairs(plan: Plan, epoch: int, layer_index: int) -> np.ndarray:
-    """All-pairs channel MI of one layer at one epoch, padded to (c_max, c_max) with NaN."""
+def pair_codes(plan: Plan, epoch: int, layer_index: int) -> tuple:
+    """(codes (C, N) uint8, finite (C,), all_pairs.Prep) of one layer at one epoch, for its pairs."""
     layer = plan.layers[layer_index]
-    c_max = plan.sizes["channel"]
     previous = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
@@ -234,11 +233,32 @@ def channel_pairs(plan: Plan, epoch: int, layer_index: int) -> np.ndarray:
             values, plan.labels, plan.n_classes, np.zeros(len(values), np.int64), 1, plan.bins,
             plan.binning, layer.start,
         )  # fmt: skip
-        mi = all_pairs_mi(f.codes, plan.bins, xlogx_table(values.shape[0]))
+        prep = all_pairs.prepare(f.codes, plan.bins, xlogx_table(values.shape[0]))
     finally:
         numba.set_num_threads(previous)
-    mi[~f.finite, :] = np.nan
-    mi[:, ~f.finite] = np.nan
+    return f.codes, f.finite, prep
+
+
+def pair_piece(plan: Plan, layer_codes: tuple, piece: int, n_pieces: int) -> np.ndarray:
+    """The MIs of one piece of a layer's channel pairs (``all_pairs.positions``), nats."""
+    codes, _, prep = layer_codes
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        pos = all_pairs.positions(len(codes), piece, n_pieces)
+        return all_pairs.piece_values(codes, prep, pos, plan.bins, xlogx_table(codes.shape[1]))
+    finally:
+        numba.set_num_threads(previous)
+
+
+def assemble_pairs(plan: Plan, layer_codes: tuple, pieces: list[np.ndarray]) -> np.ndarray:
+    """All-pairs channel MI of one layer from its pieces, padded to (c_max, c_max) with NaN."""
+    codes, finite, prep = layer_codes
+    c, c_max = len(codes), plan.sizes["channel"]
     out = np.full((c_max, c_max), np.nan, dtype=np.float32)
-    out[: layer.channels, : layer.channels] = mi
+    for piece, values in enumerate(pieces):
+        all_pairs.fill(out[:c, :c], prep, all_pairs.positions(c, piece, len(pieces)), values)
+    out[:c][~finite, :c] = np.nan
+    out[:c, :c][:, ~finite] = np.nan
     return out
+

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .all_pairs import all_pairs_mi  # noqa: F401  (re-exported: the all-pairs channel MI)
+
 _CHANNEL_BLOCK = 16  # channels binned together: one cache line of float32 inputs
 _ROW_CHUNKS = 2  # row chunks of the single-pass kernels (each gets private counts)
 
@@ -196,46 +198,6 @@ def _pair_mi(a, b, n_bins, n, xlogx):
     for k in range(n_bins):
         s -= xlogx[ma[k]] + xlogx[mb[k]]
     return s / n + np.log(n)
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def all_pairs_mi(codes, n_bins, xlogx):
-    """Symmetric (C, C) MI matrix of all channel pairs; the diagonal holds H(channel).
-
-    The marginal terms sum_b n_b log n_b are computed once per channel, so each pair costs
-    one pass over the samples (one joint increment per sample).
-    """
-    c_total, n = codes.shape
-    out = np.empty((c_total, c_total), dtype=np.float64)
-    marginal = np.zeros(c_total)
-    for i in nb.prange(c_total):
-        h = np.zeros(n_bins, dtype=np.int32)
-        row = codes[i]
-        for t in range(n):
-            h[row[t]] += 1
-        s = 0.0
-        for k in range(n_bins):
-            s += xlogx[h[k]]
-        marginal[i] = s
-    log_n = np.log(n)
-    for i in nb.prange(c_total):
-        joint = np.zeros(n_bins * n_bins, dtype=np.int32)
-        row_i = codes[i]
-        base = np.empty(n, dtype=np.int32)
-        for t in range(n):
-            base[t] = row_i[t] * n_bins
-        for j in range(i, c_total):
-            row_j = codes[j]
-            for t in range(n):
-                joint[base[t] + row_j[t]] += 1
-            s = 0.0
-            for k in range(n_bins * n_bins):
-                s += xlogx[joint[k]]
-                joint[k] = 0
-            v = (s - marginal[i] - marginal[j]) / n + log_n
-            out[i, j] = v
-            out[j, i] = v
-    return out
 
 
 @nb.njit(cache=True, nogil=True)

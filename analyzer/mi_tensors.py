@@ -35,7 +35,7 @@ from latent_mi import outputs
 
 from . import metrics
 from . import variables as registry
-from .epoch_pass import analyze_epoch, channel_pairs
+from .epoch_pass import analyze_epoch, assemble_pairs, pair_codes, pair_piece
 from .incremental import reusable_epochs, start_from
 from .setup import Options, Setup, pair_sample, prepare  # noqa: F401  (public API)
 
@@ -120,7 +120,10 @@ def _pairs(setup: Setup, tmp: Path, old: Path | None) -> xr.Dataset:
                     reuse[(int(e), str(name))] = prev.channel_channel_mi.sel(
                         cc_epoch=e, cc_layer=name
                     )
-    task = dask.delayed(functools.partial(channel_pairs, plan), pure=True)
+    codes = dask.delayed(functools.partial(pair_codes, plan), pure=True)
+    piece = dask.delayed(functools.partial(pair_piece, plan), pure=True)
+    assemble = dask.delayed(functools.partial(assemble_pairs, plan), pure=True)
+    n_pieces = _n_workers()  # each layer's pairs in as many balanced pieces as workers
     arrays, todo = {}, {}
     for e in setup.cc_epochs:
         for li in setup.cc_layers:
@@ -128,7 +131,9 @@ def _pairs(setup: Setup, tmp: Path, old: Path | None) -> xr.Dataset:
             if key in reuse:
                 arrays[key] = reuse[key].values
             else:
-                todo[key] = task(e, li)
+                layer_codes = codes(e, li)
+                pieces = [piece(layer_codes, r, n_pieces) for r in range(n_pieces)]
+                todo[key] = assemble(layer_codes, pieces)
     arrays.update(zip(todo, dask.compute(*todo.values()), strict=True))
     c_max = setup.plan.sizes["channel"]
     cc = np.full((len(setup.cc_epochs), len(setup.cc_layers), c_max, c_max), np.nan, np.float32)

@@ -1,15 +1,17 @@
-"""Label-permutation nulls of channel-label MI (compiled; one pass over the bin codes per permutation).
+"""Label-permutation nulls of channel-label MI (compiled; one pass over a channel's samples
+fills the tables of all permutations).
 
 A plug-in histogram MI of a channel that carries no label information is not 0: it is about
 (B - 1)(K - 1) / (2N) nats (B occupied bins, K classes, N samples). The null of channel c is
-the distribution of I(T_c; pi(Y)) over P seeded label permutations pi. The permutations are
-drawn once (``permuted_labels``) and reused for every channel, layer and epoch of a run, so
-nulls are reproducible from their seed and comparable across layers.
+the distribution of I(T_c; pi(Y)) over label permutations pi. Its mean is computed exactly,
+over all permutations (``analyzer/null_mean.py``: the cells are hypergeometric); P seeded
+permutations, drawn once (``permuted_labels``) and reused for every channel, layer and epoch
+of a run, give the p-values and the layer band, reproducible from their seed.
 
-Outputs (per channel): the null mean, the corrected MI (observed - null mean) and the
-permutation p-value (1 + #{null >= observed}) / (1 + P); per layer: the null of the layer mean
-(mean over channels, as ``label_mi``), its 2.5% / 97.5% quantiles over permutations and its
-p-value; per (channel, class): the null mean of I(T_c; 1[Y = k]) (same permuted tables).
+Outputs (per channel): the exact null mean, the corrected MI (observed - null mean) and the
+permutation p-value (1 + #{null >= observed}) / (1 + P); per layer: the exact null mean of the
+layer mean (mean over channels, as ``label_mi``), its 2.5% / 97.5% quantiles over the P
+permutations and its p-value; per (channel, class): the exact null mean of I(T_c; 1[Y = k]).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from . import metrics
 from .kernels import xlogx_table
+from .null_mean import exact_null_means
 
 DEFAULT_PERMUTATIONS = 20
 _TIE = 1e-12  # a null value within this of the observed one counts as ">="
@@ -62,55 +65,91 @@ def _table_terms(joint, bin_sizes, class_sizes, n, n_bins, n_classes, xlogx, out
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _null_kernel(codes, labels, perms, n_bins, n_classes, xlogx):
+def _null_kernel(codes, labels, perms_t, n_bins, n_classes, xlogx):
+    """Observed MIs, bin sizes and the P permuted-label MIs of every channel.
+
+    perms_t: (N, P) permuted labels, sample-major, so that one pass over a channel's samples
+    fills all P (bin, class) tables at once (independent increments, tables in L1). Samples in
+    the channel's largest bin are skipped: that bin's row is n_k minus the other rows.
+    """
     c_total, n = codes.shape
-    n_perm = perms.shape[0]
+    n_perm = perms_t.shape[1]
+    bk = n_bins * n_classes
     observed = np.empty(c_total)
     null = np.empty((n_perm, c_total))
     cls_obs = np.empty((c_total, n_classes))
-    cls_null = np.zeros((c_total, n_classes))
+    sizes = np.zeros((c_total, n_bins), dtype=np.int64)
     class_sizes = np.zeros(n_classes, dtype=np.int64)
     for i in range(n):
         class_sizes[labels[i]] += 1
+    cls = 0.0
+    for k in range(n_classes):
+        cls += xlogx[class_sizes[k]]
+    log_n = np.log(n)
     for c in nb.prange(c_total):
         row = codes[c]
-        bin_sizes = np.zeros(n_bins, dtype=np.int64)
-        for i in range(n):
-            bin_sizes[row[i]] += 1
-        joint = np.zeros(n_bins * n_classes, dtype=np.int64)
+        bin_sizes = sizes[c]
+        joint = np.zeros(bk, dtype=np.int64)
         scratch = np.empty((1, n_classes))
         for i in range(n):
+            bin_sizes[row[i]] += 1
             joint[row[i] * n_classes + labels[i]] += 1
         observed[c] = _table_terms(
             joint, bin_sizes, class_sizes, n, n_bins, n_classes, xlogx, scratch, 0
         )
         for k in range(n_classes):
             cls_obs[c, k] = scratch[0, k]
+        if n_perm == 0:
+            continue
+        top = 0
+        for b in range(n_bins):
+            if bin_sizes[b] > bin_sizes[top]:
+                top = b
+        index = np.empty(n, dtype=np.int64)
+        m = 0
+        for i in range(n):  # branch-free list of the samples outside the largest bin
+            index[m] = i
+            m += np.int64(row[i] != top)
+        counts = np.zeros(n_perm * bk, dtype=np.int32)
+        for j in range(m):
+            i = index[j]
+            base = np.int64(row[i]) * n_classes
+            pr = perms_t[i]
+            for p in range(n_perm):
+                counts[p * bk + base + pr[p]] += 1
+        marg = 0.0
+        for b in range(n_bins):
+            marg += xlogx[bin_sizes[b]]
         for p in range(n_perm):
-            joint[:] = 0
-            perm = perms[p]
-            for i in range(n):
-                joint[row[i] * n_classes + perm[i]] += 1
-            null[p, c] = _table_terms(
-                joint, bin_sizes, class_sizes, n, n_bins, n_classes, xlogx, scratch, 0
-            )
+            off = p * bk
             for k in range(n_classes):
-                cls_null[c, k] += scratch[0, k] / n_perm
-    return observed, null, cls_obs, cls_null
+                rest = class_sizes[k]
+                for b in range(n_bins):
+                    if b != top:
+                        rest -= counts[off + b * n_classes + k]
+                counts[off + top * n_classes + k] = rest
+            s = 0.0
+            for q in range(bk):  # same order and formula as _table_terms: bit-identical
+                s += xlogx[counts[off + q]]
+            mi = (s - marg - cls) / n + log_n
+            null[p, c] = mi if mi > 0.0 else 0.0
+    return observed, null, cls_obs, sizes
 
 
 @dataclass
 class ChannelNull:
-    """Permutation null of one layer's channels (C channels, P permutations, K classes)."""
+    """Null of one layer's channels (C channels, P permutations, K classes), nats.
 
-    observed: np.ndarray  # (C,) I(T_c; Y), nats (the plug-in MI on the same codes)
-    null: np.ndarray  # (P, C) I(T_c; pi_p(Y)), nats
-    class_observed: np.ndarray  # (C, K) I(T_c; 1[Y = k]), nats
-    class_null_mean: np.ndarray  # (C, K) mean over permutations, nats
+    ``null_mean`` and ``class_null_mean`` are exact means over all label permutations
+    (``analyzer/null_mean.py``); ``null`` holds the P seeded permutations behind the p-values
+    and the layer band.
+    """
 
-    @property
-    def null_mean(self) -> np.ndarray:
-        return self.null.mean(axis=0)
+    observed: np.ndarray  # (C,) I(T_c; Y) (the plug-in MI on the same codes)
+    null: np.ndarray  # (P, C) I(T_c; pi_p(Y))
+    class_observed: np.ndarray  # (C, K) I(T_c; 1[Y = k])
+    null_mean: np.ndarray  # (C,) E over all permutations pi of I(T_c; pi(Y))
+    class_null_mean: np.ndarray  # (C, K) E over all permutations of I(T_c; 1[pi(Y) = k])
 
     @property
     def corrected(self) -> np.ndarray:
@@ -123,35 +162,48 @@ class ChannelNull:
         return (1.0 + hits) / (1.0 + self.null.shape[0])
 
     def layer(self) -> dict:
-        """Layer-level null of the channel mean (as ``label_mi``): mean, 2.5/97.5% quantiles, p."""
+        """Layer-level null of the channel mean (as ``label_mi``): exact mean; 2.5/97.5%
+        quantiles and p-value over the P permutations."""
         per_perm = self.null.mean(axis=1)  # (P,)
         obs = float(self.observed.mean())
+        mean = float(self.null_mean.mean())
         hits = int((per_perm >= obs - _TIE).sum())
         return {
-            "label_mi_null": float(per_perm.mean()),
+            "label_mi_null": mean,
             "label_mi_null_lo": float(np.quantile(per_perm, 0.025)),
             "label_mi_null_hi": float(np.quantile(per_perm, 0.975)),
-            "label_mi_corrected": obs - float(per_perm.mean()),
+            "label_mi_corrected": obs - mean,
             "label_mi_pvalue": (1.0 + hits) / (1.0 + len(per_perm)),
         }
+
+
+def _sample_major(perms: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N, P) contiguous copy of (P, N) permuted labels, uint8 when the classes fit."""
+    dtype = np.uint8 if n_classes <= 256 else np.int64
+    return np.ascontiguousarray(np.asarray(perms).T, dtype=dtype)
 
 
 def channel_null(
     codes: np.ndarray, labels: np.ndarray, perms: np.ndarray, n_bins: int, n_classes: int
 ) -> ChannelNull:
-    """Observed and permutation-null channel-label MI from bin codes.
+    """Observed MI, its exact null mean and the permutation nulls from bin codes.
 
     codes: (channel, sample) uint8 bins in [0, n_bins); labels: (sample,) ints in
-    [0, n_classes); perms: (P, sample) permuted labels (``permuted_labels``).
+    [0, n_classes); perms: (P, sample) permuted labels (``permuted_labels``; P may be 0).
     """
     codes = np.ascontiguousarray(codes)
     labels = np.ascontiguousarray(labels, dtype=np.int64)
-    perms = np.ascontiguousarray(perms, dtype=np.int64)
-    if codes.ndim != 2 or codes.shape[1] != len(labels) or perms.shape[1:] != labels.shape:
+    perms = np.asarray(perms)
+    if codes.ndim != 2 or codes.shape[1] != len(labels) or np.shape(perms)[1:] != labels.shape:
         raise ValueError("codes (C, N), labels (N,) and perms (P, N) must share N")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes})")
     xlogx = xlogx_table(len(labels))
-    obs, null, cls_obs, cls_null = _null_kernel(codes, labels, perms, n_bins, n_classes, xlogx)
-    return ChannelNull(obs, null, cls_obs, cls_null)
+    obs, null, cls_obs, sizes = _null_kernel(
+        codes, labels, _sample_major(perms, n_classes), n_bins, n_classes, xlogx
+    )
+    mean, cls_mean = exact_null_means(sizes, np.bincount(labels, minlength=n_classes))
+    return ChannelNull(obs, null, cls_obs, mean, cls_mean)
 
 
 def expected_bias(n_bins: int, n_classes: int, n_samples: int) -> float:

@@ -25,7 +25,7 @@ from .activations import Layer, layers_of, open_activations
 from .epoch_pass import Plan, segments_of
 from .fused import Binning
 
-ANALYZER_VERSION = "3"  # bump when a change alters results: old MI Datasets are then rewritten
+ANALYZER_VERSION = "4"  # 4: exact null means; bump when a change alters results: old MI Datasets are then rewritten
 
 
 @dataclass
@@ -232,9 +232,11 @@ def _attrs(src: xr.Dataset, store_path: Path, opts: Options, n_samples: int, bes
         miller_madow=int(opts.miller_madow),
         binning=opts.binning.describe(opts.bins),
         null=(
-            f"label-permutation null: {opts.permutations} permutations of the validation labels, "
-            f"seed {opts.seed}, shared by every channel, layer and epoch; *_corrected = plug-in "
-            "MI minus the null mean (also with --miller-madow)"
+            "label-permutation null: *_null (means) are exact means over all permutations of the "
+            "validation labels (hypergeometric cells, analyzer/null_mean.py); p-values and "
+            f"label_mi_null_lo/_hi from {opts.permutations} seeded permutations (seed {opts.seed}), "
+            "shared by every channel, layer and epoch; *_corrected = plug-in MI minus the exact "
+            "null mean (also with --miller-madow); all NaN with 0 permutations"
         ),
         permutations=opts.permutations,
         null_seed=opts.seed,

@@ -190,8 +190,8 @@ VARIABLES: dict[str, Variable] = {
             ("epoch", "layer", "channel"),
             "float32",
             _NAT,
-            "mean over P seeded label permutations pi of I(T_lc; pi(Y)): the plug-in bias "
-            "of a channel with no label information, ~(B-1)(K-1)/(2N)",
+            "exact mean over all label permutations pi of I(T_lc; pi(Y)) (hypergeometric cells): "
+            "the plug-in bias of a channel with no label information, ~(B-1)(K-1)/(2N)",
             "layer",
         ),
         Variable(
@@ -215,7 +215,7 @@ VARIABLES: dict[str, Variable] = {
             ("epoch", "layer", "channel", "label"),
             "float32",
             _NAT,
-            "mean over the same permutations of I(T_lc; 1[pi(Y) = k])",
+            "exact mean over all label permutations pi of I(T_lc; 1[pi(Y) = k])",
             "layer",
         ),
         Variable(
@@ -223,7 +223,8 @@ VARIABLES: dict[str, Variable] = {
             ("epoch", "layer"),
             "float32",
             _NAT,
-            "mean over permutations of the layer mean of I(T_lc; pi(Y)) (the null of label_mi)",
+            "exact mean over all label permutations of the layer mean of I(T_lc; pi(Y)) "
+            "(the null of label_mi)",
             "layer",
         ),
         Variable(
@@ -231,7 +232,7 @@ VARIABLES: dict[str, Variable] = {
             ("epoch", "layer"),
             "float32",
             _NAT,
-            "2.5% quantile over permutations of the layer mean of I(T_lc; pi(Y))",
+            "2.5% quantile over the P seeded permutations of the layer mean of I(T_lc; pi(Y))",
             "layer",
         ),
         Variable(
@@ -239,7 +240,7 @@ VARIABLES: dict[str, Variable] = {
             ("epoch", "layer"),
             "float32",
             _NAT,
-            "97.5% quantile over permutations of the layer mean of I(T_lc; pi(Y))",
+            "97.5% quantile over the P seeded permutations of the layer mean of I(T_lc; pi(Y))",
             "layer",
         ),
         Variable(

@@ -57,8 +57,8 @@ def test_null_matches_sklearn_on_the_permuted_labels():
         for kk in range(k):
             ind = (labels == kk).astype(int)
             assert np.isclose(res.class_observed[c, kk], mutual_info_score(codes[c], ind))
-            ref = np.mean([mutual_info_score(codes[c], (q == kk).astype(int)) for q in perms])
-            assert np.isclose(res.class_null_mean[c, kk], ref)
+    # the null means are exact (tests/test_null_mean.py); 5 permutations scatter around them
+    assert np.allclose(res.null.mean(axis=0), res.null_mean, rtol=0.5)
 
 
 def test_nulls_reproducible_from_seed():

@@ -206,6 +206,29 @@ def test_cosine_clustering_against_brute_force():
     assert c.gap > 0.3
 
 
+def test_cosine_clustering_compiled_pass_matches_numpy_on_strided_float32():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 300)
+    block = np.maximum(rng.normal(size=(300, 40)), 0).astype(np.float32)
+    block[11] = 0
+    values = block[:, 5:29]  # a strided view, as the analyzer passes a layer of a segment
+    t = values.astype(np.float64)
+    norm = np.linalg.norm(t, axis=1)
+    keep = norm > 0
+    sums = np.zeros((4, t.shape[1]))
+    np.add.at(sums, labels[keep], t[keep] / norm[keep, None])
+    n_k = np.bincount(labels[keep], minlength=4).astype(float)
+    gram = sums @ sums.T
+    within = (np.trace(gram) - n_k.sum()) / (n_k * (n_k - 1)).sum()
+    between = (gram.sum() - np.trace(gram)) / (n_k.sum() ** 2 - (n_k**2).sum())
+    c = cosine_clustering(values, labels)
+    assert c.within == pytest.approx(within, abs=1e-12)
+    assert c.between == pytest.approx(between, abs=1e-12)
+    bad = values.copy()
+    bad[3, 2] = np.inf
+    assert math.isnan(cosine_clustering(bad, labels).within)
+
+
 def test_szt_figures_average_every_seed_of_a_group():
     from analyzer.figures.szt import SZT_FIGURES, szt_groups
 
