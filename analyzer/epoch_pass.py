@@ -261,4 +261,3 @@ def assemble_pairs(plan: Plan, layer_codes: tuple, pieces: list[np.ndarray]) -> 
     out[:c][~finite, :c] = np.nan
     out[:c, :c][:, ~finite] = np.nan
     return out
-
