@@ -64,13 +64,55 @@ def _table_terms(joint, bin_sizes, class_sizes, n, n_bins, n_classes, xlogx, out
     return mi if mi > 0.0 else 0.0
 
 
+_DENSE_CLASSES = 16  # up to this many classes, tables are filled by dense one-hot row adds
+
+
+@nb.njit(cache=True, nogil=True)
+def _dense_counts(row, top, onehot, lanes, n_bins, counts):
+    """counts[b, p, k] (flat, b != top) by adding each sample's one-hot row of its P permuted
+    labels (lanes = P K, vectorized) into its bin's int16 accumulator (flushed before overflow)."""
+    acc = np.zeros(n_bins * lanes, dtype=np.int16)
+    fill = np.zeros(n_bins, dtype=np.int64)
+    for i in range(len(row)):
+        b = np.int64(row[i])
+        if b == top:
+            continue
+        off = b * lanes
+        one = onehot[i]
+        for q in range(lanes):
+            acc[off + q] += one[q]
+        fill[b] += 1
+        if fill[b] == 32767:
+            for q in range(off, off + lanes):
+                counts[q] += acc[q]
+                acc[q] = 0
+            fill[b] = 0
+    for q in range(n_bins * lanes):
+        counts[q] += acc[q]
+
+
+@nb.njit(cache=True, nogil=True)
+def _scatter_counts(row, top, perms_t, n_perm, n_classes, counts):
+    """counts[b, p, k] (flat, b != top): one pass over the samples, P increments each."""
+    lanes = n_perm * n_classes
+    for i in range(len(row)):
+        b = np.int64(row[i])
+        if b == top:
+            continue
+        off = b * lanes
+        pr = perms_t[i]
+        for p in range(n_perm):
+            counts[off + p * n_classes + pr[p]] += 1
+
+
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _null_kernel(codes, labels, perms_t, n_bins, n_classes, xlogx):
+def _null_kernel(codes, labels, perms_t, onehot, n_bins, n_classes, xlogx):
     """Observed MIs, bin sizes and the P permuted-label MIs of every channel.
 
-    perms_t: (N, P) permuted labels, sample-major, so that one pass over a channel's samples
-    fills all P (bin, class) tables at once (independent increments, tables in L1). Samples in
-    the channel's largest bin are skipped: that bin's row is n_k minus the other rows.
+    perms_t: (N, P) permuted labels, sample-major; onehot: (N, P K) uint8 their one-hot rows,
+    or (0, 0) for the scatter path. One pass over a channel's samples fills all P (bin, class)
+    tables at once. Samples in the channel's largest bin are skipped: that bin's row is n_k
+    minus the other rows.
     """
     c_total, n = codes.shape
     n_perm = perms_t.shape[1]
@@ -105,32 +147,27 @@ def _null_kernel(codes, labels, perms_t, n_bins, n_classes, xlogx):
         for b in range(n_bins):
             if bin_sizes[b] > bin_sizes[top]:
                 top = b
-        index = np.empty(n, dtype=np.int64)
-        m = 0
-        for i in range(n):  # branch-free list of the samples outside the largest bin
-            index[m] = i
-            m += np.int64(row[i] != top)
-        counts = np.zeros(n_perm * bk, dtype=np.int32)
-        for j in range(m):
-            i = index[j]
-            base = np.int64(row[i]) * n_classes
-            pr = perms_t[i]
-            for p in range(n_perm):
-                counts[p * bk + base + pr[p]] += 1
+        lanes = n_perm * n_classes
+        counts = np.zeros(n_bins * lanes, dtype=np.int32)  # (bin, permutation, class)
+        if onehot.shape[0] == n:
+            _dense_counts(row, top, onehot, lanes, n_bins, counts)
+        else:
+            _scatter_counts(row, top, perms_t, n_perm, n_classes, counts)
         marg = 0.0
         for b in range(n_bins):
             marg += xlogx[bin_sizes[b]]
         for p in range(n_perm):
-            off = p * bk
+            off = p * n_classes
             for k in range(n_classes):
                 rest = class_sizes[k]
                 for b in range(n_bins):
                     if b != top:
-                        rest -= counts[off + b * n_classes + k]
-                counts[off + top * n_classes + k] = rest
+                        rest -= counts[b * lanes + off + k]
+                counts[top * lanes + off + k] = rest
             s = 0.0
-            for q in range(bk):  # same order and formula as _table_terms: bit-identical
-                s += xlogx[counts[off + q]]
+            for b in range(n_bins):  # same order and formula as _table_terms: bit-identical
+                for k in range(n_classes):
+                    s += xlogx[counts[b * lanes + off + k]]
             mi = (s - marg - cls) / n + log_n
             null[p, c] = mi if mi > 0.0 else 0.0
     return observed, null, cls_obs, sizes
@@ -199,8 +236,15 @@ def channel_null(
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must lie in [0, {n_classes})")
     xlogx = xlogx_table(len(labels))
+    perms_t = _sample_major(perms, n_classes)
+    n_perm = perms_t.shape[1]
+    if n_perm and n_classes <= _DENSE_CLASSES:
+        onehot = np.zeros((len(labels), n_perm * n_classes), dtype=np.uint8)
+        onehot[np.arange(len(labels))[:, None], np.arange(n_perm) * n_classes + perms_t] = 1
+    else:
+        onehot = np.zeros((0, 0), dtype=np.uint8)
     obs, null, cls_obs, sizes = _null_kernel(
-        codes, labels, _sample_major(perms, n_classes), n_bins, n_classes, xlogx
+        codes, labels, perms_t, onehot, n_bins, n_classes, xlogx
     )
     mean, cls_mean = exact_null_means(sizes, np.bincount(labels, minlength=n_classes))
     return ChannelNull(obs, null, cls_obs, mean, cls_mean)

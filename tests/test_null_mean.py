@@ -93,6 +93,11 @@ def test_permutation_nulls_are_bit_identical_to_the_previous_kernel():
     for dtype in (np.int64, np.uint8):
         res = channel_null(codes, labels, perms.astype(dtype), b, k)
         assert np.array_equal(res.null, ref)
+    # many classes: the scatter path instead of the dense one-hot rows
+    many = rng.integers(0, 40, n)
+    perms40 = permuted_labels(many, 7, seed=6)
+    ref40 = _reference_null(codes, many, perms40, b, 40)
+    assert np.array_equal(channel_null(codes, many, perms40, b, 40).null, ref40)
     # no permutations: exact means only
     none = channel_null(codes, labels, perms[:0], b, k)
     assert none.null.shape == (0, 12) and np.array_equal(none.null_mean, res.null_mean)
