@@ -36,8 +36,14 @@ class Layer:
         return slice(self.start, self.start + self.channels)
 
 
-def open_activations(path: str | Path, allow_running: bool = False) -> xr.Dataset:
-    """``xr.open_zarr`` with the contract checked; raises StoreError with one line."""
+def open_activations(
+    path: str | Path, allow_running: bool = False, lazy: bool = False
+) -> xr.Dataset:
+    """``xr.open_zarr`` with the contract checked; raises StoreError with one line.
+
+    ``lazy``: lazily indexed numpy-backed variables instead of dask arrays (no dask.array
+    import; a variable read whole with ``.values`` is cached, so read activations by selection).
+    """
     path = Path(path)
     if not path.exists():
         raise StoreError(f"activation store {path} does not exist")
@@ -46,7 +52,7 @@ def open_activations(path: str | Path, allow_running: bool = False) -> xr.Datase
             warnings.simplefilter(
                 "ignore", RuntimeWarning
             )  # no consolidated metadata while running
-            ds = xr.open_zarr(path)
+            ds = xr.open_zarr(path, chunks=None) if lazy else xr.open_zarr(path)
     except Exception as e:  # zarr raises many types for a broken store
         raise StoreError(
             f"activation store {path} cannot be opened as Zarr: {type(e).__name__}: {e}"

@@ -78,29 +78,64 @@ def positions(n_channels: int, piece: int = 0, n_pieces: int = 1) -> np.ndarray:
     return snake[piece::n_pieces]
 
 
+_GROUP = 4  # channel pairs counted together: independent tables, no store-to-load chains
+
+
 @nb.njit(cache=True, nogil=True)
-def _table(cq, hist_q, o_rows, a_star, index, rows, cols, m, n_bins, joint):
-    """Count the (bin of min(o, q), bin of max(o, q)) table of channels o and q over the m
-    samples in ``index`` (those outside o's largest bin ``a_star``; ``rows`` / ``cols`` hold o's
-    bins there, times n_bins / as is), then fill o's largest bin from q's bin sizes."""
-    if o_rows:  # o indexes rows
+def _count(codes, order, v0, n_group, index, rows, m, tables):
+    """Tables (o bin, q bin) of the pairs (o, order[v0 + g]), g < n_group, over the m samples in
+    ``index`` (``rows`` holds o's bin times n_bins there), counted together."""
+    if n_group == _GROUP:
+        c0, c1, c2, c3 = (
+            codes[order[v0]],
+            codes[order[v0 + 1]],
+            codes[order[v0 + 2]],
+            codes[order[v0 + 3]],
+        )
+        t0, t1, t2, t3 = tables[0], tables[1], tables[2], tables[3]
         for s in range(m):
-            joint[rows[s] + cq[index[s]]] += 1
-        for b in range(n_bins):
-            rest = hist_q[b]
-            for a in range(n_bins):
-                if a != a_star:
-                    rest -= joint[a * n_bins + b]
-            joint[a_star * n_bins + b] = rest
-    else:  # o indexes columns
-        for s in range(m):
-            joint[cq[index[s]] * n_bins + cols[s]] += 1
-        for a in range(n_bins):
-            rest = hist_q[a]
-            for b in range(n_bins):
-                if b != a_star:
-                    rest -= joint[a * n_bins + b]
-            joint[a * n_bins + a_star] = rest
+            t = index[s]
+            r = rows[s]
+            t0[r + c0[t]] += 1
+            t1[r + c1[t]] += 1
+            t2[r + c2[t]] += 1
+            t3[r + c3[t]] += 1
+    else:
+        for g in range(n_group):
+            cq = codes[order[v0 + g]]
+            tg = tables[g]
+            for s in range(m):
+                tg[rows[s] + cq[index[s]]] += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _mi(table, o, q, a_star, hist_q, n_bins, occupied, n_occupied, marginal, n, log_n, xlogx):
+    """Fill o's largest bin a_star (q's bin sizes minus the counted rows), then the plug-in MI
+    from the canonical table (bin of min(o, q), bin of max(o, q)); zeroes the table."""
+    for b in range(n_occupied[q]):
+        col = occupied[q, b]
+        rest = hist_q[col]
+        for a in range(n_occupied[o]):
+            row = occupied[o, a]
+            if row != a_star:
+                rest -= table[row * n_bins + col]
+        table[a_star * n_bins + col] = rest
+    s = 0.0
+    if o < q:  # canonical order: rows of min(o, q), columns of max(o, q)
+        for x in range(n_occupied[o]):
+            a = occupied[o, x] * n_bins
+            for y in range(n_occupied[q]):
+                cell = a + occupied[q, y]
+                s += xlogx[table[cell]]
+                table[cell] = 0
+        return (s - marginal[o] - marginal[q]) / n + log_n
+    for x in range(n_occupied[q]):
+        b = occupied[q, x]
+        for y in range(n_occupied[o]):
+            cell = occupied[o, y] * n_bins + b
+            s += xlogx[table[cell]]
+            table[cell] = 0
+    return (s - marginal[q] - marginal[o]) / n + log_n
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
@@ -119,24 +154,18 @@ def _pairs(codes, n_bins, xlogx, pos, order, hist, marginal, top, occupied, n_oc
             index[m] = t
             m += np.int64(row[t] != a_star)
         rows = np.empty(m, dtype=np.int32)
-        cols = np.empty(m, dtype=np.int32)
         for s in range(m):
-            cols[s] = row[index[s]]
-            rows[s] = cols[s] * n_bins
-        joint = np.zeros(n_bins * n_bins, dtype=np.int32)
-        for v in range(u, c_total):
-            q = order[v]
-            _table(codes[q], hist[q], o < q, a_star, index, rows, cols, m, n_bins, joint)
-            lo = min(o, q)
-            hi = max(o, q)
-            s = 0.0
-            for x in range(n_occupied[lo]):  # canonical order: rows of lo, columns of hi
-                a = occupied[lo, x]
-                for y in range(n_occupied[hi]):
-                    cell = a * n_bins + occupied[hi, y]
-                    s += xlogx[joint[cell]]
-                    joint[cell] = 0
-            out[offsets[w] + v - u] = (s - marginal[lo] - marginal[hi]) / n + log_n
+            rows[s] = row[index[s]] * n_bins
+        tables = np.zeros((_GROUP, n_bins * n_bins), dtype=np.int32)
+        for v0 in range(u, c_total, _GROUP):
+            n_group = min(_GROUP, c_total - v0)
+            _count(codes, order, v0, n_group, index, rows, m, tables)
+            for g in range(n_group):
+                q = order[v0 + g]
+                out[offsets[w] + v0 + g - u] = _mi(
+                    tables[g], o, q, a_star, hist[q], n_bins, occupied, n_occupied, marginal,
+                    n, log_n, xlogx,
+                )  # fmt: skip
     return out
 
 

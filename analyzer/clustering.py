@@ -40,17 +40,27 @@ def _class_sums(values, labels, n_classes):
             poison += np.float64(values[i, j]) * 0.0
     if poison != 0.0:
         return sums, counts, False
+    buf = np.empty(d)
     for i in range(n):  # rows in order: the accumulation order of np.add.at
+        for j in range(d):  # a contiguous float64 copy of the row: vectorized loops below
+            buf[j] = values[i, j]
+        part = np.zeros(8)  # 8 interleaved partial sums of squares
+        d8 = d - d % 8
+        for j in range(0, d8, 8):
+            for r in range(8):
+                part[r] += buf[j + r] * buf[j + r]
         ss = 0.0
-        for j in range(d):
-            x = np.float64(values[i, j])
-            ss += x * x
+        for r in range(8):
+            ss += part[r]
+        for j in range(d8, d):
+            ss += buf[j] * buf[j]
         norm = np.sqrt(ss)
         if norm > 0:
             y = labels[i]
             counts[y] += 1
+            acc = sums[y]
             for j in range(d):
-                sums[y, j] += np.float64(values[i, j]) / norm
+                acc[j] += buf[j] / norm
     return sums, counts, True
 
 

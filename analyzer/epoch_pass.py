@@ -183,7 +183,9 @@ def layer_step(plan: Plan, index: int, lv: LayerView) -> dict:
         layer_info.outputs(lv.values, plan.labels, plan.layer_info, plan.layer_binning, plan.seed)
     )
     out.update(
-        nulls.null_outputs(lv.codes, plan.labels, plan.perms, plan.bins, plan.n_classes, lv.finite)
+        nulls.null_outputs(
+            lv.codes, plan.labels, plan.perms, plan.bins, plan.n_classes, lv.finite, lv.label_counts
+        )
     )
     if ok:
         k = plan.pca_components

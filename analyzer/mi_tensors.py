@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -67,12 +68,16 @@ def add_dynamics(ds: xr.Dataset, opts: Options) -> xr.Dataset:
 
 def _n_workers() -> int:
     """Workers of the active dask scheduler (threads, processes or a cluster's threads)."""
-    try:
+    if (
+        "distributed" in sys.modules
+    ):  # a client implies distributed is imported (import costs ~0.3 s)
         from distributed import get_client
 
-        return max(1, sum(get_client().nthreads().values()))
-    except (ImportError, ValueError):
-        return max(1, dask.config.get("num_workers", None) or os.cpu_count() or 1)
+        try:
+            return max(1, sum(get_client().nthreads().values()))
+        except ValueError:  # no client
+            pass
+    return max(1, dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
 def block_dataset(setup: Setup, indices: list[int], results: list[dict]) -> xr.Dataset:
@@ -90,9 +95,12 @@ def block_dataset(setup: Setup, indices: list[int], results: list[dict]) -> xr.D
     return ds
 
 
-def _compute_epochs(setup: Setup, indices: list[int]) -> list[dict]:
+def _compute_epochs(setup: Setup, indices: list[int], extra: dict) -> tuple[list[dict], dict]:
+    """Epoch results of ``indices`` and, computed in the same pass (so they fill idle
+    workers), the delayed ``extra`` tasks (key -> result)."""
     task = dask.delayed(functools.partial(analyze_epoch, setup.plan), pure=True)
-    return list(dask.compute(*[task(e) for e in indices]))
+    out = dask.compute(*[task(e) for e in indices], *extra.values())
+    return list(out[: len(indices)]), dict(zip(extra, out[len(indices) :], strict=True))
 
 
 def _write_block(tmp: Path, ds: xr.Dataset, first: bool, block: int) -> None:
@@ -108,8 +116,9 @@ def _write_block(tmp: Path, ds: xr.Dataset, first: bool, block: int) -> None:
         ds[keep].to_zarr(tmp, mode="a-", append_dim="epoch", consolidated=False)
 
 
-def _pairs(setup: Setup, tmp: Path, old: Path | None) -> xr.Dataset:
-    """The selected-epoch all-pairs channel MI, reusing what OUT already holds."""
+def _pair_tasks(setup: Setup, old: Path | None) -> tuple[dict, dict]:
+    """The selected-epoch all-pairs channel MI: (arrays OUT already holds, delayed tasks of the
+    others), each (epoch, layer) in as many balanced pieces as workers."""
     plan = setup.plan
     reuse = {}
     if old is not None:
@@ -123,7 +132,7 @@ def _pairs(setup: Setup, tmp: Path, old: Path | None) -> xr.Dataset:
     codes = dask.delayed(functools.partial(pair_codes, plan), pure=True)
     piece = dask.delayed(functools.partial(pair_piece, plan), pure=True)
     assemble = dask.delayed(functools.partial(assemble_pairs, plan), pure=True)
-    n_pieces = _n_workers()  # each layer's pairs in as many balanced pieces as workers
+    n_pieces = _n_workers()
     arrays, todo = {}, {}
     for e in setup.cc_epochs:
         for li in setup.cc_layers:
@@ -134,7 +143,12 @@ def _pairs(setup: Setup, tmp: Path, old: Path | None) -> xr.Dataset:
                 layer_codes = codes(e, li)
                 pieces = [piece(layer_codes, r, n_pieces) for r in range(n_pieces)]
                 todo[key] = assemble(layer_codes, pieces)
-    arrays.update(zip(todo, dask.compute(*todo.values()), strict=True))
+    return arrays, todo
+
+
+def _pairs(setup: Setup, arrays: dict) -> xr.Dataset:
+    """The channel_channel_mi Dataset from the (epoch, layer name) -> (c_max, c_max) arrays."""
+    plan = setup.plan
     c_max = setup.plan.sizes["channel"]
     cc = np.full((len(setup.cc_epochs), len(setup.cc_layers), c_max, c_max), np.nan, np.float32)
     for i, e in enumerate(setup.cc_epochs):
@@ -189,13 +203,21 @@ def analyze(
             from tqdm import tqdm
 
             starts = tqdm(starts, desc="epochs", unit="block")
+        arrays, todo = _pair_tasks(setup, out if done else None)
+        paired = False
         for start in starts:
             indices = list(range(start, min(n_epochs, start + block)))
-            results = _compute_epochs(setup, indices)
+            last = indices[-1] == n_epochs - 1  # channel pairs with the last block
+            results, pairs = _compute_epochs(setup, indices, todo if last else {})
+            arrays.update(pairs)
+            paired = paired or last
             _write_block(tmp, block_dataset(setup, indices, results), start == 0, block)
             del results
-        _pairs(setup, tmp, out if done else None).to_zarr(tmp, mode="a", consolidated=False)
-        small = xr.open_zarr(tmp, consolidated=False)[[C.INPUT_MI, C.LABEL_MI, C.VAL_ACC]].load()
+        if not paired:  # every epoch reused
+            arrays.update(zip(todo, dask.compute(*todo.values()), strict=True))
+        _pairs(setup, arrays).to_zarr(tmp, mode="a", consolidated=False)
+        small = xr.open_zarr(tmp, consolidated=False, chunks=None)
+        small = small[[C.INPUT_MI, C.LABEL_MI, C.VAL_ACC]].load()
         add_dynamics(small, opts).to_zarr(tmp, mode="a", consolidated=False)
         group = zarr.open_group(tmp, mode="r+", use_consolidated=False)
         group.attrs.update(setup.attrs)

@@ -106,11 +106,12 @@ def _scatter_counts(row, top, perms_t, n_perm, n_classes, counts):
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _null_kernel(codes, labels, perms_t, onehot, n_bins, n_classes, xlogx):
+def _null_kernel(codes, labels, given, perms_t, onehot, n_bins, n_classes, xlogx):
     """Observed MIs, bin sizes and the P permuted-label MIs of every channel.
 
     perms_t: (N, P) permuted labels, sample-major; onehot: (N, P K) uint8 their one-hot rows,
-    or (0, 0) for the scatter path. One pass over a channel's samples fills all P (bin, class)
+    or (0, 0) for the scatter path; given: (C, B, K) observed (bin, class) counts of the same
+    codes (e.g. the fused pass's), or (0, B, K) to count them here. One pass over a channel's samples fills all P (bin, class)
     tables at once. Samples in the channel's largest bin are skipped: that bin's row is n_k
     minus the other rows.
     """
@@ -133,9 +134,15 @@ def _null_kernel(codes, labels, perms_t, onehot, n_bins, n_classes, xlogx):
         bin_sizes = sizes[c]
         joint = np.zeros(bk, dtype=np.int64)
         scratch = np.empty((1, n_classes))
-        for i in range(n):
-            bin_sizes[row[i]] += 1
-            joint[row[i] * n_classes + labels[i]] += 1
+        if given.shape[0] == c_total:
+            for b in range(n_bins):
+                for k in range(n_classes):
+                    joint[b * n_classes + k] = given[c, b, k]
+                    bin_sizes[b] += given[c, b, k]
+        else:
+            for i in range(n):
+                bin_sizes[row[i]] += 1
+                joint[row[i] * n_classes + labels[i]] += 1
         observed[c] = _table_terms(
             joint, bin_sizes, class_sizes, n, n_bins, n_classes, xlogx, scratch, 0
         )
@@ -221,12 +228,19 @@ def _sample_major(perms: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def channel_null(
-    codes: np.ndarray, labels: np.ndarray, perms: np.ndarray, n_bins: int, n_classes: int
+    codes: np.ndarray,
+    labels: np.ndarray,
+    perms: np.ndarray,
+    n_bins: int,
+    n_classes: int,
+    label_counts: np.ndarray | None = None,
 ) -> ChannelNull:
     """Observed MI, its exact null mean and the permutation nulls from bin codes.
 
     codes: (channel, sample) uint8 bins in [0, n_bins); labels: (sample,) ints in
-    [0, n_classes); perms: (P, sample) permuted labels (``permuted_labels``; P may be 0).
+    [0, n_classes); perms: (P, sample) permuted labels (``permuted_labels``; P may be 0);
+    label_counts: optional (channel, bin, class) counts of these codes and labels (the fused
+    pass's), which saves counting them again.
     """
     codes = np.ascontiguousarray(codes)
     labels = np.ascontiguousarray(labels, dtype=np.int64)
@@ -243,8 +257,14 @@ def channel_null(
         onehot[np.arange(len(labels))[:, None], np.arange(n_perm) * n_classes + perms_t] = 1
     else:
         onehot = np.zeros((0, 0), dtype=np.uint8)
+    if label_counts is None:
+        given = np.zeros((0, n_bins, n_classes), dtype=np.int32)
+    else:
+        given = np.ascontiguousarray(label_counts, dtype=np.int32)
+        if given.shape != (codes.shape[0], n_bins, n_classes):
+            raise ValueError("label_counts must be (C, n_bins, n_classes)")
     obs, null, cls_obs, sizes = _null_kernel(
-        codes, labels, perms_t, onehot, n_bins, n_classes, xlogx
+        codes, labels, given, perms_t, onehot, n_bins, n_classes, xlogx
     )
     mean, cls_mean = exact_null_means(sizes, np.bincount(labels, minlength=n_classes))
     return ChannelNull(obs, null, cls_obs, mean, cls_mean)
@@ -262,6 +282,7 @@ def null_outputs(
     n_bins: int,
     n_classes: int,
     finite: np.ndarray,
+    label_counts: np.ndarray | None = None,
 ) -> dict:
     """The null variables of one (epoch, layer), channel axis unpadded (NaN where not finite).
 
@@ -283,7 +304,7 @@ def null_outputs(
     }
     if len(perms) == 0 or c == 0:
         return out
-    res = channel_null(codes, labels, perms, n_bins, n_classes)
+    res = channel_null(codes, labels, perms, n_bins, n_classes, label_counts)
     mask = np.where(finite, 1.0, np.nan)
     out.update(
         channel_label_mi_null=res.null_mean * mask,

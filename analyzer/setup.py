@@ -119,7 +119,7 @@ def _complete_epochs(path: Path, src: xr.Dataset) -> int:
 def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) -> Setup:
     """Open the store's metadata and build everything but the activations."""
     store_path = Path(store_path).resolve()
-    src = open_activations(store_path, allow_running=allow_running)
+    src = open_activations(store_path, allow_running=allow_running, lazy=True)  # metadata only
     n_epochs = _complete_epochs(store_path, src)
     if n_epochs == 0:
         raise ValueError(f"{store_path}: no complete epoch to analyze")
