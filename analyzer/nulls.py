@@ -16,6 +16,7 @@ permutations and its p-value; per (channel, class): the exact null mean of I(T_c
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numba as nb
@@ -221,10 +222,19 @@ class ChannelNull:
         }
 
 
-def _sample_major(perms: np.ndarray, n_classes: int) -> np.ndarray:
-    """(N, P) contiguous copy of (P, N) permuted labels, uint8 when the classes fit."""
-    dtype = np.uint8 if n_classes <= 256 else np.int64
-    return np.ascontiguousarray(np.asarray(perms).T, dtype=dtype)
+@functools.lru_cache(maxsize=4)
+def _layouts(perms_bytes: bytes, shape: tuple, dtype: str, n_classes: int):
+    """(perms_t (N, P) contiguous, uint8 when the classes fit; one-hot rows (N, P K) uint8 for
+    the dense path, or (0, 0)). Cached: the same permutations serve every layer and epoch."""
+    perms = np.frombuffer(perms_bytes, dtype=dtype).reshape(shape)
+    perms_t = np.ascontiguousarray(perms.T, dtype=np.uint8 if n_classes <= 256 else np.int64)
+    n, n_perm = perms_t.shape
+    onehot = np.zeros((0, 0), dtype=np.uint8)
+    if n_perm and n_classes <= _DENSE_CLASSES:
+        onehot = np.zeros((n, n_perm * n_classes), dtype=np.uint8)
+        onehot[np.arange(n)[:, None], np.arange(n_perm) * n_classes + perms_t] = 1
+    perms_t.flags.writeable = onehot.flags.writeable = False  # shared by every caller
+    return perms_t, onehot
 
 
 def channel_null(
@@ -244,19 +254,13 @@ def channel_null(
     """
     codes = np.ascontiguousarray(codes)
     labels = np.ascontiguousarray(labels, dtype=np.int64)
-    perms = np.asarray(perms)
+    perms = np.ascontiguousarray(perms)
     if codes.ndim != 2 or codes.shape[1] != len(labels) or np.shape(perms)[1:] != labels.shape:
         raise ValueError("codes (C, N), labels (N,) and perms (P, N) must share N")
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must lie in [0, {n_classes})")
     xlogx = xlogx_table(len(labels))
-    perms_t = _sample_major(perms, n_classes)
-    n_perm = perms_t.shape[1]
-    if n_perm and n_classes <= _DENSE_CLASSES:
-        onehot = np.zeros((len(labels), n_perm * n_classes), dtype=np.uint8)
-        onehot[np.arange(len(labels))[:, None], np.arange(n_perm) * n_classes + perms_t] = 1
-    else:
-        onehot = np.zeros((0, 0), dtype=np.uint8)
+    perms_t, onehot = _layouts(perms.tobytes(), perms.shape, perms.dtype.str, n_classes)
     if label_counts is None:
         given = np.zeros((0, n_bins, n_classes), dtype=np.int32)
     else:
