@@ -21,6 +21,7 @@ the rule of :mod:`trainer.discovery`.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -79,11 +80,13 @@ def find_sites(net: nn.Module) -> list[Site]:
 def gap(x: torch.Tensor) -> torch.Tensor:
     """Global average pooling over all spatial dims: (batch, C, ...) -> (batch, C), float32.
 
-    Accumulated in float32 whatever the activation's dtype (autocast) or layout.
+    Accumulated in float32 whatever the activation's dtype (autocast) or layout. Computed
+    as ``sum / n``, bitwise what ``mean`` computes, because sum's backward broadcasts the
+    (batch, C) gradient as a view where mean's materialises a whole feature map.
     """
     if x.dim() <= 2:
         return x.float()
-    return x.mean(dim=tuple(range(2, x.dim())), dtype=torch.float32)
+    return x.sum(dim=tuple(range(2, x.dim())), dtype=torch.float32) / math.prod(x.shape[2:])
 
 
 @contextlib.contextmanager
