@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--permutations",
         type=int,
         default=20,
-        help="label permutations of the channel-label MI null (0: no null)",
+        help="seeded label permutations of the null p-values and band (null means are exact; 0: no null)",
     )
     w = p.add_argument_group("whole-layer quantities (seeds 003/002; analyzer/layer_info.py)")
     w.add_argument(
