@@ -29,23 +29,22 @@ class Clustering:
 
 
 @nb.njit(cache=True, nogil=True)
-def _class_sums(values, labels, n_classes):
-    """(class sums of the unit rows (K, d), class counts of the nonzero rows (K,), finite)."""
-    n, d = values.shape
+def _class_sums(base, c0, c1, labels, n_classes):
+    """(class sums of the unit rows (K, d), class counts of the nonzero rows (K,), finite) of
+    the rows base[i, c0:c1] (one pass; contiguous rows when ``base`` is C-contiguous)."""
+    n = base.shape[0]
+    d = c1 - c0
     sums = np.zeros((n_classes, d))
     counts = np.zeros(n_classes, dtype=np.int64)
     poison = 0.0  # NaN as soon as one value is NaN or Inf
-    for i in range(n):
-        for j in range(d):
-            poison += np.float64(values[i, j]) * 0.0
-    if poison != 0.0:
-        return sums, counts, False
     buf = np.empty(d)
+    part = np.empty(8)
+    d8 = d - d % 8
     for i in range(n):  # rows in order: the accumulation order of np.add.at
+        row = base[i, c0:c1]
         for j in range(d):  # a contiguous float64 copy of the row: vectorized loops below
-            buf[j] = values[i, j]
-        part = np.zeros(8)  # 8 interleaved partial sums of squares
-        d8 = d - d % 8
+            buf[j] = row[j]
+        part[:] = 0.0  # 8 interleaved partial sums of squares
         for j in range(0, d8, 8):
             for r in range(8):
                 part[r] += buf[j + r] * buf[j + r]
@@ -54,6 +53,7 @@ def _class_sums(values, labels, n_classes):
             ss += part[r]
         for j in range(d8, d):
             ss += buf[j] * buf[j]
+        poison += ss * 0.0  # NaN or Inf anywhere in the row makes ss NaN or Inf
         norm = np.sqrt(ss)
         if norm > 0:
             y = labels[i]
@@ -61,7 +61,26 @@ def _class_sums(values, labels, n_classes):
             acc = sums[y]
             for j in range(d):
                 acc[j] += buf[j] / norm
-    return sums, counts, True
+    return sums, counts, poison == 0.0
+
+
+def _rows(values: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(base, c0, c1) with base[:, c0:c1] = values and base C-contiguous when ``values`` is a
+    column range of a C-contiguous array (a layer of a segment): its rows then vectorize."""
+    base = values.base
+    if (
+        isinstance(base, np.ndarray)
+        and base.ndim == 2
+        and base.flags.c_contiguous
+        and base.dtype == values.dtype
+        and base.shape[0] == values.shape[0]
+        and base.strides == values.strides
+    ):
+        offset = values.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        c0 = offset // values.itemsize
+        if offset % values.itemsize == 0 and 0 <= c0 and c0 + values.shape[1] <= base.shape[1]:
+            return base, c0, c0 + values.shape[1]
+    return values, 0, values.shape[1]
 
 
 def cosine_clustering(values: np.ndarray, labels: np.ndarray) -> Clustering:
@@ -74,7 +93,7 @@ def cosine_clustering(values: np.ndarray, labels: np.ndarray) -> Clustering:
         values = values.astype(np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     k = int(labels.max()) + 1
-    sums, counts, finite = _class_sums(values, labels, k)
+    sums, counts, finite = _class_sums(*_rows(values), labels, k)
     if not finite:
         return Clustering(math.nan, math.nan)
     n_k = counts.astype(np.float64)

@@ -227,6 +227,11 @@ def test_cosine_clustering_compiled_pass_matches_numpy_on_strided_float32():
     bad = values.copy()
     bad[3, 2] = np.inf
     assert math.isnan(cosine_clustering(bad, labels).within)
+    # the same from a copy, a transposed (non-row-contiguous) layout and float64
+    for other in (values.copy(), np.asfortranarray(values), values.astype(np.float64)):
+        again = cosine_clustering(other, labels)
+        assert again.within == pytest.approx(c.within, abs=1e-12)
+        assert again.between == pytest.approx(c.between, abs=1e-12)
 
 
 def test_szt_figures_average_every_seed_of_a_group():
