@@ -4,7 +4,7 @@ import torch
 
 from trainer.hsic import hsic, hsic_penalty
 from trainer.models import build_model
-from trainer.sites import capture_gap, find_sites, gap
+from trainer.sites import capture_gap, capture_sums, find_sites, gap
 
 
 def brute_force_hsic(z, y, sigma2):
@@ -144,3 +144,23 @@ def test_gap_equals_mean_and_its_gradient(layout):
     got.backward(g)
     want.backward(g)
     torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
+
+
+def test_penalty_on_spatial_sums_equals_penalty_on_gap():
+    """capture_sums + the division inside the HSIC node == capture_gap (values, gradients)."""
+    torch.manual_seed(1)
+    net = build_model("resnet18", 4, width=0.125)
+    sites = [s for s in find_sites(net) if s.kind in ("post-add", "branch")]
+    weights = {s.name: 0.5 + i for i, s in enumerate(sites)}
+    x, y = torch.randn(12, 3, 32, 32), torch.arange(12) % 4
+    grads, values = [], []
+    for capture in (lambda: capture_gap(sites, detach=False), lambda: capture_sums(sites)):
+        net.zero_grad()
+        with capture() as pooled:
+            net(x)
+        value = hsic_penalty(pooled, y, weights)
+        value.backward()
+        values.append(value.item())
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None]))
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-6)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .data import input_summary
 from .hsic import hsic_penalty
 from .precision import Precision
-from .sites import Site, capture_gap
+from .sites import Site, capture_gap, capture_sums
 
 CHECK_EVERY = 50  # batches between divergence checks (one host sync each)
 
@@ -67,7 +67,7 @@ def train_one_epoch(
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for step, (images, labels) in enumerate(bar, start=1):
         images, labels = prec.inputs(images, labels)
-        with prec.autocast(), capture_gap(hsic_sites, detach=False) as pooled:
+        with prec.autocast(), capture_sums(hsic_sites) as pooled:
             logits = model(images)
         ce = F.cross_entropy(logits.float(), labels)
         dependence = (

@@ -57,21 +57,24 @@ def _runs(widths: list[int]) -> list[tuple[int, int]]:
 
 
 class BatchedHsic(torch.autograd.Function):
-    """``sum_ij K_ij (HLH)_ij`` of each layer: (L,) float32, one autograd node for all layers.
+    """``coef_l * sum_ij K_ij (HLH)_ij`` of each layer l: (L,) float32, one autograd node.
 
-    forward(centred (m, m), bandwidth, *features (m, C_l)); sigma^2 is a constant (the
-    median is taken without gradient). Consecutive layers of equal width share one batched
-    Gram product (no zero padding); distances, kernel and contraction run on the stacked
-    (L, m, m) tensors.
+    forward(centred (m, m), bandwidth, coef (L,), counts (L,) or None, *features (m, C_l)):
+    layer l's points are ``features[l] / counts[l]`` (spatial sums in, GAP values used);
+    sigma^2 is a constant (the median is taken without gradient). Consecutive layers of
+    equal width share one batched Gram product (no zero padding); distances, kernel and
+    contraction run on the stacked (L, m, m) tensors.
     """
 
     @staticmethod
-    def forward(ctx, centred, bandwidth, *features):
+    def forward(ctx, centred, bandwidth, coef, counts, *features):
         m, runs = features[0].shape[0], _runs([f.shape[1] for f in features])
         gram = torch.empty((len(features), m, m), dtype=torch.float32, device=centred.device)
         zs = []
         for a, b in runs:
             z = torch.stack([f.to(torch.float32) for f in features[a:b]])  # (b - a, m, C)
+            if counts is not None:
+                z.div_(counts[a:b, None, None])  # the GAP, bitwise sum / n
             torch.bmm(z, z.transpose(1, 2), out=gram[a:b])
             zs.append(z)
         sq = gram.diagonal(dim1=1, dim2=2)  # (L, m) squared norms: d2's diagonal is exactly 0
@@ -81,22 +84,35 @@ class BatchedHsic(torch.autograd.Function):
         else:
             sigma2 = torch.full((len(features),), float(bandwidth) ** 2, device=d2.device)
         w = d2.mul_((-0.5 / sigma2)[:, None, None]).exp_().mul_(centred)  # K o HLH, in place
-        ctx.save_for_backward(w, sigma2, *zs)
+        # d value / d point = (-2 / sigma^2) coef (diag(W 1) Z - W Z); / counts: d point / d sum
+        factor = coef * (-2.0 / sigma2) if counts is None else coef * (-2.0 / sigma2) / counts
+        ctx.save_for_backward(w, factor, *zs)
         ctx.runs, ctx.dtypes = runs, [f.dtype for f in features]
-        return w.sum(dim=(1, 2))
+        return w.sum(dim=(1, 2)).mul_(coef)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        w, sigma2, *zs = ctx.saved_tensors
+        w, factor, *zs = ctx.saved_tensors
         rowsum = w.sum(dim=2, keepdim=True)
-        scale = (grad * (-2.0 / sigma2))[:, None, None]
+        scale = (grad * factor)[:, None, None]
         grads = []
         for (a, b), z in zip(ctx.runs, zs, strict=True):
-            # -(2 / sigma^2) (diag(W 1) Z - W Z), times each layer's incoming gradient
             lap = torch.baddbmm(z * rowsum[a:b], w[a:b], z, alpha=-1.0).mul_(scale[a:b])
             grads.extend(lap.unbind(0))
-        return (None, None, *(g.to(d) for g, d in zip(grads, ctx.dtypes, strict=True)))
+        return (None, None, None, None, *(g.to(d) for g, d in zip(grads, ctx.dtypes, strict=True)))
+
+
+def _hsic_values(features, counts, coef: list[float], y, bandwidth) -> torch.Tensor:
+    """(L,) ``coef_l * HSIC_l`` of the points ``features[l] / counts[l]`` (counts may be None)."""
+    m = len(y)
+    with torch.autocast(y.device.type, enabled=False):
+        if m < 2:
+            return torch.stack([f.float().sum() * 0.0 for f in features])
+        scaled = torch.tensor(coef, device=y.device).div_((m - 1) ** 2)
+        if counts is not None:
+            counts = torch.tensor(counts, dtype=torch.float32, device=y.device)
+        return BatchedHsic.apply(centred_label_kernel(y), bandwidth, scaled, counts, *features)
 
 
 def batched_hsic(
@@ -112,12 +128,7 @@ def batched_hsic(
     equal to that of all off-diagonal pairs; a constant, no gradient through it); a number
     gives sigma.
     """
-    m = len(y)
-    with torch.autocast(y.device.type, enabled=False):
-        if m < 2:
-            return torch.stack([f.float().sum() * 0.0 for f in features])
-        total = BatchedHsic.apply(centred_label_kernel(y), bandwidth, *features)
-        return total / (m - 1) ** 2
+    return _hsic_values(features, None, [1.0] * len(features), y, bandwidth)
 
 
 def hsic(z: torch.Tensor, y: torch.Tensor, bandwidth: float | str = "median") -> torch.Tensor:
@@ -126,14 +137,24 @@ def hsic(z: torch.Tensor, y: torch.Tensor, bandwidth: float | str = "median") ->
 
 
 def hsic_penalty(
-    pooled: dict[str, torch.Tensor],
+    pooled: dict[str, torch.Tensor | tuple[torch.Tensor, int]],
     y: torch.Tensor,
     weights: dict[str, float],
     bandwidth: float | str = "median",
 ) -> torch.Tensor:
-    """``sum_l w_l HSIC(pooled[l], y)`` over the sites named in ``weights``."""
+    """``sum_l w_l HSIC(pooled[l], y)`` over the sites named in ``weights``.
+
+    ``pooled[l]``: the GAP values (m, C_l) (:func:`trainer.sites.capture_gap`), or
+    ``(spatial sum, n)`` (:func:`trainer.sites.capture_sums`; the division by n then happens
+    inside the HSIC node, one autograd node fewer per site).
+    """
     if not weights:
         raise ValueError("HSIC regularizer has no sites: check hsic.site_kinds / hsic.weights")
     names = list(weights)
-    w = torch.tensor([weights[n] for n in names], device=y.device)
-    return (w * batched_hsic([pooled[n] for n in names], y, bandwidth)).sum()
+    values = [pooled[n] for n in names]
+    if isinstance(values[0], tuple):
+        features, counts = [v[0] for v in values], [v[1] for v in values]
+    else:
+        features, counts = values, None
+    coef = [weights[n] for n in names]
+    return _hsic_values(features, counts, coef, y, bandwidth).sum()

@@ -3,7 +3,8 @@
 One abstraction, three uses, all through forward hooks on torchvision's own modules:
 
 * ``capture_gap(sites)``: record the global-average-pooled value of each site's output,
-  shape (batch, channels), detached (for the dump) or with its graph (for the HSIC loss);
+  shape (batch, channels), detached (for the dump) or with its graph; ``capture_sums``:
+  the same as (spatial sum, count) with its graph (for the HSIC loss);
 * ``replace_output(sites, fn)``: substitute each site's output by ``fn(site, output)``
   (channel knockouts, shuffles, perturbations build on it).
 
@@ -77,32 +78,40 @@ def find_sites(net: nn.Module) -> list[Site]:
     return sites
 
 
+def spatial_sum(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Sum over all spatial dims in float32, (batch, C, ...) -> ((batch, C), positions summed).
+
+    Sum's backward broadcasts the (batch, C) gradient as a view (mean's materialises a whole
+    feature map), so a loss can take these sums and fold the division into its own node.
+    """
+    if x.dim() <= 2:
+        return x.float(), 1
+    return x.sum(dim=tuple(range(2, x.dim())), dtype=torch.float32), math.prod(x.shape[2:])
+
+
 def gap(x: torch.Tensor) -> torch.Tensor:
     """Global average pooling over all spatial dims: (batch, C, ...) -> (batch, C), float32.
 
-    Accumulated in float32 whatever the activation's dtype (autocast) or layout. Computed
-    as ``sum / n``, bitwise what ``mean`` computes, because sum's backward broadcasts the
-    (batch, C) gradient as a view where mean's materialises a whole feature map.
+    Accumulated in float32 whatever the activation's dtype (autocast) or layout; computed as
+    ``spatial_sum / n``, bitwise what ``mean`` computes (mean is a sum then a division).
     """
-    if x.dim() <= 2:
-        return x.float()
-    return x.sum(dim=tuple(range(2, x.dim())), dtype=torch.float32) / math.prod(x.shape[2:])
+    total, n = spatial_sum(x)
+    return total / n if n != 1 else total
 
 
 @contextlib.contextmanager
-def capture_gap(sites: list[Site], detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
-    """Within the block, every forward stores ``gap(output)`` of each site in the yielded dict.
+def _capture(sites: list[Site], fn: Callable[[torch.Tensor], object]) -> Iterator[dict]:
+    """Within the block, every forward stores ``fn(output)`` of each site in the yielded dict.
 
-    The GAP is taken inside the hook, before any later in-place operation (such as the
-    residual ``out += identity``) can modify the tensor.
+    ``fn`` runs inside the hook, before any later in-place operation (such as the residual
+    ``out += identity``) can modify the tensor.
     """
-    store: dict[str, torch.Tensor] = {}
+    store: dict = {}
     handles = []
     for site in sites:
 
         def hook(_module, _inp, out, name=site.name):
-            value = gap(out)
-            store[name] = value.detach() if detach else value
+            store[name] = fn(out)
 
         handles.append(site.module.register_forward_hook(hook))
     try:
@@ -110,6 +119,18 @@ def capture_gap(sites: list[Site], detach: bool = True) -> Iterator[dict[str, to
     finally:
         for h in handles:
             h.remove()
+
+
+def capture_gap(sites: list[Site], detach: bool = True):
+    """Context yielding {site name: ``gap(output)``} filled by every forward in the block;
+    detached (for the dump) or with its graph."""
+    return _capture(sites, (lambda out: gap(out).detach()) if detach else gap)
+
+
+def capture_sums(sites: list[Site]):
+    """Context yielding {site name: ``spatial_sum(output)``} (with graph) for every forward:
+    the GAP as (sum, n), for losses that divide inside their own node (:mod:`trainer.hsic`)."""
+    return _capture(sites, spatial_sum)
 
 
 @contextlib.contextmanager
