@@ -57,7 +57,7 @@ rule robustness_run:
         args=(
             f"--bins {' '.join(map(str, SWEEP['bins']))}"
             f" --fractions {' '.join(map(str, SWEEP['fractions']))}"
-            f" --rules {' '.join(SWEEP['rules'])} --permutations {SWEEP['permutations']}"
+            f" --rules {' '.join(SWEEP['rules'])}"
         ),
     log:
         f"{RESULTS}/logs/robustness/{{run}}.log",
