@@ -141,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    opts = SweepOptions(
-        tuple(args.bins), tuple(args.fractions), tuple(args.rules), seed=args.seed
-    )
+    opts = SweepOptions(tuple(args.bins), tuple(args.fractions), tuple(args.rules), seed=args.seed)
     try:
         out = write(sweep(args.store, opts), args.out)
     except (StoreError, ValueError, OutputError) as e:
