@@ -2,8 +2,8 @@
 
 Everything that lists the output variables reads :data:`VARIABLES`: the per-epoch stacking
 and padding (:func:`stack_layers`), the lazy Dataset's variables, the attrs
-(:func:`set_attrs`) and the README table (``python -m analyzer.variables --check README.md``;
-a test runs the same check).
+(:func:`set_attrs`) and the README table (``analyzer/variables_table.py``:
+``python -m analyzer.variables_table --check README.md``; a test runs the same check).
 
 Each variable has a ``stage``, which says where its value is computed:
 
@@ -26,16 +26,13 @@ How to add a variable (one edit here plus its computation):
    add ``out["my_var"] = ...`` in ``epoch_pass.layer_step``, channel axis unpadded; the
    layer's bin codes (channel, sample) uint8, label counts and per-channel MIs are in its
    ``LayerView``). Stacking, padding, writing, appending and attrs follow from the registry.
-3. Regenerate the README table: ``python -m analyzer.variables --write README.md``.
+3. Regenerate the README table: ``python -m analyzer.variables_table --write README.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -478,55 +475,3 @@ def set_attrs(ds) -> None:
     for name, var in VARIABLES.items():
         if name in ds.variables:
             ds[name].attrs.update(units=var.units, description=var.description)
-
-
-def markdown_table() -> str:
-    """The README table of the MI Dataset's variables, one row per registry entry."""
-    rows = ["| variable | units | definition |", "| --- | --- | --- |"]
-    for v in VARIABLES.values():
-        name = f"{v.name}({', '.join(v.dims)})" if v.dims else v.name
-        rows.append(f"| `{name}` | {v.units} | {v.description} |")
-    return "\n".join(rows)
-
-
-BEGIN, END = "<!-- mi-variables:begin -->", "<!-- mi-variables:end -->"
-
-
-def readme_table(text: str) -> str:
-    """The table between the markers of a README text (ValueError when the markers are absent)."""
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"README has no {BEGIN} ... {END} block")
-    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m analyzer.variables", description="The MI Dataset's variable table."
-    )
-    p.add_argument("--check", metavar="README", help="exit 1 if README's table differs")
-    p.add_argument("--write", metavar="README", help="rewrite README's table in place")
-    args = p.parse_args(argv)
-    table = markdown_table()
-    if args.check:
-        if readme_table(Path(args.check).read_text()) != table:
-            print(
-                f"{args.check}: MI variable table differs from analyzer/variables.py; run "
-                f"python -m analyzer.variables --write {args.check}",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    if args.write:
-        path = Path(args.write)
-        text = path.read_text()
-        readme_table(text)
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        path.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
-        return 0
-    print(table)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

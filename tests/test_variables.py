@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from analyzer import variables as registry
+from analyzer import variables_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_table_matches_registry():
-    assert registry.main(["--check", str(README)]) == 0
-    assert registry.readme_table(README.read_text()) == registry.markdown_table()
+    assert variables_table.main(["--check", str(README)]) == 0
+    assert variables_table.readme_table(README.read_text()) == variables_table.markdown_table()
 
 
 def test_every_variable_is_declared_once_with_units_and_known_dims():
