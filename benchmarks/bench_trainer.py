@@ -100,6 +100,7 @@ class TrainerEpochs:
             attrs={},
             dtype=cfg["dump"]["dtype"],
             unit_chunk=cfg["dump"]["unit_chunk"],
+            clevel=cfg["dump"]["clevel"],
         )
 
     def block(self, n: int, hsic: bool, dump: bool = True) -> float:

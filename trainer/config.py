@@ -85,6 +85,7 @@ DEFAULTS: dict = {
     "dump": {
         "dtype": "float32",
         "unit_chunk": 1024,
+        "clevel": 1,
         "checkpoint_every_epoch": False,
         "epochs": "all",
         "log_count": 30,
@@ -190,6 +191,7 @@ SCHEMA: dict = {
             "properties": {
                 "dtype": {"enum": ["float32", "float16"]},
                 "unit_chunk": _POS_INT,
+                "clevel": {"type": "integer", "minimum": 0, "maximum": 9},
                 "checkpoint_every_epoch": {"type": "boolean"},
                 "epochs": {"enum": ["all", "log"]},
                 "log_count": _POS_INT,

@@ -38,6 +38,7 @@ MAY_CHANGE = {
     "train.device": "hardware",
     "train.num_workers": "data-loading workers (hardware)",
     "dataset.root": "where the data lives",
+    "dump.clevel": "compression level of new stores (lossless; a store keeps its own)",
     "dataset.download": "whether a missing dataset is downloaded",
 }
 

@@ -225,6 +225,7 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
             },
             dtype=dtype,
             unit_chunk=dcfg["unit_chunk"],
+            clevel=dcfg["clevel"],
         )
         progress = {
             "config": cfg_json,

@@ -153,6 +153,7 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
                 },
                 dtype=dcfg["dtype"],
                 unit_chunk=dcfg["unit_chunk"],
+                clevel=dcfg["clevel"],
             )
         else:
             store.append_epoch(store_path, epoch, act, metrics, dcfg["dtype"])
