@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from latent_mi import contract as C
 
-from . import all_pairs, layer_info, metrics, nulls, pca
+from . import all_pairs, layer_info, memory, metrics, nulls, pca
 from . import estimators as est
 from . import variables as registry
 from .activations import Layer, StoreError, corrupt_chunk_message
@@ -108,6 +108,7 @@ class LayerView:
 
 def analyze_epoch(plan: Plan, epoch: int) -> dict[str, np.ndarray]:
     """All 'layer'- and 'epoch'-stage registry variables of one epoch (arrays with the epoch dim dropped)."""
+    memory.limit_arenas()  # once per process (a cluster's workers too)
     previous = numba.get_num_threads()
     numba.set_num_threads(1)  # thread-local: dask (or the cluster) parallelizes across epochs
     try:
@@ -124,6 +125,7 @@ def analyze_epoch(plan: Plan, epoch: int) -> dict[str, np.ndarray]:
             return stacked
     finally:
         numba.set_num_threads(previous)
+        memory.release_free_memory()
 
 
 def _segment_views(plan: Plan, values: np.ndarray, start: int, members) -> list[LayerView]:

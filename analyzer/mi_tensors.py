@@ -34,7 +34,7 @@ import zarr
 from latent_mi import contract as C
 from latent_mi import outputs
 
-from . import metrics
+from . import memory, metrics
 from . import variables as registry
 from .epoch_pass import analyze_epoch, assemble_pairs, pair_codes, pair_piece
 from .incremental import reusable_epochs, start_from
@@ -191,6 +191,7 @@ def analyze(
     complete epochs of a store that the trainer is still writing.
     """
     out = Path(out)
+    memory.limit_arenas()  # before the worker threads exist
     # refuses what is not ours at ``out`` before any work; locks ``out`` while writing
     with outputs.safe_output(out, C.KIND_MI, recognise=_is_mi_dataset) as tmp:
         setup = prepare(store_path, opts, allow_running=allow_running)
