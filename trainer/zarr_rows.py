@@ -20,7 +20,6 @@ written (``tests/test_store.py`` compares the files byte for byte).
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import os
@@ -47,7 +46,7 @@ def append_row(array_dir: Path, doc: dict, row: np.ndarray) -> None:
     """Write ``row`` (shape: the array's without its first dim) as row ``doc["shape"][0]``,
     then grow the array by one row. ``doc`` is the array's current ``zarr.json`` document."""
     n, *rest = doc["shape"]
-    layout = _layout(json.dumps({**doc, "shape": [1, *rest]}, sort_keys=True))
+    layout = _layout(str(array_dir), {**doc, "shape": [1, *rest]})
     chunks = layout.meta.chunks
     if chunks[0] != 1 or tuple(rest) != row.shape:
         raise ValueError(
@@ -98,9 +97,17 @@ class _Layout:
         return data.as_buffer_like()
 
 
-@functools.lru_cache(maxsize=64)
-def _layout(doc_json: str) -> _Layout:
-    return _Layout(json.loads(doc_json))
+_LAYOUTS: dict[str, tuple[dict, _Layout]] = {}  # array dir -> (its one-row document, layout)
+
+
+def _layout(array_dir: str, one_row_doc: dict) -> _Layout:
+    """The layout of ``one_row_doc``, reused while the array's document stays the same."""
+    cached = _LAYOUTS.get(array_dir)
+    if cached is None or cached[0] != one_row_doc:
+        if len(_LAYOUTS) >= 256:
+            _LAYOUTS.clear()
+        cached = _LAYOUTS[array_dir] = (one_row_doc, _Layout(one_row_doc))
+    return cached[1]
 
 
 def _write(path: Path, data) -> None:
