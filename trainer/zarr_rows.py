@@ -111,8 +111,12 @@ def _layout(array_dir: str, one_row_doc: dict) -> _Layout:
 
 
 def _write(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
+    try:
+        f = open(path, "wb")
+    except FileNotFoundError:  # a new row's chunk folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "wb")
+    with f:
         f.write(data)
 
 
