@@ -212,12 +212,12 @@ def main():
         rss = {(c, n): [] for c in args.configs for n in (e1, e2)}
         cold = {e1: [], e2: []}
         for _ in range(args.repeats):
-            for c in args.configs:
-                for n in (e1, e2):
+            for n in (e1, e2):
+                cold[n].append(cold_load_time(stores[n]))  # interleaved with the analyzer runs
+                for c in args.configs:
                     sec, r = run_analyzer(stores[n], tmp / f"mi{n}.zarr", args.threads, c)
                     t[c, n].append(sec)
                     rss[c, n].append(r)
-                    cold[n].append(cold_load_time(stores[n]))  # interleaved with the analyzer
         loads = {e1: [], e2: []}
         for _ in range(args.repeats + 1):
             for n in (e1, e2):
@@ -244,8 +244,7 @@ def main():
                 f"[{c}] analyzer: {e1} epochs {spread(t[c, e1])} s; {e2} epochs {spread(t[c, e2])} s"
             )
             for name, ref in (("cold", cold), ("warm", loads)):
-                n_ref = len(ref[e2])
-                whole = [a / b for a, b in zip(t[c, e2], ref[e2][-args.repeats :], strict=True)]
+                whole = [a / b for a, b in zip(t[c, e2], ref[e2], strict=True)]
                 # per-epoch load: the difference of the two loads (first-use costs cancel)
                 per_epoch = (np.median(ref[e2]) - np.median(ref[e1])) / (e2 - e1)
                 marg = [
@@ -253,7 +252,7 @@ def main():
                     for a1, a2 in zip(t[c, e1], t[c, e2], strict=True)
                 ]
                 print(
-                    f"[{c}] vs {name} load ({n_ref} loads): whole analyzer / load at {e2} epochs "
+                    f"[{c}] vs {name} load: whole analyzer / load at {e2} epochs "
                     f"{spread(whole)} x (target <= 3); marginal per-epoch cost / per-epoch load "
                     f"{spread(marg)} x (target <= 2)"
                 )

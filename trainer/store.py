@@ -130,14 +130,15 @@ def append_epoch(path: Path, epoch: int, activation: np.ndarray, metrics: dict, 
     rows = {C.ACTIVATION: activation.astype(dtype, copy=False)}
     rows.update({name: np.array(metrics.get(name, np.nan)) for name in EPOCH_VARS})
     rows["epoch"] = np.array(epoch)
-    epochs = zarr_rows.read_doc(path / "epoch")["shape"][0]
-    for name, row in rows.items():  # "epoch" last: marks the epoch complete
-        doc = zarr_rows.read_doc(path / name)
+    docs = {name: zarr_rows.read_doc(path / name) for name in rows}
+    epochs = docs["epoch"]["shape"][0]
+    for name, doc in docs.items():  # checked before anything is written
         if doc["shape"][0] != epochs:
             raise ValueError(
                 f"{path}: {name} has {doc['shape'][0]} epochs, the epoch coordinate {epochs}"
             )
-        zarr_rows.append_row(path / name, doc, row)
+    for name, row in rows.items():  # "epoch" last: marks the epoch complete
+        zarr_rows.append_row(path / name, docs[name], row)
 
 
 def complete_epochs(path: Path) -> int:

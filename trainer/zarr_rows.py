@@ -15,7 +15,7 @@ grown ``shape``:
   sees the old or the new shape, never a torn document.
 
 Readers (zarr, xarray) see exactly what zarr's ``resize`` + ``__setitem__`` would have
-written (``tests/test_store.py`` compares the files byte for byte).
+written (``tests/test_zarr_rows.py`` compares the files byte for byte).
 """
 
 from __future__ import annotations
