@@ -23,15 +23,13 @@ from dataclasses import dataclass, field
 
 import numba
 import numpy as np
-import zarr
 from threadpoolctl import threadpool_limits
-
-from latent_mi import contract as C
 
 from . import all_pairs, layer_info, memory, metrics, nulls, pca
 from . import estimators as est
 from . import variables as registry
-from .activations import Layer, StoreError, corrupt_chunk_message
+from .activations import Layer
+from .chunk_reader import UnitReader
 from .fused import Binning, channel_mi, fused_pass
 from .kernels import all_pairs_mi, paired_mi, xlogx_table
 
@@ -72,21 +70,10 @@ def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[i
     return out
 
 
-def read_units(array, store: str, epoch: int, start: int, stop: int) -> np.ndarray:
-    """GAP values (sample, unit) of one epoch and unit range, as float32 or float64."""
-    try:
-        values = array[epoch, :, start:stop]
-    except Exception as e:  # a corrupt chunk: name the store, epoch and variable
-        raise StoreError(
-            corrupt_chunk_message(store)
-            or f"{store}: epoch index {epoch}, units {start}-{stop}: cannot read the activation "
-            f"chunk: {type(e).__name__}: {e}"
-        ) from None
-    return values if values.dtype in (np.float32, np.float64) else values.astype(np.float32)
-
-
-def _open(store: str):
-    return zarr.open_array(f"{store}/{C.ACTIVATION}", mode="r")
+def read_units(reader: UnitReader, epoch: int, start: int, stop: int) -> np.ndarray:
+    """GAP values (sample, unit) of one epoch and unit range, float32 or float64: a view of
+    this thread's read buffer (:mod:`analyzer.chunk_reader`), valid until its next read."""
+    return reader.read(epoch, start, stop)
 
 
 @dataclass
@@ -106,22 +93,34 @@ class LayerView:
     summary_mi: np.ndarray
 
 
-def analyze_epoch(plan: Plan, epoch: int) -> dict[str, np.ndarray]:
-    """All 'layer'- and 'epoch'-stage registry variables of one epoch (arrays with the epoch dim dropped)."""
+PAIR_CODES = "pair_layer_codes"  # analyze_epoch's private result: layer index -> pair_codes' tuple
+
+
+def analyze_epoch(
+    plan: Plan, epoch: int, pair_layers: tuple[int, ...] = ()
+) -> dict[str, np.ndarray]:
+    """All 'layer'- and 'epoch'-stage registry variables of one epoch (arrays with the epoch
+    dim dropped). ``pair_layers``: layers whose all-pairs inputs (:func:`pair_codes`'s tuple,
+    from this pass's codes: no second read) are returned under :data:`PAIR_CODES`."""
     memory.limit_arenas()  # once per process (a cluster's workers too)
     previous = numba.get_num_threads()
     numba.set_num_threads(1)  # thread-local: dask (or the cluster) parallelizes across epochs
     try:
         with threadpool_limits(1):
             results: list[dict | None] = [None] * len(plan.layers)
-            array = _open(plan.store)
+            pairs = {}
+            reader = UnitReader(plan.store)
             for start, stop, members in plan.segments:
-                values = read_units(array, plan.store, epoch, start, stop)
+                values = read_units(reader, epoch, start, stop)
                 views = _segment_views(plan, values, start, members)
                 for i, view in zip(members, views, strict=True):
                     results[i] = layer_step(plan, i, view)
+                    if i in pair_layers:
+                        pairs[i] = _pair_inputs(plan, view.codes.copy(), view.finite.copy())
             stacked = registry.stack_layers(results, plan.sizes)
             stacked.update(epoch_step(plan, results))
+            if pair_layers:
+                stacked[PAIR_CODES] = pairs
             return stacked
     finally:
         numba.set_num_threads(previous)
@@ -226,21 +225,26 @@ def epoch_step(plan: Plan, results: list[dict]) -> dict[str, np.ndarray]:
 
 
 def pair_codes(plan: Plan, epoch: int, layer_index: int) -> tuple:
-    """(codes (C, N) uint8, finite (C,), all_pairs.Prep) of one layer at one epoch, for its pairs."""
+    """(codes (C, N) uint8, finite (C,), all_pairs.Prep) of one layer at one epoch, for its
+    pairs, read again from the store (only for an epoch that no epoch task of this run reads:
+    one kept from an earlier analysis)."""
     layer = plan.layers[layer_index]
     previous = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
         stop = layer.start + layer.channels
-        values = read_units(_open(plan.store), plan.store, epoch, layer.start, stop)
+        values = read_units(UnitReader(plan.store), epoch, layer.start, stop)
         f = fused_pass(
             values, plan.labels, plan.n_classes, np.zeros(len(values), np.int64), 1, plan.bins,
             plan.binning, layer.start,
         )  # fmt: skip
-        prep = all_pairs.prepare(f.codes, plan.bins, xlogx_table(values.shape[0]))
+        return _pair_inputs(plan, f.codes, f.finite)
     finally:
         numba.set_num_threads(previous)
-    return f.codes, f.finite, prep
+
+
+def _pair_inputs(plan: Plan, codes: np.ndarray, finite: np.ndarray) -> tuple:
+    return codes, finite, all_pairs.prepare(codes, plan.bins, xlogx_table(codes.shape[1]))
 
 
 def pair_piece(plan: Plan, layer_codes: tuple, piece: int, n_pieces: int) -> np.ndarray:

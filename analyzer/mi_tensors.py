@@ -1,7 +1,8 @@
 """From an activation store to the MI Dataset of one (bins, run): orchestration and writing.
 
 One task per epoch (:func:`analyzer.epoch_pass.analyze_epoch`: one read of each stored chunk,
-one fused compiled pass per segment of units, per-layer and layer-layer results) on the active
+one fused compiled pass per segment of units, per-layer and layer-layer results, and the bin
+codes of the layers whose all-pairs channel MI is asked at that epoch) on the active
 dask scheduler (threads by default, ``processes``, or a dask.distributed cluster; tasks are
 single-threaded inside, so results are bit-identical for any worker count). Epochs are
 computed in blocks and appended to a temporary sibling of OUT as they finish, so memory is
@@ -30,13 +31,14 @@ import dask
 import numpy as np
 import xarray as xr
 import zarr
+from dask.base import named_schedulers
 
 from latent_mi import contract as C
 from latent_mi import outputs
 
-from . import memory, metrics
+from . import chunk_reader, memory, metrics
 from . import variables as registry
-from .epoch_pass import analyze_epoch, assemble_pairs, pair_codes, pair_piece
+from .epoch_pass import PAIR_CODES, analyze_epoch, assemble_pairs, pair_codes, pair_piece
 from .incremental import reusable_epochs, start_from
 from .setup import Options, Setup, pair_sample, prepare  # noqa: F401  (public API)
 
@@ -80,6 +82,18 @@ def _n_workers() -> int:
     return max(1, dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
+def _compute(*tasks) -> tuple:
+    """``dask.compute`` on the active scheduler. With no dask.distributed imported no client
+    can exist, so a named local scheduler (threads by default, as for delayed) is passed
+    directly: dask would otherwise import distributed to look for one (~0.17 s per process)."""
+    scheduler = None
+    if "distributed" not in sys.modules:
+        name = dask.config.get("scheduler", None) or "threads"
+        if isinstance(name, str):
+            scheduler = named_schedulers.get(name.lower())
+    return dask.compute(*tasks, scheduler=scheduler)
+
+
 def block_dataset(setup: Setup, indices: list[int], results: list[dict]) -> xr.Dataset:
     """The epoch-indexed variables of a block of epochs as one Dataset (no dynamics, no pairs)."""
     data = {}
@@ -95,12 +109,43 @@ def block_dataset(setup: Setup, indices: list[int], results: list[dict]) -> xr.D
     return ds
 
 
-def _compute_epochs(setup: Setup, indices: list[int], extra: dict) -> tuple[list[dict], dict]:
-    """Epoch results of ``indices`` and, computed in the same pass (so they fill idle
-    workers), the delayed ``extra`` tasks (key -> result)."""
-    task = dask.delayed(functools.partial(analyze_epoch, setup.plan), pure=True)
-    out = dask.compute(*[task(e) for e in indices], *extra.values())
-    return list(out[: len(indices)]), dict(zip(extra, out[len(indices) :], strict=True))
+def _pair_key(setup: Setup, e: int, li: int) -> tuple[int, str]:
+    """(epoch coord, layer name): how the selected-epoch channel pairs are keyed."""
+    return int(setup.epochs[e]), setup.plan.layers[li].name
+
+
+def _pair_graph(plan, layer_codes) -> object:
+    """The delayed (c_max, c_max) all-pairs array of one (epoch, layer) from its delayed
+    ``pair_codes`` tuple, in as many balanced pieces as workers."""
+    piece = dask.delayed(functools.partial(pair_piece, plan), pure=True)
+    assemble = dask.delayed(functools.partial(assemble_pairs, plan), pure=True)
+    n_pieces = _n_workers()
+    return assemble(layer_codes, [piece(layer_codes, r, n_pieces) for r in range(n_pieces)])
+
+
+def _compute_epochs(
+    setup: Setup, indices: list[int], missing: set, extra: dict
+) -> tuple[list[dict], dict]:
+    """Epoch results of ``indices``, the channel pairs of the ``missing`` (epoch index, layer
+    index) among them (from the epoch tasks' own codes) and, in the same pass (so they fill
+    idle workers), the delayed ``extra`` tasks. Returns (results, pair key -> array)."""
+    epoch = dask.delayed(functools.partial(analyze_epoch, setup.plan), pure=True)
+    pick = dask.delayed(_pick, pure=True)
+    tasks, todo = [], dict(extra)
+    for e in indices:
+        layers = tuple(li for li in setup.cc_layers if (e, li) in missing)
+        tasks.append(epoch(e, layers))
+        for li in layers:
+            todo[_pair_key(setup, e, li)] = _pair_graph(setup.plan, pick(tasks[-1], li))
+    out = _compute(*tasks, *todo.values())
+    results = list(out[: len(indices)])
+    for r in results:
+        r.pop(PAIR_CODES, None)
+    return results, dict(zip(todo, out[len(indices) :], strict=True))
+
+
+def _pick(result: dict, layer_index: int) -> tuple:
+    return result[PAIR_CODES][layer_index]
 
 
 def _write_block(tmp: Path, ds: xr.Dataset, first: bool, block: int) -> None:
@@ -116,10 +161,32 @@ def _write_block(tmp: Path, ds: xr.Dataset, first: bool, block: int) -> None:
         ds[keep].to_zarr(tmp, mode="a-", append_dim="epoch", consolidated=False)
 
 
-def _pair_tasks(setup: Setup, old: Path | None) -> tuple[dict, dict]:
-    """The selected-epoch all-pairs channel MI: (arrays OUT already holds, delayed tasks of the
-    others), each (epoch, layer) in as many balanced pieces as workers."""
-    plan = setup.plan
+def _write_last(tmp: Path, setup: Setup, opts: Options, arrays: dict, last, block: int) -> None:
+    """The last block (``(Dataset, is the first write)``, or None when every epoch was kept)
+    and the whole-epoch-axis variables (channel pairs, dynamics): in one write when nothing
+    was written before (an analysis of at most one block of epochs)."""
+    names = [C.INPUT_MI, C.LABEL_MI, C.VAL_ACC]
+    parts = (
+        []
+        if last is not None and last[1]
+        else [xr.open_zarr(tmp, consolidated=False, chunks=None)[names]]
+    )
+    if last is not None:
+        parts.append(last[0][names])
+    small = xr.concat(parts, dim="epoch").load() if len(parts) > 1 else parts[0].load()
+    whole = xr.merge([_pairs(setup, arrays), add_dynamics(small, opts)])
+    if last is not None and last[1]:
+        _write_block(tmp, xr.merge([last[0], whole]), True, block)
+        return
+    if last is not None:
+        _write_block(tmp, last[0], False, block)
+    whole.to_zarr(tmp, mode="a", consolidated=False)
+
+
+def _pair_tasks(setup: Setup, old: Path | None, done: int) -> tuple[dict, set, dict]:
+    """The selected-epoch all-pairs channel MI: (arrays OUT already holds, the (epoch index,
+    layer index) still missing, delayed re-read tasks of the missing ones among the ``done``
+    epochs kept from OUT, which no epoch task of this run reads)."""
     reuse = {}
     if old is not None:
         prev = xr.open_zarr(old)
@@ -129,21 +196,18 @@ def _pair_tasks(setup: Setup, old: Path | None) -> tuple[dict, dict]:
                     reuse[(int(e), str(name))] = prev.channel_channel_mi.sel(
                         cc_epoch=e, cc_layer=name
                     )
-    codes = dask.delayed(functools.partial(pair_codes, plan), pure=True)
-    piece = dask.delayed(functools.partial(pair_piece, plan), pure=True)
-    assemble = dask.delayed(functools.partial(assemble_pairs, plan), pure=True)
-    n_pieces = _n_workers()
-    arrays, todo = {}, {}
+    codes = dask.delayed(functools.partial(pair_codes, setup.plan), pure=True)
+    arrays, missing, reread = {}, set(), {}
     for e in setup.cc_epochs:
         for li in setup.cc_layers:
-            key = (int(setup.epochs[e]), plan.layers[li].name)
+            key = _pair_key(setup, e, li)
             if key in reuse:
                 arrays[key] = reuse[key].values
+            elif e < done:
+                reread[key] = _pair_graph(setup.plan, codes(e, li))
             else:
-                layer_codes = codes(e, li)
-                pieces = [piece(layer_codes, r, n_pieces) for r in range(n_pieces)]
-                todo[key] = assemble(layer_codes, pieces)
-    return arrays, todo
+                missing.add((e, li))
+    return arrays, missing, reread
 
 
 def _pairs(setup: Setup, arrays: dict) -> xr.Dataset:
@@ -192,6 +256,13 @@ def analyze(
     """
     out = Path(out)
     memory.limit_arenas()  # before the worker threads exist
+    try:
+        return _analyze(store_path, out, opts, progress, allow_running)
+    finally:
+        chunk_reader.release_buffers()
+
+
+def _analyze(store_path, out: Path, opts: Options, progress: bool, allow_running: bool) -> Path:
     # refuses what is not ours at ``out`` before any work; locks ``out`` while writing
     with outputs.safe_output(out, C.KIND_MI, recognise=_is_mi_dataset) as tmp:
         setup = prepare(store_path, opts, allow_running=allow_running)
@@ -204,22 +275,22 @@ def analyze(
             from tqdm import tqdm
 
             starts = tqdm(starts, desc="epochs", unit="block")
-        arrays, todo = _pair_tasks(setup, out if done else None)
-        paired = False
+        arrays, missing, reread = _pair_tasks(setup, out if done else None, done)
+        last = None  # the last block: written with the whole-epoch-axis variables
         for start in starts:
             indices = list(range(start, min(n_epochs, start + block)))
-            last = indices[-1] == n_epochs - 1  # channel pairs with the last block
-            results, pairs = _compute_epochs(setup, indices, todo if last else {})
+            extra = reread if start == done else {}  # re-reads fill the first block's workers
+            results, pairs = _compute_epochs(setup, indices, missing, extra)
             arrays.update(pairs)
-            paired = paired or last
-            _write_block(tmp, block_dataset(setup, indices, results), start == 0, block)
+            ds = block_dataset(setup, indices, results)
             del results
-        if not paired:  # every epoch reused
-            arrays.update(zip(todo, dask.compute(*todo.values()), strict=True))
-        _pairs(setup, arrays).to_zarr(tmp, mode="a", consolidated=False)
-        small = xr.open_zarr(tmp, consolidated=False, chunks=None)
-        small = small[[C.INPUT_MI, C.LABEL_MI, C.VAL_ACC]].load()
-        add_dynamics(small, opts).to_zarr(tmp, mode="a", consolidated=False)
+            if indices[-1] == n_epochs - 1:
+                last = (ds, start == 0)
+            else:
+                _write_block(tmp, ds, start == 0, block)
+        if done == n_epochs:  # every epoch reused
+            arrays.update(zip(reread, _compute(*reread.values()), strict=True))
+        _write_last(tmp, setup, opts, arrays, last, block)
         group = zarr.open_group(tmp, mode="r+", use_consolidated=False)
         group.attrs.update(setup.attrs)
         with warnings.catch_warnings():

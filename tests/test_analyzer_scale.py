@@ -92,7 +92,7 @@ def test_incremental_three_plus_two_equals_full_five(tmp_path, monkeypatch):
     computed = []
     real = mi_tensors.analyze_epoch
     monkeypatch.setattr(
-        mi_tensors, "analyze_epoch", lambda plan, e: computed.append(e) or real(plan, e)
+        mi_tensors, "analyze_epoch", lambda plan, e, *a: computed.append(e) or real(plan, e, *a)
     )
     analyze(grow, out, Options(**OPTS))
     assert sorted(computed) == [3, 4]  # only the new epochs
@@ -134,8 +134,31 @@ def test_each_chunk_is_read_once_per_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(
         epoch_pass,
         "read_units",
-        lambda a, s, e, lo, hi: reads.append((e, lo, hi)) or real(a, s, e, lo, hi),
+        lambda reader, e, lo, hi: reads.append((e, lo, hi)) or real(reader, e, lo, hi),
     )
-    with dask.config.set(scheduler="sync"):
-        analyze(path, tmp_path / "mi.zarr", Options(**dict(OPTS, cc_epochs=())))
+    with dask.config.set(scheduler="sync"):  # channel pairs of every layer at both epochs
+        analyze(path, tmp_path / "mi.zarr", Options(**OPTS))
     assert sorted(reads) == [(0, 0, 32), (0, 32, 88), (1, 0, 32), (1, 32, 88)]
+
+
+def test_epoch_task_pair_codes_equal_a_reread(tmp_path):
+    """The channel pairs take the epoch pass's own codes; the same as binning the layer alone."""
+    from analyzer.setup import prepare
+
+    path = tmp_path / "run" / "activations.zarr"
+    make_store(path, 2)
+    plan = prepare(path, Options(**OPTS)).plan
+    for e in (0, 1):
+        got = epoch_pass.analyze_epoch(plan, e, (1, 2))[epoch_pass.PAIR_CODES]
+        assert sorted(got) == [1, 2]
+        for li in (1, 2):
+            (codes, finite, prep), (codes2, finite2, prep2) = (
+                got[li],
+                epoch_pass.pair_codes(plan, e, li),
+            )
+            assert codes.shape == (WIDTHS[li], 240) and codes.flags.c_contiguous
+            np.testing.assert_array_equal(codes, codes2)
+            np.testing.assert_array_equal(finite, finite2)
+            for name in ("hist", "marginal", "top", "order", "occupied", "n_occupied"):
+                np.testing.assert_array_equal(getattr(prep, name), getattr(prep2, name))
+    assert epoch_pass.PAIR_CODES not in epoch_pass.analyze_epoch(plan, 0)
