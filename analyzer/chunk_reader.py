@@ -57,7 +57,7 @@ class UnitReader:
     def __init__(self, store: str):
         self.store = store
         self.dir = Path(store) / C.ACTIVATION
-        self.array = None  # zarr's array: the general path, opened on first use
+        self.array = None  # zarr's array: the general path (any other layout)
         self.meta = self._fast_layout()
         if self.meta is None:
             self.array = zarr.open_array(str(self.dir), mode="r")

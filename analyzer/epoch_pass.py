@@ -70,12 +70,6 @@ def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[i
     return out
 
 
-def read_units(reader: UnitReader, epoch: int, start: int, stop: int) -> np.ndarray:
-    """GAP values (sample, unit) of one epoch and unit range, float32 or float64: a view of
-    this thread's read buffer (:mod:`analyzer.chunk_reader`), valid until its next read."""
-    return reader.read(epoch, start, stop)
-
-
 @dataclass
 class LayerView:
     """One layer at one epoch: raw values and everything the fused pass made of them."""
@@ -111,7 +105,7 @@ def analyze_epoch(
             pairs = {}
             reader = UnitReader(plan.store)
             for start, stop, members in plan.segments:
-                values = read_units(reader, epoch, start, stop)
+                values = reader.read(epoch, start, stop)  # this thread's reused buffer
                 views = _segment_views(plan, values, start, members)
                 for i, view in zip(members, views, strict=True):
                     results[i] = layer_step(plan, i, view)
@@ -233,7 +227,7 @@ def pair_codes(plan: Plan, epoch: int, layer_index: int) -> tuple:
     numba.set_num_threads(1)
     try:
         stop = layer.start + layer.channels
-        values = read_units(UnitReader(plan.store), epoch, layer.start, stop)
+        values = UnitReader(plan.store).read(epoch, layer.start, stop)
         f = fused_pass(
             values, plan.labels, plan.n_classes, np.zeros(len(values), np.int64), 1, plan.bins,
             plan.binning, layer.start,

@@ -161,25 +161,29 @@ def _write_block(tmp: Path, ds: xr.Dataset, first: bool, block: int) -> None:
         ds[keep].to_zarr(tmp, mode="a-", append_dim="epoch", consolidated=False)
 
 
-def _write_last(tmp: Path, setup: Setup, opts: Options, arrays: dict, last, block: int) -> None:
-    """The last block (``(Dataset, is the first write)``, or None when every epoch was kept)
-    and the whole-epoch-axis variables (channel pairs, dynamics): in one write when nothing
-    was written before (an analysis of at most one block of epochs)."""
+def _write_last(
+    tmp: Path,
+    setup: Setup,
+    opts: Options,
+    arrays: dict,
+    last: xr.Dataset | None,
+    first: bool,
+    block: int,
+) -> None:
+    """The last block of epochs (None when every epoch was kept) and the whole-epoch-axis
+    variables (channel pairs, dynamics); ``first``: nothing is written yet (an analysis of at
+    most one block of epochs), then all of it in one write."""
     names = [C.INPUT_MI, C.LABEL_MI, C.VAL_ACC]
-    parts = (
-        []
-        if last is not None and last[1]
-        else [xr.open_zarr(tmp, consolidated=False, chunks=None)[names]]
-    )
+    parts = [] if first else [xr.open_zarr(tmp, consolidated=False, chunks=None)[names]]
     if last is not None:
-        parts.append(last[0][names])
-    small = xr.concat(parts, dim="epoch").load() if len(parts) > 1 else parts[0].load()
+        parts.append(last[names])
+    small = (xr.concat(parts, dim="epoch") if len(parts) > 1 else parts[0]).load()
     whole = xr.merge([_pairs(setup, arrays), add_dynamics(small, opts)])
-    if last is not None and last[1]:
-        _write_block(tmp, xr.merge([last[0], whole]), True, block)
+    if first:
+        _write_block(tmp, xr.merge([last, whole]), True, block)
         return
     if last is not None:
-        _write_block(tmp, last[0], False, block)
+        _write_block(tmp, last, False, block)
     whole.to_zarr(tmp, mode="a", consolidated=False)
 
 
@@ -276,7 +280,7 @@ def _analyze(store_path, out: Path, opts: Options, progress: bool, allow_running
 
             starts = tqdm(starts, desc="epochs", unit="block")
         arrays, missing, reread = _pair_tasks(setup, out if done else None, done)
-        last = None  # the last block: written with the whole-epoch-axis variables
+        last, first = None, False  # the last block: written with the whole-axis variables
         for start in starts:
             indices = list(range(start, min(n_epochs, start + block)))
             extra = reread if start == done else {}  # re-reads fill the first block's workers
@@ -285,12 +289,12 @@ def _analyze(store_path, out: Path, opts: Options, progress: bool, allow_running
             ds = block_dataset(setup, indices, results)
             del results
             if indices[-1] == n_epochs - 1:
-                last = (ds, start == 0)
+                last, first = ds, start == 0
             else:
                 _write_block(tmp, ds, start == 0, block)
         if done == n_epochs:  # every epoch reused
             arrays.update(zip(reread, _compute(*reread.values()), strict=True))
-        _write_last(tmp, setup, opts, arrays, last, block)
+        _write_last(tmp, setup, opts, arrays, last, first, block)
         group = zarr.open_group(tmp, mode="r+", use_consolidated=False)
         group.attrs.update(setup.attrs)
         with warnings.catch_warnings():

@@ -119,10 +119,7 @@ print(*seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def run_analyzer(store: Path, out: Path, threads: int, config: str) -> tuple[float, float, float]:
     """(seconds of a first run, seconds of a second run, peak RSS in MB) of the analyzer on a
-    store, both runs in one fresh process."""
-    import shutil
-
-    shutil.rmtree(out, ignore_errors=True)
+    store, both runs in one fresh process (which clears ``out`` before each)."""
     perms, cc = CONFIGS[config]
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(store), str(out), str(threads), str(perms), str(int(cc))],

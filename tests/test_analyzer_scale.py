@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analyzer import epoch_pass, mi_tensors
+from analyzer import chunk_reader, epoch_pass, mi_tensors
 from analyzer.activations import Layer
 from analyzer.mi_tensors import Options, analyze
 
@@ -130,11 +130,11 @@ def test_each_chunk_is_read_once_per_epoch(tmp_path, monkeypatch):
     path = tmp_path / "run" / "activations.zarr"
     make_store(path, 2)
     reads = []
-    real = epoch_pass.read_units
+    real = chunk_reader.UnitReader.read
     monkeypatch.setattr(
-        epoch_pass,
-        "read_units",
-        lambda reader, e, lo, hi: reads.append((e, lo, hi)) or real(reader, e, lo, hi),
+        chunk_reader.UnitReader,
+        "read",
+        lambda self, e, lo, hi: reads.append((e, lo, hi)) or real(self, e, lo, hi),
     )
     with dask.config.set(scheduler="sync"):  # channel pairs of every layer at both epochs
         analyze(path, tmp_path / "mi.zarr", Options(**OPTS))
