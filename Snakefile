@@ -1,5 +1,5 @@
 # Latent MI pipeline: train -> analyze -> interventions -> figures.
-# Usage: snakemake --cores 8 figures   (see README.md; targets: figures, train, analyze, robustness, szt)
+# Usage: snakemake --cores 8 figures   (see README.md; targets: figures, train, analyze, robustness, twelve_bit)
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -20,7 +20,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/interventions.smk"
 include: "workflow/rules/findings.smk"
-include: "workflow/rules/szt.smk"
+include: "workflow/rules/twelve_bit.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -30,4 +30,4 @@ localrules:
     analyze,
     figures,
     robustness,
-    szt,
+    twelve_bit,

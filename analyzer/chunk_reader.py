@@ -28,9 +28,8 @@ import numpy as np
 import zarr
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
+from analyzer.activations import StoreError, corrupt_chunk_message
 from latent_mi import contract as C
-
-from .activations import StoreError, corrupt_chunk_message
 
 _buffers: dict[int, dict[str, np.ndarray]] = {}  # thread id -> name -> 1-D buffer, grown on demand
 

@@ -137,11 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import dask
 
+    from analyzer.activations import StoreError, corrupt_chunk_message
+    from analyzer.layer_info import DEFAULT_BIN_SIZES, LayerInfoOptions
+    from analyzer.mi_tensors import Options, analyze
     from latent_mi.outputs import OutputError, write_failure
-
-    from .activations import StoreError, corrupt_chunk_message
-    from .layer_info import DEFAULT_BIN_SIZES, LayerInfoOptions
-    from .mi_tensors import Options, analyze
 
     problem = check_args(args)
     if problem:

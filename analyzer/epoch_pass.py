@@ -25,13 +25,14 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import all_pairs, layer_info, memory, metrics, nulls, pca
-from . import estimators as est
-from . import variables as registry
-from .activations import Layer
-from .chunk_reader import UnitReader
-from .fused import Binning, channel_mi, fused_pass
-from .kernels import all_pairs_mi, paired_mi, xlogx_table
+from analyzer import layer_info, memory
+from analyzer import variables as registry
+from analyzer.activations import Layer
+from analyzer.chunk_reader import UnitReader
+from analyzer.core import all_pairs, metrics, nulls, pca
+from analyzer.core import histogram as est
+from analyzer.core.fused import Binning, channel_mi, fused_pass
+from analyzer.core.kernels import all_pairs_mi, paired_mi, xlogx_table
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Plan:
     summary_codes: np.ndarray
     pairs: tuple[np.ndarray, ...]  # fixed channel sample of each layer for layer_mi
     pca_rows: np.ndarray
-    perms: np.ndarray  # (P, N) label permutations of the nulls (analyzer/nulls.py)
+    perms: np.ndarray  # (P, N) label permutations of the nulls (analyzer/core/nulls.py)
     sizes: dict
     bins: int
     topk: tuple[float, ...]

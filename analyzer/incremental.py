@@ -1,7 +1,7 @@
 """Incremental analysis: which epochs of an existing MI Dataset can be kept.
 
 An existing OUT is reused when it is this analyzer's MI Dataset (attr ``analyzer_version``
-equal to :data:`analyzer.setup.ANALYZER_VERSION`) of the same store (``source_store``), with
+equal to :data:`analyzer.prepare.ANALYZER_VERSION`) of the same store (``source_store``), with
 the same result-changing options (``analysis_options``), the same layers and samples, and
 its epochs are the store's first epochs with the same ``val_acc`` (a retrained run differs
 there). Its epoch-indexed variables are then copied to the temporary output and only the new
@@ -18,10 +18,9 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from analyzer import variables as registry
+from analyzer.prepare import ANALYZER_VERSION, Setup
 from latent_mi import contract as C
-
-from . import variables as registry
-from .setup import ANALYZER_VERSION, Setup
 
 WHOLE_AXIS = [v.name for v in registry.VARIABLES.values() if v.stage in ("dynamics", "selected")]
 

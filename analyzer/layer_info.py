@@ -3,12 +3,12 @@
 Computed beside the per-channel estimates by ``mi_tensors._layer_epoch_stats``:
 
 * ``layer_input_mi`` = H(Bin T), ``layer_label_mi`` = I(Bin T; Y): the joint bin pattern of
-  the whole layer (:mod:`analyzer.whole_layer`); NaN for layers wider than
+  the whole layer (:mod:`analyzer.core.whole_layer`); NaN for layers wider than
   ``whole_layer.MAX_UNITS`` unless forced (the pattern saturates; attrs name the layers);
 * ``binned_input_mi(bin_size)`` = H(floor(T / b)) over bin sizes (seeds/002 Fig. 1);
 * ``noisy_input_mi(beta)`` and its Kolchinsky-Tracey ``_upper`` / ``_lower`` bounds
-  (:mod:`analyzer.noisy_mi`), only for the listed betas;
-* ``cos_within``, ``cos_between``, ``cos_gap`` (:mod:`analyzer.clustering`).
+  (:mod:`analyzer.core.noisy_mi`), only for the listed betas;
+* ``cos_within``, ``cos_between``, ``cos_gap`` (:mod:`analyzer.core.clustering`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import clustering, noisy_mi, whole_layer
+from analyzer.core import clustering, noisy_mi, whole_layer
 
 DEFAULT_BIN_SIZES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 VARIABLES = (

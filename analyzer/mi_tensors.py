@@ -33,14 +33,14 @@ import xarray as xr
 import zarr
 from dask.base import named_schedulers
 
+from analyzer import chunk_reader, memory
+from analyzer import variables as registry
+from analyzer.core import metrics
+from analyzer.epoch_pass import PAIR_CODES, analyze_epoch, assemble_pairs, pair_codes, pair_piece
+from analyzer.incremental import reusable_epochs, start_from
+from analyzer.prepare import Options, Setup, pair_sample, prepare  # noqa: F401  (public API)
 from latent_mi import contract as C
 from latent_mi import outputs
-
-from . import chunk_reader, memory, metrics
-from . import variables as registry
-from .epoch_pass import PAIR_CODES, analyze_epoch, assemble_pairs, pair_codes, pair_piece
-from .incremental import reusable_epochs, start_from
-from .setup import Options, Setup, pair_sample, prepare  # noqa: F401  (public API)
 
 __all__ = ["Options", "analyze", "add_dynamics", "pair_sample"]
 

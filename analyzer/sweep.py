@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from analyzer.activations import StoreError, layers_of, open_activations
+from analyzer.core import metrics
+from analyzer.core.binning import RULES, codes_for, subsample
+from analyzer.core.nulls import channel_null
 from latent_mi.outputs import OutputError, safe_output
-
-from . import metrics
-from .activations import StoreError, layers_of, open_activations
-from .binning import RULES, codes_for, subsample
-from .nulls import channel_null
 
 
 @dataclass

@@ -48,7 +48,7 @@ DIMS = (
     "cc_epoch",
     "cc_layer",
     "bin_size",  # whole-layer bin sizes of binned_input_mi (analyzer/layer_info.py)
-    "beta",  # noise sd of the noisy-network estimator (analyzer/noisy_mi.py)
+    "beta",  # noise sd of the noisy-network estimator (analyzer/core/noisy_mi.py)
 )
 
 
@@ -153,7 +153,7 @@ VARIABLES: dict[str, Variable] = {
             ("epoch", "layer"),
             "float32",
             _ONE,
-            "Gini coefficient of p_c = I(T_lc; Y) / sum_c I(T_lc; Y) (formula in analyzer/metrics.py)",
+            "Gini coefficient of p_c = I(T_lc; Y) / sum_c I(T_lc; Y) (formula in analyzer/core/metrics.py)",
             "layer",
         ),
         Variable(
@@ -181,7 +181,7 @@ VARIABLES: dict[str, Variable] = {
             "layer",
             fill=0,
         ),
-        # --- label-permutation nulls (analyzer/nulls.py; P = permutations attr) ---
+        # --- label-permutation nulls (analyzer/core/nulls.py; P = permutations attr) ---
         Variable(
             "channel_label_mi_null",
             ("epoch", "layer", "channel"),

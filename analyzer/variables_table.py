@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .variables import VARIABLES
+from analyzer.variables import VARIABLES
 
 
 def markdown_table() -> str:

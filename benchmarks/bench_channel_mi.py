@@ -12,8 +12,8 @@ import time
 import numpy as np
 from sklearn.metrics import mutual_info_score
 
-from analyzer import estimators as est
-from analyzer.kernels import all_pairs_mi, bin_codes, xlogx_table
+from analyzer.core import histogram as est
+from analyzer.core.kernels import all_pairs_mi, bin_codes, xlogx_table
 
 
 def best_of(fn, repeat=5):

@@ -2,7 +2,7 @@
 
 Builds generated data in Imagenette's on-disk layout (64 px JPEGs, read lazily as at paper
 scale), a VGG-16 (width 1/16) checkpoint and a matching MI Dataset, then runs
-``python -m trainer.intervene --layers all`` at two validation-set sizes, each in a fresh
+``python -m interventions --layers all`` at two validation-set sizes, each in a fresh
 child process that reports its own peak RSS. Target: RSS(large) / RSS(small) <= 1.25.
 
     python benchmarks/bench_interventions.py [--sizes 400 3200] [--device cpu] [--arch vgg16] [--width 0.0625]
@@ -102,7 +102,7 @@ def child(args) -> None:
     """One measurement: run the CLI in this process, then print its peak RSS and timings."""
     import xarray as xr
 
-    from trainer.intervene import main
+    from interventions.cli import main
 
     out = Path(args.out)
     argv = [args.run_dir, "--mi", args.mi, "--out", str(out), "--layers", "all", *IV_ARGS]

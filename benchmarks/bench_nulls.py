@@ -11,9 +11,9 @@ import time
 import numba
 import numpy as np
 
-from analyzer.estimators import channel_label_mi
-from analyzer.kernels import bin_codes
-from analyzer.nulls import channel_null, permuted_labels
+from analyzer.core.histogram import channel_label_mi
+from analyzer.core.kernels import bin_codes
+from analyzer.core.nulls import channel_null, permuted_labels
 
 
 def best_of(fn, repeat=3):

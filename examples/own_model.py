@@ -1,7 +1,7 @@
 """A user's own model and data, for the README's "Your own model" example (and its test).
 
 ``make_model(config)`` and ``val_data(config)`` are the ``model_factory`` / ``data_factory``
-hooks that let ``python -m trainer.intervene`` rebuild a run recorded by ``trainer.Recorder``.
+hooks that let ``python -m interventions`` rebuild a run recorded by ``trainer.Recorder``.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def log_path(results: str | Path, stage: str, name: str) -> str:
 # ---------------------------------------------------------------- output kinds (latent_mi.outputs)
 # Recorded in each output's marker; an output is only ever replaced by one of the same kind.
 KIND_MI = "mi-dataset"  # the analyzer's MI Dataset
-KIND_INTERVENTIONS = "interventions"  # trainer.intervene results (knockouts, transplants)
+KIND_INTERVENTIONS = "interventions"  # interventions results (knockouts, transplants)
 
 
 # ---------------------------------------------------------------- shared definitions

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from . import contract as C
+from latent_mi import contract as C
 
 
 @dataclass(frozen=True)

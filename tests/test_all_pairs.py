@@ -4,8 +4,8 @@ import numba as nb
 import numpy as np
 from sklearn.metrics import mutual_info_score
 
-from analyzer import all_pairs
-from analyzer.kernels import xlogx_table
+from analyzer.core import all_pairs
+from analyzer.core.kernels import xlogx_table
 
 
 @nb.njit

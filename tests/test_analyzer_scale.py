@@ -143,7 +143,7 @@ def test_each_chunk_is_read_once_per_epoch(tmp_path, monkeypatch):
 
 def test_epoch_task_pair_codes_equal_a_reread(tmp_path):
     """The channel pairs take the epoch pass's own codes; the same as binning the layer alone."""
-    from analyzer.setup import prepare
+    from analyzer.prepare import prepare
 
     path = tmp_path / "run" / "activations.zarr"
     make_store(path, 2)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from analyzer.binning import codes_for, fixed_codes, quantile_codes, subsample
+from analyzer.core.binning import codes_for, fixed_codes, quantile_codes, subsample
 
 
 def brute_quantile(col, b):

@@ -105,7 +105,7 @@ def test_a_damaged_chunk_names_the_store(tmp_path, damage):
 def test_epoch_results_keep_no_view_of_the_read_buffer(tmp_path):
     """An epoch's results stay as they were after the same thread reads the next epoch."""
     from analyzer.mi_tensors import Options
-    from analyzer.setup import prepare
+    from analyzer.prepare import prepare
     from tests.test_analyzer_scale import OPTS, make_store
 
     path = tmp_path / "run" / "activations.zarr"

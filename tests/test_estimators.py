@@ -5,9 +5,9 @@ import pytest
 from scipy.stats import entropy as scipy_entropy
 from sklearn.metrics import mutual_info_score
 
-from analyzer import estimators as est
-from analyzer import metrics
-from analyzer.kernels import (
+from analyzer.core import histogram as est
+from analyzer.core import metrics
+from analyzer.core.kernels import (
     all_pairs_mi,
     bin_codes,
     indicator_mi_from_counts,

@@ -259,8 +259,8 @@ def test_cli_draws_a_by_hand_set_of_runs(mixed_runs, tmp_path):
 
 
 def test_depth_figures_have_site_ticks_null_band_kind_series_and_t_intervals(tmp_path):
+    from analyzer.core.stats import t_band
     from analyzer.figures import fig1_depth_mi, load_runs
-    from analyzer.stats import t_band
 
     paths = []
     kinds = ["branch" if name.endswith("branch") else "post-add" for name in RESNET]

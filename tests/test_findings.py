@@ -5,8 +5,8 @@ import json
 import numpy as np
 import xarray as xr
 
-from analyzer.findings import epochs_to_fraction, verdict
-from analyzer.findings_report import KEYS_ORDER, main, measure
+from analyzer.report.findings import epochs_to_fraction, verdict
+from analyzer.report.findings_report import KEYS_ORDER, main, measure
 
 E, L = 5, 6  # epochs, layers
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import mutual_info_score
 
-from analyzer import binning, pca
-from analyzer import estimators as est
-from analyzer.fused import Binning, channel_mi, fused_pass
-from analyzer.kernels import bin_codes, xlogx_table
+from analyzer.core import binning, pca
+from analyzer.core import histogram as est
+from analyzer.core.fused import Binning, channel_mi, fused_pass
+from analyzer.core.kernels import bin_codes, xlogx_table
 
 
 def _data(seed=0, n=500, c=45):

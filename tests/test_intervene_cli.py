@@ -1,4 +1,4 @@
-"""``python -m trainer.intervene`` end to end on a tiny trained run: outputs, checks, safety."""
+"""``python -m interventions`` end to end on a tiny trained run: outputs, checks, safety."""
 
 import json
 
@@ -8,9 +8,9 @@ import torch
 import xarray as xr
 
 from analyzer.cli import main as analyze
+from interventions.cli import main as intervene
 from latent_mi import contract as C
 from tests.helpers import tiny_config
-from trainer.intervene import main as intervene
 from trainer.train import run
 
 FAST = ["--q", "0.5", "--class-q", "0.5", "--draws", "1", "--noise", "1.0", "--batch-size", "20"]

@@ -6,14 +6,14 @@ import pytest
 import torch
 from torch import nn
 
+import interventions as iv
 import tests.legacy_interventions as legacy
-from analyzer.estimators import channel_label_mi
+from analyzer.core.histogram import channel_label_mi
+from interventions import edits as E
+from interventions import experiments as X
+from interventions.loading import validation_set
+from interventions.selection import Ranking, choose, draw_rng, q_key
 from tests.helpers import tiny_config
-from trainer import interventions as iv
-from trainer.interventions import edits as E
-from trainer.interventions import experiments as X
-from trainer.interventions.loading import validation_set
-from trainer.interventions.selection import Ranking, choose, draw_rng, q_key
 from trainer.models import build_model
 from trainer.sites import capture_gap, find_sites
 from trainer.train import run

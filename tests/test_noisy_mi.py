@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from analyzer.noisy_mi import noisy_input_mi
+from analyzer.core.noisy_mi import noisy_input_mi
 
 
 def test_limits_zero_and_log_n():
@@ -29,7 +29,7 @@ def test_two_point_mixture_matches_numerical_integration():
 
 
 def test_single_gaussian_zero_and_separated_log_n_with_bounds():
-    from analyzer.noisy_mi import noisy_mi
+    from analyzer.core.noisy_mi import noisy_mi
 
     same = noisy_mi(np.full((40, 3), 0.3), [0.1, 1.0])
     assert np.allclose([same.estimate, same.upper, same.lower], 0, atol=1e-12)
@@ -38,7 +38,7 @@ def test_single_gaussian_zero_and_separated_log_n_with_bounds():
 
 
 def test_two_points_quadrature_inside_bounds():
-    from analyzer.noisy_mi import noisy_mi
+    from analyzer.core.noisy_mi import noisy_mi
 
     for d, beta in [(2.0, 0.8), (1.0, 1.0), (0.5, 0.2)]:
 
@@ -61,7 +61,7 @@ def test_two_points_quadrature_inside_bounds():
 def test_blocked_kernel_equals_dense_logsumexp():
     from scipy.special import logsumexp
 
-    from analyzer.noisy_mi import noisy_mi
+    from analyzer.core.noisy_mi import noisy_mi
 
     rng = np.random.default_rng(5)
     s = np.tanh(rng.normal(size=(300, 6)))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import hypergeom
 
-from analyzer.kernels import xlogx_table
-from analyzer.null_mean import _expected_xlogx, exact_null_means
-from analyzer.nulls import channel_null, permuted_labels
+from analyzer.core.kernels import xlogx_table
+from analyzer.core.null_mean import _expected_xlogx, exact_null_means
+from analyzer.core.nulls import channel_null, permuted_labels
 
 
 def test_expected_xlogx_matches_scipy_hypergeometric():

@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.metrics import mutual_info_score
 
-from analyzer.nulls import channel_null, expected_bias, permuted_labels
+from analyzer.core.nulls import channel_null, expected_bias, permuted_labels
 
 
 def _uniform_codes(rng, c, n, b):

@@ -15,11 +15,11 @@ import xarray as xr
 import zarr
 from torch.utils.data import DataLoader
 
+import interventions as iv
 from analyzer.cli import main as analyze
 from examples.own_model import make_data, make_model
 from latent_mi.outputs import LockError
 from trainer import Recorder
-from trainer import interventions as iv
 
 ROOT = Path(__file__).resolve().parents[1]
 SITES = ["block2", "act", "block1.add", "block1"]  # any order; module and fx node names
@@ -160,7 +160,7 @@ def test_readme_example_runs_as_written_then_analyzer_and_interventions(tmp_path
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=300)
     assert xr.open_zarr(tmp_path / "results/runs/mine/activations.zarr").sizes["epoch"] == 6
-    assert [m for m, _ in shell] == ["analyzer", "trainer.intervene"]
+    assert [m for m, _ in shell] == ["analyzer", "interventions"]
     for module, args in shell:
         cmd = [sys.executable, "-m", module, *args.split()]
         if module == "analyzer":

@@ -3,8 +3,8 @@
 import numpy as np
 import xarray as xr
 
-from analyzer import robustness
 from analyzer.mi_tensors import Options, analyze
+from analyzer.report import robustness
 from analyzer.sweep import SweepOptions, channel_entropy, sweep, write
 
 

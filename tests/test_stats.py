@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import stats as sps
 
-from analyzer.stats import bootstrap_interval, t_band, t_interval
+from analyzer.core.stats import bootstrap_interval, t_band, t_interval
 
 
 def test_t_interval_matches_scipy():

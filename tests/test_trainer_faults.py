@@ -243,7 +243,7 @@ def test_malformed_yaml_file_names_the_file_and_line(tmp_path, capsys):
 
 
 def test_intervene_refuses_activation_store_and_damaged_checkpoint(ref_run, tmp_path, capsys):
-    from trainer import intervene
+    from interventions import cli as intervene
 
     argv = [str(ref_run), "--out", str(tmp_path / "iv.zarr")]
     assert intervene.main([*argv, "--mi", str(ref_run / "activations.zarr")]) == 1
@@ -251,14 +251,14 @@ def test_intervene_refuses_activation_store_and_damaged_checkpoint(ref_run, tmp_
     assert "is not an analyzer MI Dataset (it is an activation store" in line
     run_dir = _copy_run(ref_run, tmp_path / "run")
     (run_dir / "checkpoints" / "best.pt").write_bytes(b"\x00garbage")
-    from trainer import interventions as iv
+    import interventions as iv
 
     with pytest.raises(ValueError, match=r"checkpoint .*best.pt is unreadable \(Unpickling"):
         iv.load_checkpoint(run_dir)
 
 
 def test_intervene_out_at_a_folder_with_other_files_is_refused(ref_run, tmp_path, capsys):
-    from trainer import intervene
+    from interventions import cli as intervene
 
     out = tmp_path / "interventions" / "bins-20"  # the run name forgotten
     out.mkdir(parents=True)

@@ -31,8 +31,8 @@ TINY_CONFIG = {
         "layers": "last",
     },
     "figures": {"formats": ["png", "pdf"]},
-    # seeds 003/002 on the 12-bit task: one short szt_mlp run through train, analysis, figures
-    "szt": {
+    # seeds 003/002 on the 12-bit task: one short twelve_bit_mlp run through train, analysis, figures
+    "twelve_bit": {
         "seed": [0],
         "epochs": 20,
         "dump_count": 4,
@@ -102,23 +102,23 @@ def test_full_run_makes_figures_then_nothing_is_stale(workflow_dir):
     ).is_dir()
     dry = snakemake(workflow_dir, "-n", "figures")
     assert "Nothing to be done" in dry.stdout + dry.stderr
-    szt = workflow_dir / "results" / "default" / "szt"
+    twelve_bit = workflow_dir / "results" / "default" / "twelve_bit"
     for name in (
-        "szt_info_plane",
-        "szt_binning_sensitivity",
-        "szt_noisy_input_mi",
-        "szt_clustering",
+        "twelve_bit_info_plane",
+        "twelve_bit_binning_sensitivity",
+        "twelve_bit_noisy_input_mi",
+        "twelve_bit_clustering",
     ):
-        assert (szt / "figures" / "bins-30" / f"{name}.png").stat().st_size > 1000
-    mi = szt / "mi" / "bins-30" / "szt_mlp-tanh-beta0-s0.zarr"
+        assert (twelve_bit / "figures" / "bins-30" / f"{name}.png").stat().st_size > 1000
+    mi = twelve_bit / "mi" / "bins-30" / "twelve_bit_mlp-tanh-beta0-s0.zarr"
     assert {"layer_input_mi", "noisy_input_mi", "cos_gap"} <= set(xr.open_zarr(mi).data_vars)
 
 
-def test_bad_szt_key_fails_validation_with_one_clear_line(workflow_dir, tmp_path):
-    bad = {**TINY_CONFIG, "szt": {"activation": ["sigmoid"]}}
+def test_bad_twelve_bit_key_fails_validation_with_one_clear_line(workflow_dir, tmp_path):
+    bad = {**TINY_CONFIG, "twelve_bit": {"activation": ["sigmoid"]}}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
-    proc = snakemake(workflow_dir, "-n", "szt", "--configfile", str(path), check=False)
+    proc = snakemake(workflow_dir, "-n", "twelve_bit", "--configfile", str(path), check=False)
     assert proc.returncode != 0
     assert re.search(r"invalid config: .*'sigmoid' is not one of", proc.stdout + proc.stderr)
 

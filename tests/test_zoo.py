@@ -133,9 +133,9 @@ def test_config_accepts_torchvision_archs_and_still_names_bad_ones():
 
 def test_torchvision_run_trains_dumps_and_supports_interventions(tmp_path):
     """python -m trainer's loop on torchvision:mobilenet_v3_small; interventions rebuild it."""
+    import interventions as iv
+    from interventions.loading import validation_set
     from tests.helpers import tiny_config
-    from trainer import interventions as iv
-    from trainer.interventions.loading import validation_set
     from trainer.train import run
 
     cfg = tiny_config("arch=torchvision:mobilenet_v3_small", "width=0.25", "train.epochs=1")

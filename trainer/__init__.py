@@ -7,7 +7,7 @@ Attributes load lazily, so ``import trainer.config`` (the workflow) imports no t
 
 def __getattr__(name: str):
     if name == "Recorder":
-        from .recorder import Recorder
+        from trainer.recorder import Recorder
 
         return Recorder
     raise AttributeError(f"module 'trainer' has no attribute {name!r}")

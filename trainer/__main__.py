@@ -1,3 +1,3 @@
-from .cli import main
+from trainer.cli import main
 
 raise SystemExit(main())

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from .config import ConfigError, resolve_config
+from trainer.config import ConfigError, resolve_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         workers = int(workers)
     from latent_mi.outputs import write_failure
-
-    from .train import DivergedError, Runtime, run  # heavy imports only when training
+    from trainer.train import DivergedError, Runtime, run  # heavy imports only when training
 
     try:
         done = run(cfg, args.out, Runtime(workers=workers, cores=args.cores))

@@ -16,9 +16,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-ARCHS = ("vgg16", "resnet18", "resnet50", "szt_mlp")
+ARCHS = ("vgg16", "resnet18", "resnet50", "twelve_bit_mlp")
 ACTIVATIONS = ("relu", "tanh")
-DATASETS = ("imagenette", "digits", "synthetic", "imagefolder", "cifar10", "szt")
+DATASETS = ("imagenette", "digits", "synthetic", "imagefolder", "cifar10", "twelve_bit")
 TORCHVISION_ARCH = r"^torchvision:[A-Za-z0-9_]+$"  # any torchvision classifier (trainer.zoo)
 # arch: one of ARCHS, or torchvision:<name>; if/else keeps the one-line "is not one of" message
 ARCH_SCHEMA: dict = {
@@ -36,7 +36,7 @@ WORKFLOW_ONLY = (
     "arch_overrides",
     "robustness",
     "slurm",
-    "szt",
+    "twelve_bit",
 )
 
 DEFAULTS: dict = {
@@ -288,8 +288,10 @@ def resolve_config(
     for text in overrides or []:
         cfg = _merge_layer(cfg, parse_override(text), f"override {text!r}")
     validate(cfg)
-    if cfg["train"]["optimizer"] != "sgd" and cfg["arch"] != "szt_mlp":
-        raise ConfigError("config key train.optimizer: 'adam' is implemented for arch szt_mlp only")
+    if cfg["train"]["optimizer"] != "sgd" and cfg["arch"] != "twelve_bit_mlp":
+        raise ConfigError(
+            "config key train.optimizer: 'adam' is implemented for arch twelve_bit_mlp only"
+        )
     if isinstance(cfg["width"], dict):
         cfg["width"] = float(cfg["width"].get(cfg["arch"], 1.0))
     return cfg

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .config import DATASETS
+from trainer.config import DATASETS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -157,13 +157,13 @@ def load_dataset(cfg: dict) -> DataBundle:
             cfg["noise"],
             cfg["split_seed"],
         )
-    if name == "szt":
-        from .szt.data import load_szt_bundle
+    if name == "twelve_bit":
+        from trainer.twelve_bit.data import load_twelve_bit_bundle
 
-        return load_szt_bundle(cfg["train_fraction"], cfg["split_seed"])
+        return load_twelve_bit_bundle(cfg["train_fraction"], cfg["split_seed"])
     if name == "imagenette":
         return load_imagenette_bundle(cfg["root"], cfg["size"], cfg["image_size"], cfg["download"])
-    from .datasets_extra import load_extra  # imagefolder, cifar10
+    from trainer.datasets_extra import load_extra  # imagefolder, cifar10
 
     if (bundle := load_extra(cfg)) is not None:
         return bundle

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data import IMAGENET_MEAN, IMAGENET_STD, DataBundle
+from trainer.data import IMAGENET_MEAN, IMAGENET_STD, DataBundle
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)

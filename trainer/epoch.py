@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .data import input_summary
-from .hsic import hsic_penalty
-from .precision import Precision
-from .sites import Site, capture_gap, capture_sums
+from trainer.data import input_summary
+from trainer.hsic import hsic_penalty
+from trainer.precision import Precision
+from trainer.sites import Site, capture_gap, capture_sums
 
 CHECK_EVERY = 50  # batches between divergence checks (one host sync each)
 

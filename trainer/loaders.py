@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .data import DataBundle, TensorImages
+from trainer.data import DataBundle, TensorImages
 
 PREFETCH_FACTOR = 4  # batches each worker keeps ready
 VAL_BATCH = 256

@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import nn
 from torchvision import models
 
-from .config import ACTIVATIONS, ARCHS
+from trainer.config import ACTIVATIONS, ARCHS
 
 
 def scaled(channels: int, width: float) -> int:
@@ -97,10 +97,10 @@ def build_model(
         )
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width!r}")
-    if arch == "szt_mlp":  # seeds/003's 12-10-7-5-4-3-2 MLP (noise.beta: set model.beta)
-        from .szt.model import SztMLP
+    if arch == "twelve_bit_mlp":  # seeds/003's 12-10-7-5-4-3-2 MLP (noise.beta: set model.beta)
+        from trainer.twelve_bit.model import TwelveBitMLP
 
-        return SztMLP(activation)
+        return TwelveBitMLP(activation)
     if arch == "vgg16":
         net = _vgg16_paper(n_classes)
         if width != 1:

@@ -21,7 +21,7 @@ epochs after it; a new Recorder on an existing store continues it (same sites an
 The run directory is locked (``latent_mi.outputs.dir_lock``) from construction to ``close()``.
 
 Checkpoints ``<out>/../checkpoints/{init,best,last}.pt`` (the trainer's format) let
-``python -m trainer.intervene`` run on the recording when ``config`` names a
+``python -m interventions`` run on the recording when ``config`` names a
 ``model_factory`` (``"module:function"``, called as ``function(config)`` to rebuild the
 model) and the validation set can be rebuilt (``config["dataset"]`` a trainer dataset section,
 or ``data_factory: "module:function"`` returning the validation dataset in the same order).
@@ -42,11 +42,10 @@ from torch import nn
 
 from latent_mi import contract as C
 from latent_mi import outputs
-
-from . import store
-from .data import INPUT_FEATURES, input_summary
-from .discovery import attach_sites
-from .sites import capture_gap, find_sites
+from trainer import store
+from trainer.data import INPUT_FEATURES, input_summary
+from trainer.discovery import attach_sites
+from trainer.sites import capture_gap, find_sites
 
 METRICS = C.EPOCH_METRICS
 

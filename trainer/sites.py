@@ -48,7 +48,7 @@ def find_sites(net: nn.Module) -> list[Site]:
     recorded = getattr(net, "latent_mi_sites", None)
     if recorded is not None:
         return [Site(n, k, c, net.get_submodule(path)) for n, k, c, path in recorded]
-    if hasattr(net, "measurement_sites"):  # models that declare their own (trainer.szt)
+    if hasattr(net, "measurement_sites"):  # models that declare their own (trainer.twelve_bit)
         return net.measurement_sites()
     sites: list[Site] = []
     if hasattr(net, "features") and isinstance(net.features, nn.Sequential):  # VGG

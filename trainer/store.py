@@ -32,9 +32,8 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from latent_mi import contract as C
-
-from . import zarr_rows
-from .config import DEFAULTS
+from trainer import zarr_rows
+from trainer.config import DEFAULTS
 
 EPOCH_VARS = C.EPOCH_METRICS
 

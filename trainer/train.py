@@ -27,15 +27,14 @@ import torch
 
 from latent_mi import contract as C
 from latent_mi import outputs
-
-from . import resume, store
-from .config import config_json
-from .data import INPUT_FEATURES, load_dataset
-from .epoch import DivergedError, evaluate, train_one_epoch
-from .loaders import granted_cores, make_loaders, resolve_workers
-from .precision import resolve_precision
-from .sites import Site, find_sites
-from .zoo import model_from_config
+from trainer import resume, store
+from trainer.config import config_json
+from trainer.data import INPUT_FEATURES, load_dataset
+from trainer.epoch import DivergedError, evaluate, train_one_epoch
+from trainer.loaders import granted_cores, make_loaders, resolve_workers
+from trainer.precision import resolve_precision
+from trainer.sites import Site, find_sites
+from trainer.zoo import model_from_config
 
 log = logging.getLogger("trainer")
 
@@ -128,10 +127,12 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with outputs.dir_lock(run_dir):
-        if cfg["arch"] == "szt_mlp":  # many cheap epochs, dumps on an epoch grid: its own loop
-            from .szt.train import run as run_szt
+        if (
+            cfg["arch"] == "twelve_bit_mlp"
+        ):  # many cheap epochs, dumps on an epoch grid: its own loop
+            from trainer.twelve_bit.train import run as run_twelve_bit
 
-            return run_szt(cfg, run_dir)
+            return run_twelve_bit(cfg, run_dir)
         return _run_locked(cfg, run_dir, runtime or Runtime())
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .discovery import attach_sites
+from trainer.discovery import attach_sites
 
 PREFIX = "torchvision:"
 TANH_SWAPPED = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.Hardswish, nn.GELU)
@@ -83,7 +83,7 @@ def _head_prefixes(net: nn.Module) -> tuple[str, ...]:
 
 
 def _rescale(net: nn.Module, arch: str, width: float, n_classes: int, example) -> None:
-    from .models import _rescale_width
+    from trainer.models import _rescale_width
 
     if any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in net.modules()):
         raise ValueError(
@@ -161,8 +161,8 @@ def load_factory(spec: str, key: str = "model_factory"):
 
 def val_set_from_config(cfg: dict):
     """The validation dataset of a run, in its recorded order (``data_factory`` wins)."""
-    from .config import DATASETS
-    from .data import load_dataset
+    from trainer.config import DATASETS
+    from trainer.data import load_dataset
 
     if cfg.get("data_factory"):
         return load_factory(cfg["data_factory"], "data_factory")(cfg)
@@ -181,7 +181,7 @@ def model_from_config(cfg: dict, n_classes: int) -> nn.Module:
     ``model_factory`` wins, then ``torchvision:<name>``, then the paper's archs
     (:func:`trainer.models.build_model`, own site rule unless ``sites`` names others).
     """
-    from .models import build_model
+    from trainer.models import build_model
 
     size = int(cfg.get("dataset", {}).get("image_size", 64))
     example = torch.zeros(1, 3, size, size)

@@ -34,7 +34,7 @@ _WHERE = {
         "fig9_hsic",
         "info_plane",
     ),
-    "szt": ("SZT_FIGURES",),
+    "twelve_bit": ("TWELVE_BIT_FIGURES",),
 }
 _MODULE = {name: module for module, names in _WHERE.items() for name in names}
 __all__ = ["DRAW", "draw", *_MODULE]
@@ -47,7 +47,7 @@ def __getattr__(name: str):
         return {
             **__getattr__("MI_FIGURES"),
             **__getattr__("INTERVENTION_FIGURES"),
-            **__getattr__("SZT_FIGURES"),
+            **__getattr__("TWELVE_BIT_FIGURES"),
         }
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -55,10 +55,12 @@ def __getattr__(name: str):
 def draw(name: str, mi=None, interventions=(), out=None, formats=("png",)):
     """Draw one registered figure: MI figures from the combined MI Dataset ``mi``,
     intervention figures from the intervention result paths. Returns a ``Drawn``."""
-    from .captions import FIGURES
+    from analyzer.figures.captions import FIGURES
 
     if FIGURES[name].source == "mi":
         return __getattr__("MI_FIGURES")[name](mi, out, formats)
-    if FIGURES[name].source == "szt":  # szt_mlp runs' MI Datasets (analyzer/figures/szt.py)
-        return __getattr__("SZT_FIGURES")[name](mi, out, formats)
+    if (
+        FIGURES[name].source == "twelve_bit"
+    ):  # twelve_bit_mlp runs' MI Datasets (analyzer/figures/twelve_bit.py)
+        return __getattr__("TWELVE_BIT_FIGURES")[name](mi, out, formats)
     return __getattr__("INTERVENTION_FIGURES")[name](list(interventions), out, formats)

@@ -22,8 +22,8 @@ GROUPS = (
 
 @dataclass(frozen=True)
 class FigureInfo:
-    """One figure: ``source`` is 'mi' (drawn from MI Datasets), 'interventions', or 'szt'
-    (MI Datasets of szt_mlp runs)."""
+    """One figure: ``source`` is 'mi' (drawn from MI Datasets), 'interventions', or 'twelve_bit'
+    (MI Datasets of twelve_bit_mlp runs)."""
 
     name: str
     title: str
@@ -32,7 +32,7 @@ class FigureInfo:
     paper: str
     read: str
     estimator: str = ESTIMATOR
-    requires: str = ""  # '' always drawn; 'hsic': only with HSIC runs; 'transplants'; 'szt'
+    requires: str = ""  # '' always drawn; 'hsic': only with HSIC runs; 'transplants'; 'twelve_bit'
 
 
 FIGURES: dict[str, FigureInfo] = {
@@ -180,9 +180,9 @@ FIGURES: dict[str, FigureInfo] = {
             requires="hsic",
         ),
         FigureInfo(
-            "szt_info_plane",
+            "twelve_bit_info_plane",
             "Information plane of the 12-bit task (seeds 003)",
-            "szt",
+            "twelve_bit",
             "I(X;T) = H(Bin T) against I(T;Y) of each whole hidden layer of the 12-10-7-5-4-3-2 "
             "MLP over a log-spaced epoch grid (colour), mean over seeds; one panel per "
             "(activation, training noise beta). Dotted: H(Y) and ln 4096.",
@@ -193,54 +193,58 @@ FIGURES: dict[str, FigureInfo] = {
             "move left is compression; shallow layers stay at ln 4096 (every input its own bin).",
             estimator="whole-layer joint bin pattern, fixed bin size (rule in the MI Dataset's "
             "attrs layer_binning), plug-in, nats",
-            requires="szt",
+            requires="twelve_bit",
         ),
         FigureInfo(
-            "szt_binning_sensitivity",
+            "twelve_bit_binning_sensitivity",
             "Binning sensitivity of I(X;T) (seeds 002, Fig. 1)",
-            "szt",
+            "twelve_bit",
             "H(floor(T/b)) of each whole layer over epochs for bin sizes b from 1e-4 to 1e-1, "
             "mean over seeds; dotted: ln 4096.",
             "Goldfeld et al.: for a deterministic net the binned I(X;T) depends on b; small "
             "bins saturate at ln 4096, the 'compression' seen with large bins is clustering.",
             "compare the curves of one panel: only the coarse bins move.",
             estimator="whole-layer joint bin pattern floor(t/b), plug-in, nats",
-            requires="szt",
+            requires="twelve_bit",
         ),
         FigureInfo(
-            "szt_noisy_input_mi",
+            "twelve_bit_noisy_input_mi",
             "Noisy-network I(X;T) with bounds (seeds 002)",
-            "szt",
+            "twelve_bit",
             "I(X; S + N(0, beta^2 I)) per layer over epochs for several betas, Monte Carlo "
             "estimate (line) inside the Kolchinsky-Tracey pairwise-distance bounds (band), "
             "mean over seeds.",
             "Goldfeld et al.: with noise, I(X;T) is finite and falls when same-class inputs "
             "cluster at the scale beta (compression = clustering).",
             "a fall of the line at small beta in deep layers is clustering at that scale.",
-            estimator="Gaussian-mixture entropy by Monte Carlo (analyzer/noisy_mi.py), nats; "
+            estimator="Gaussian-mixture entropy by Monte Carlo (analyzer/core/noisy_mi.py), nats; "
             "X uniform over the 4,096 patterns",
-            requires="szt",
+            requires="twelve_bit",
         ),
         FigureInfo(
-            "szt_clustering",
+            "twelve_bit_clustering",
             "Clustering by class (seeds 002)",
-            "szt",
+            "twelve_bit",
             "mean cosine similarity of the layer's vectors within classes (solid) and between "
             "classes (dashed), and their gap, per layer over epochs, mean over seeds.",
             "Goldfeld et al.: the binned I(X;T) tracks how same-class representations cluster.",
             "compare the gap's rise with the fall of I(X;T) in the information plane.",
             estimator="exact means over all sample pairs (class sums of unit vectors)",
-            requires="szt",
+            requires="twelve_bit",
         ),
     )
 }
 
 
 def names(
-    source: str | None = None, *, hsic: bool = True, transplants: bool = True, szt: bool = False
+    source: str | None = None,
+    *,
+    hsic: bool = True,
+    transplants: bool = True,
+    twelve_bit: bool = False,
 ) -> list:
     """Registered figure names (of one source), dropping those whose runs are absent."""
-    have = {"": True, "hsic": hsic, "transplants": transplants, "szt": szt}
+    have = {"": True, "hsic": hsic, "transplants": transplants, "twelve_bit": twelve_bit}
     return [
         n
         for n, f in FIGURES.items()

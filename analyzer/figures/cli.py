@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .captions import FIGURES, names, readme_section, readme_with_section
+from analyzer.figures.captions import FIGURES, names, readme_section, readme_with_section
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.mi or not args.out:
         print("analyzer.figures: error: give MI Datasets and --out DIR", file=sys.stderr)
         return 2
-    from . import draw, load_runs
-    from .captions import caption
-    from .interventions import is_transplant
+    from analyzer.figures import draw, load_runs
+    from analyzer.figures.captions import caption
+    from analyzer.figures.interventions import is_transplant
 
     try:
         mi_paths, iv_paths = expand(args.mi), expand(args.interventions)
@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"analyzer.figures: error: {e}", file=sys.stderr)
         return 1
     has_hsic = "hsic" in {str(v) for v in ds.regularizer.values.ravel()}
-    is_szt = {str(v) for v in ds.dataset.values.ravel()} == {"szt"}
+    is_twelve_bit = {str(v) for v in ds.dataset.values.ravel()} == {"twelve_bit"}
     wanted = args.names or names(
-        hsic=has_hsic, transplants=any(map(is_transplant, iv_paths)), szt=is_szt
+        hsic=has_hsic, transplants=any(map(is_transplant, iv_paths)), twelve_bit=is_twelve_bit
     )
     out = Path(args.out)
     bins = "/".join(sorted({str(int(b)) for b in ds.bins.values.ravel()}))

@@ -3,7 +3,7 @@
 * x is the integer depth index of the measurement site, ticks carry the site names;
 * ResNet branch (before the skip addition) and post-add (after it) sites are separate
   series, as the paper separates them; other archs draw one series;
-* lines are the mean over seeds with a 95% Student-t interval band (``analyzer.stats``);
+* lines are the mean over seeds with a 95% Student-t interval band (``analyzer.core.stats``);
 * :func:`null_band` shades the label-permutation null of the layer MI (``label_mi_null_lo``
   .. ``label_mi_null_hi``, mean over seeds): MI inside it is what a channel without label
   information gives with these bins and samples.
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..stats import t_band
-from .grouping import at_best
+from analyzer.core.stats import t_band
+from analyzer.figures.grouping import at_best
 
 SPLIT_KINDS = ("post-add", "branch")  # drawn as separate series when both are present
 KIND_COLOR = {"post-add": "C0", "branch": "C1"}

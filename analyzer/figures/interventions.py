@@ -1,4 +1,4 @@
-"""Figures of the inference-time interventions (``python -m trainer.intervene`` results).
+"""Figures of the inference-time interventions (``python -m interventions`` results).
 
 Each function takes the paths of intervention Datasets (per-run results and
 ``transplant-*`` pair results may be mixed), an output path without suffix (None: only
@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from analyzer.figures.drawing import Drawn, band, bins_of, finish, new_figure
+from analyzer.figures.grouping import group_datasets, group_label
 from latent_mi.contract import is_transplant
-
-from .drawing import Drawn, band, bins_of, finish, new_figure
-from .grouping import group_datasets, group_label
 
 FORMATS = ("png", "pdf")
 SEL_STYLE = {"top": ("tab:red", "-"), "random": ("tab:gray", "--"), "bottom": ("tab:blue", ":")}

@@ -12,14 +12,13 @@ import numpy as np
 import xarray as xr
 from matplotlib import colormaps
 
+from analyzer.core.stats import t_interval
+from analyzer.figures.depth import ci_band as band
+from analyzer.figures.depth import depth_lines, depth_ticks, null_band
+from analyzer.figures.drawing import Drawn, bins_of, finish, new_figure
+from analyzer.figures.grouping import at_best, groups, label, seeds
+from analyzer.report.findings import epochs_to_fraction
 from latent_mi import contract as C
-
-from ..findings import epochs_to_fraction
-from ..stats import t_interval
-from .depth import ci_band as band
-from .depth import depth_lines, depth_ticks, null_band
-from .drawing import Drawn, bins_of, finish, new_figure
-from .grouping import at_best, groups, label, seeds
 
 FORMATS = ("png", "pdf")
 

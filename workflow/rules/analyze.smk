@@ -1,7 +1,7 @@
 # One analysis per (bins, run). The analyzer's code is declared as input, so editing
 # it reruns analysis (Snakemake does not track imported packages by itself).
 # (the figures package only draws: it is an input of the figures rule instead.)
-ANALYZER_CODE = code_files("analyzer/*.py", "latent_mi/*.py")
+ANALYZER_CODE = code_files("analyzer/*.py", "analyzer/core/*.py", "latent_mi/*.py")
 
 
 rule analyze:

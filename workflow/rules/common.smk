@@ -124,20 +124,20 @@ wildcard_constraints:
     bins=r"\d+",
 
 
-def szt_runs(szt):
-    """Run name -> resolved trainer config of every point of the `szt` grid (seeds 003/002)."""
+def twelve_bit_runs(twelve_bit):
+    """Run name -> resolved trainer config of every point of the `twelve_bit` grid (seeds 003/002)."""
     runs = {}
-    for act, beta, seed in itertools.product(szt["activation"], szt["train_beta"], szt["seed"]):
+    for act, beta, seed in itertools.product(twelve_bit["activation"], twelve_bit["train_beta"], twelve_bit["seed"]):
         point = {
-            "arch": "szt_mlp",
+            "arch": "twelve_bit_mlp",
             "activation": act,
             "seed": int(seed),
-            "dataset": {"name": "szt", "train_fraction": szt["train_fraction"]},
-            "train": {**szt["train"], "epochs": szt["epochs"], "progress": False},
-            "dump": {"epochs": "log", "log_count": szt["dump_count"]},
+            "dataset": {"name": "twelve_bit", "train_fraction": twelve_bit["train_fraction"]},
+            "train": {**twelve_bit["train"], "epochs": twelve_bit["epochs"], "progress": False},
+            "dump": {"epochs": "log", "log_count": twelve_bit["dump_count"]},
             "noise": {"beta": float(beta)},
         }
-        runs[f"szt_mlp-{act}-beta{float(beta):g}-s{seed}"] = resolve_config(data=point)
+        runs[f"twelve_bit_mlp-{act}-beta{float(beta):g}-s{seed}"] = resolve_config(data=point)
     return runs
 
 

@@ -19,7 +19,7 @@ rule figures:
     input:
         FIGURE_FILES,
         FINDINGS_FILES,
-        SZT_FIGURE_FILES if SZT_ON else [],
+        TWELVE_BIT_FIGURE_FILES if TWELVE_BIT_ON else [],
 
 
 rule figure:

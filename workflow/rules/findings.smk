@@ -1,14 +1,7 @@
 # Findings report per bin count (part of `figures`) and the robustness sweep (`robustness`).
-FINDINGS_CODE = code_files(
-    *(
-        f"analyzer/{name}.py"
-        for name in ("findings", "findings_interventions", "findings_report", "stats", "metrics")
-    )
-)
+FINDINGS_CODE = code_files("analyzer/report/*.py", "analyzer/core/*.py", "latent_mi/*.py")
 SWEEP = config["robustness"]
-SWEEP_CODE = code_files(
-    *(f"analyzer/{name}.py" for name in ("sweep", "binning", "nulls", "robustness", "findings"))
-)
+SWEEP_CODE = code_files("analyzer/*.py", "analyzer/core/*.py", "analyzer/report/*.py", "latent_mi/*.py")
 FINDINGS_FILES = [f"{C.findings_stem(RESULTS, b)}.{ext}" for b in BINS for ext in ("md", "json")]
 
 
@@ -34,7 +27,7 @@ rule findings_bins:
     conda:
         CONDA_ENV
     shell:
-        "python -m analyzer.findings_report --mi {input.mi} --interventions {input.interventions}"
+        "python -m analyzer.report.findings_report --mi {input.mi} --interventions {input.interventions}"
         " --out {params.stem} > {log} 2>&1"
 
 
@@ -98,5 +91,5 @@ rule robustness_summary:
     conda:
         CONDA_ENV
     shell:
-        "python -m analyzer.robustness {input.sweeps} --out {params.stem}"
+        "python -m analyzer.report.robustness {input.sweeps} --out {params.stem}"
         " --formats {params.formats} > {log} 2>&1"

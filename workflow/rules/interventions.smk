@@ -14,11 +14,11 @@ IV_ARGS = (
 # The interventions' code is an input of their rules (Snakemake does not track imported
 # packages): editing it reruns them.
 IV_CODE = code_files(
-    "trainer/interventions/*.py",
-    "trainer/intervene.py",
+    "interventions/*.py",
     "trainer/sites.py",
     "trainer/models.py",
-    "trainer/data.py",
+    "trainer/*.py",
+    "trainer/twelve_bit/*.py",
     "latent_mi/*.py",
 )
 IV_SCORED = IV_RUNS if IV_ON else []  # runs whose interventions are computed
@@ -43,7 +43,7 @@ rule interventions_run:
     conda:
         CONDA_ENV
     shell:
-        "python -m trainer.intervene {params.run_dir} --mi {input.mi} --out {output} {params.args}"
+        "python -m interventions {params.run_dir} --mi {input.mi} --out {output} {params.args}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -68,5 +68,5 @@ rule transplant_pair:
     conda:
         CONDA_ENV
     shell:
-        "python -m trainer.intervene {params.recipient} --donor {params.donor} --mi {input.mi}"
+        "python -m interventions {params.recipient} --donor {params.donor} --mi {input.mi}"
         " --out {output} {params.args} --threads {threads} > {log} 2>&1"

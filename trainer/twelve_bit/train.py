@@ -1,4 +1,4 @@
-"""Training loop of ``arch: szt_mlp`` (seeds/003): many cheap epochs, dumps on an epoch grid.
+"""Training loop of ``arch: twelve_bit_mlp`` (seeds/003): many cheap epochs, dumps on an epoch grid.
 
 The generic loop (:mod:`trainer.train`) evaluates, checkpoints and dumps every epoch, which
 would dominate ~10^4 epochs of a 12-10-7-5-4-3-2 MLP. Here the data live in two tensors on
@@ -25,11 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import resume, store
-from ..config import config_json
-from ..data import load_dataset
-from ..sites import capture_gap
-from .model import SztMLP
+from trainer import resume, store
+from trainer.config import config_json
+from trainer.data import load_dataset
+from trainer.sites import capture_gap
+from trainer.twelve_bit.model import TwelveBitMLP
 
 log = logging.getLogger("trainer")
 
@@ -55,7 +55,7 @@ def make_optimizer(tcfg: dict, params) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def evaluate(model: SztMLP, x_val, y_val, x_all, sites, noise_seed: int):
+def evaluate(model: TwelveBitMLP, x_val, y_val, x_all, sites, noise_seed: int):
     """(val_loss, val_acc, S of every site for all patterns (sample, unit) float32)."""
     model.eval()
     model.generator = torch.Generator(device=x_val.device).manual_seed(noise_seed)
@@ -77,16 +77,18 @@ def _save(path: Path, obj) -> None:
 
 
 def run(cfg: dict, run_dir: str | Path) -> dict:
-    """Train one szt_mlp run; returns the done manifest (as :func:`trainer.train.run`)."""
-    from ..train import _add_file_log, atomic_write_json, pick_device
+    """Train one twelve_bit_mlp run; returns the done manifest (as :func:`trainer.train.run`)."""
+    from trainer.train import _add_file_log, atomic_write_json, pick_device
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _add_file_log(run_dir / "train.log")
     cfg_json = config_json(cfg)
     tcfg, dcfg, beta = cfg["train"], cfg["dump"], float(cfg["noise"]["beta"])
-    if cfg["dataset"]["name"] != "szt":
-        raise ValueError(f"arch szt_mlp needs dataset.name: szt, got {cfg['dataset']['name']!r}")
+    if cfg["dataset"]["name"] != "twelve_bit":
+        raise ValueError(
+            f"arch twelve_bit_mlp needs dataset.name: twelve_bit, got {cfg['dataset']['name']!r}"
+        )
     device = pick_device(tcfg["device"])
     if (
         device.type == "cpu"
@@ -96,7 +98,7 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
     np.random.seed(cfg["seed"])
     random.seed(cfg["seed"])
     data = load_dataset(cfg["dataset"])
-    model = SztMLP(cfg["activation"], beta).to(device)
+    model = TwelveBitMLP(cfg["activation"], beta).to(device)
     sites = model.measurement_sites()
     optimizer = make_optimizer(tcfg, model.parameters())
     x_tr, y_tr = data.train.images.to(device), data.train.labels.to(device)
@@ -136,7 +138,7 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
                 input_features=[f"bit{i}" for i in range(x_all.shape[1])],
                 sites=[s.describe() for s in sites],
                 attrs={
-                    "dataset": "szt",
+                    "dataset": "twelve_bit",
                     "arch": cfg["arch"],
                     "activation": cfg["activation"],
                     "regularizer": cfg["regularizer"],
@@ -227,7 +229,7 @@ def run(cfg: dict, run_dir: str | Path) -> dict:
     }
     atomic_write_json(run_dir / "done.json", done)
     if status == "diverged":
-        from ..train import DivergedError
+        from trainer.train import DivergedError
 
         raise DivergedError(f"run {run_dir} diverged (non-finite loss)")
     return done

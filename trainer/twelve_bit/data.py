@@ -1,4 +1,4 @@
-"""The seed-003 dataset ``szt``: 4,096 distinct 12-bit patterns, binary labels.
+"""The seed-003 dataset ``twelve_bit``: 4,096 distinct 12-bit patterns, binary labels.
 
 ``var_u.mat`` (1 KB, from the MIT-licensed code of Shwartz-Ziv & Tishby, github.com/ravidziv/IDNNs,
 ``data/var_u.mat``) is shipped inside this package, so no network is needed. It holds ``F``
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..data import DataBundle, TensorImages
+from trainer.data import DataBundle, TensorImages
 
 VAR_U = "var_u.mat"
 N_PATTERNS, N_BITS = 4096, 12
@@ -25,7 +25,7 @@ N_PATTERNS, N_BITS = 4096, 12
 
 def var_u_path() -> Path:
     """Path of the shipped ``var_u.mat``."""
-    return Path(str(resources.files("trainer.szt").joinpath(VAR_U)))
+    return Path(str(resources.files("trainer.twelve_bit").joinpath(VAR_U)))
 
 
 def load_var_u(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +34,7 @@ def load_var_u(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
 
     path = Path(path) if path is not None else var_u_path()
     if not path.is_file():
-        raise FileNotFoundError(f"szt data file {path} does not exist")
+        raise FileNotFoundError(f"twelve_bit data file {path} does not exist")
     mat = loadmat(path)
     if "F" not in mat or "y" not in mat:
         raise ValueError(f"{path} is not the seed-003 var_u.mat (needs variables F and y)")
@@ -55,18 +55,20 @@ def split_indices(n: int, train_fraction: float, seed: int) -> tuple[np.ndarray,
 
 
 @dataclass
-class SztBundle(DataBundle):
+class TwelveBitBundle(DataBundle):
     """A :class:`DataBundle` plus ``analysis``: every pattern in file order (the dump)."""
 
     analysis: Dataset | None = None
     train_index: np.ndarray | None = None
 
 
-def load_szt_bundle(train_fraction: float, split_seed: int, path: str | None = None) -> SztBundle:
+def load_twelve_bit_bundle(
+    train_fraction: float, split_seed: int, path: str | None = None
+) -> TwelveBitBundle:
     x, y = load_var_u(path)
     tr, va = split_indices(len(y), train_fraction, split_seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    return SztBundle(
+    return TwelveBitBundle(
         train=TensorImages(xt[tr], yt[tr]),
         val=TensorImages(xt[va], yt[va]),
         classes=["0", "1"],

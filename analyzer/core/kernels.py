@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .all_pairs import all_pairs_mi  # noqa: F401  (re-exported: the all-pairs channel MI)
+from analyzer.core.all_pairs import all_pairs_mi  # noqa: F401  (re-exported: the all-pairs channel MI)
 
 _CHANNEL_BLOCK = 16  # channels binned together: one cache line of float32 inputs
 _ROW_CHUNKS = 2  # row chunks of the single-pass kernels (each gets private counts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import bin_codes, binned_counts, mi_from_target_counts, xlogx_table
+from analyzer.core.kernels import bin_codes, binned_counts, mi_from_target_counts, xlogx_table
 
 BINNING = (
     "per-variable min-max range at each epoch, B equal-width bins: "

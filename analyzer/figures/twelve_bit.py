@@ -1,4 +1,4 @@
-"""Figures of seeds 003/002 on the 12-bit task (szt_mlp runs): information plane, binning
+"""Figures of seeds 003/002 on the 12-bit task (twelve_bit_mlp runs): information plane, binning
 sensitivity, noisy I(X;T) with its bounds, clustering. Groups: (activation, training noise
 beta); the seed mean is drawn (seeds listed in the titles)."""
 
@@ -11,13 +11,13 @@ import xarray as xr
 from matplotlib import colormaps
 from matplotlib.colors import LogNorm
 
-from .drawing import Drawn, bins_of, finish, new_figure
-from .grouping import _per_run
+from analyzer.figures.drawing import Drawn, bins_of, finish, new_figure
+from analyzer.figures.grouping import _per_run
 
 FORMATS = ("png", "pdf")
 
 
-def szt_groups(ds: xr.Dataset) -> dict[tuple[str, float], xr.Dataset]:
+def twelve_bit_groups(ds: xr.Dataset) -> dict[tuple[str, float], xr.Dataset]:
     """Runs grouped by (activation, noise_beta), in sorted order."""
     if "run" not in ds.dims:
         ds = ds.expand_dims("run")
@@ -43,7 +43,7 @@ def _epochs(g: xr.Dataset) -> np.ndarray:
 def info_plane(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     """I(X;T) = H(Bin T) against I(T;Y) of whole layers, mean over seeds; one line per layer,
     points coloured by epoch (log scale), seed-003 style."""
-    gs = szt_groups(ds)
+    gs = twelve_bit_groups(ds)
     fig, axes = new_figure(1, len(gs), 5.0, 4.2)
     norm = LogNorm(vmin=0.5, vmax=max(1.0, float(ds.epoch.max())))
     cmap = colormaps["gnuplot"]
@@ -81,7 +81,7 @@ def _h_y(g: xr.Dataset) -> float:
 
 def binning_sensitivity(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     """I(X; Bin_b(T)) over epochs for each bin size b, per layer (seeds/002 Fig. 1)."""
-    gs = szt_groups(ds)
+    gs = twelve_bit_groups(ds)
     layers = list(ds.layer.values)
     fig, axes = new_figure(len(gs), len(layers), 3.0, 2.6)
     cmap = colormaps["viridis"]
@@ -116,7 +116,7 @@ def binning_sensitivity(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
 def noisy_input_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     """Noisy-network I(X; S + N(0, beta^2 I)) over epochs per layer and beta, with the
     Kolchinsky-Tracey bounds as a band, mean over seeds."""
-    gs = szt_groups(ds)
+    gs = twelve_bit_groups(ds)
     layers = list(ds.layer.values)
     fig, axes = new_figure(len(gs), len(layers), 3.0, 2.6)
     cmap = colormaps["plasma"]
@@ -158,7 +158,7 @@ def noisy_input_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
 def clustering(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     """Mean cosine similarity within (solid) and between (dashed) classes per layer, and the
     gap, over epochs; mean over seeds."""
-    gs = szt_groups(ds)
+    gs = twelve_bit_groups(ds)
     fig, axes = new_figure(len(gs), 2, 4.5, 3.2)
     cmap = colormaps["viridis"]
     for row, (key, g) in enumerate(gs.items()):
@@ -186,9 +186,9 @@ def clustering(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     )
 
 
-SZT_FIGURES = {
-    "szt_info_plane": info_plane,
-    "szt_binning_sensitivity": binning_sensitivity,
-    "szt_noisy_input_mi": noisy_input_mi,
-    "szt_clustering": clustering,
+TWELVE_BIT_FIGURES = {
+    "twelve_bit_info_plane": info_plane,
+    "twelve_bit_binning_sensitivity": binning_sensitivity,
+    "twelve_bit_noisy_input_mi": noisy_input_mi,
+    "twelve_bit_clustering": clustering,
 }

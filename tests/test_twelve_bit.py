@@ -1,4 +1,4 @@
-"""Seeds 003/002 systems: the shipped 12-bit dataset, szt_mlp, its loop and store, whole-layer MI."""
+"""Seeds 003/002 systems: the shipped 12-bit dataset, twelve_bit_mlp, its loop and store, whole-layer MI."""
 
 import math
 
@@ -9,17 +9,17 @@ import xarray as xr
 from sklearn.metrics import mutual_info_score
 from sklearn.metrics.pairwise import cosine_similarity
 
-from analyzer.clustering import cosine_clustering
-from analyzer.whole_layer import LayerBinning, SaturationError, binned_input_mi, whole_layer_mi
+from analyzer.core.clustering import cosine_clustering
+from analyzer.core.whole_layer import LayerBinning, SaturationError, binned_input_mi, whole_layer_mi
 from trainer.config import resolve_config
 from trainer.models import build_model
 from trainer.sites import capture_gap, find_sites
-from trainer.szt.data import load_szt_bundle, load_var_u, split_indices, var_u_path
-from trainer.szt.train import dump_epochs
+from trainer.twelve_bit.data import load_twelve_bit_bundle, load_var_u, split_indices, var_u_path
+from trainer.twelve_bit.train import dump_epochs
 
-SZT = [
-    "arch=szt_mlp",
-    "dataset.name=szt",
+TWELVE_BIT = [
+    "arch=twelve_bit_mlp",
+    "dataset.name=twelve_bit",
     "activation=tanh",
     "train.optimizer=adam",
     "train.lr=0.01",
@@ -49,13 +49,13 @@ def test_split_fraction_seeded_and_disjoint(fraction):
     again, _ = split_indices(4096, fraction, seed=3)
     other, _ = split_indices(4096, fraction, seed=4)
     assert np.array_equal(tr, again) and not np.array_equal(tr, other)
-    bundle = load_szt_bundle(fraction, 3)
+    bundle = load_twelve_bit_bundle(fraction, 3)
     assert len(bundle.train) == len(tr) and len(bundle.analysis) == 4096
 
 
-def test_szt_mlp_shapes_sites_and_noise():
+def test_twelve_bit_mlp_shapes_sites_and_noise():
     torch.manual_seed(0)
-    net = build_model("szt_mlp", 2, "tanh").eval()
+    net = build_model("twelve_bit_mlp", 2, "tanh").eval()
     sites = find_sites(net)
     assert [(s.name, s.channels) for s in sites] == [
         ("fc1", 10),
@@ -78,7 +78,7 @@ def test_szt_mlp_shapes_sites_and_noise():
         assert not torch.equal(net(x), net(x))  # noisy in evaluation too
         with net.noisy(False):
             assert torch.equal(net(x), logits)
-    relu = build_model("szt_mlp", 2, "relu")
+    relu = build_model("twelve_bit_mlp", 2, "relu")
     assert {s.kind for s in find_sites(relu)} == {"fc-relu"}
 
 
@@ -94,28 +94,28 @@ def test_dump_grid_is_log_spaced_with_zero_and_last():
 def test_config_checks():
     from trainer.config import ConfigError
 
-    with pytest.raises(ConfigError, match="szt_mlp only"):
+    with pytest.raises(ConfigError, match="twelve_bit_mlp only"):
         resolve_config(None, ["train.optimizer=adam"])
     with pytest.raises(ConfigError, match="noise.beta"):
-        resolve_config(None, [*SZT, "noise.beta=-1"])
+        resolve_config(None, [*TWELVE_BIT, "noise.beta=-1"])
 
 
 def test_training_writes_the_store_contract(tmp_path):
     from analyzer.activations import layers_of, open_activations
     from trainer.train import run
 
-    cfg = resolve_config(None, [*SZT, "train.epochs=20", "noise.beta=0.05", "seed=1"])
+    cfg = resolve_config(None, [*TWELVE_BIT, "train.epochs=20", "noise.beta=0.05", "seed=1"])
     done = run(cfg, tmp_path / "run")
     assert done["status"] == "complete"
     ds = open_activations(tmp_path / "run" / "activations.zarr")
     assert ds.epoch.values.tolist() == dump_epochs(20, "log", 5)
     assert ds.activation.shape == (len(ds.epoch), 4096, 29)
     assert [layer.name for layer in layers_of(ds)] == ["fc1", "fc2", "fc3", "fc4", "fc5"]
-    assert ds.attrs["noise_beta"] == 0.05 and ds.attrs["dataset"] == "szt"
+    assert ds.attrs["noise_beta"] == 0.05 and ds.attrs["dataset"] == "twelve_bit"
     assert np.array_equal(ds.label.values, load_var_u()[1])
     assert np.isfinite(ds.val_acc.values).all() and np.isnan(ds.train_loss.values[0])
     # the dump is the deterministic S of the stored network: equal to a noise-free forward
-    net = build_model("szt_mlp", 2, "tanh")
+    net = build_model("twelve_bit_mlp", 2, "tanh")
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
     net.load_state_dict(state["model"])
     with torch.no_grad(), capture_gap(find_sites(net)) as pooled:
@@ -125,12 +125,12 @@ def test_training_writes_the_store_contract(tmp_path):
     assert run(cfg, tmp_path / "run")["epochs"] == done["epochs"]
 
 
-def test_szt_store_through_the_analyzer(tmp_path):
+def test_twelve_bit_store_through_the_analyzer(tmp_path):
     from analyzer.layer_info import LayerInfoOptions
     from analyzer.mi_tensors import Options, analyze
     from trainer.train import run
 
-    run(resolve_config(None, [*SZT, "train.epochs=6"]), tmp_path / "run")
+    run(resolve_config(None, [*TWELVE_BIT, "train.epochs=6"]), tmp_path / "run")
     opts = Options(bins=30, pair_samples=4, layer_info=LayerInfoOptions(betas=(0.01, 0.1)))
     analyze(tmp_path / "run" / "activations.zarr", tmp_path / "mi.zarr", opts)
     ds = xr.open_zarr(tmp_path / "mi.zarr")
@@ -179,7 +179,7 @@ def test_wide_layers_refused_unless_forced():
 
 def test_binning_sensitivity_saturates_at_ln_4096():
     torch.manual_seed(0)
-    net = build_model("szt_mlp", 2, "tanh").eval()
+    net = build_model("twelve_bit_mlp", 2, "tanh").eval()
     sites = find_sites(net)
     with torch.no_grad(), capture_gap(sites) as pooled:
         net(torch.from_numpy(load_var_u()[0]))
@@ -234,8 +234,8 @@ def test_cosine_clustering_compiled_pass_matches_numpy_on_strided_float32():
         assert again.between == pytest.approx(c.between, abs=1e-12)
 
 
-def test_szt_figures_average_every_seed_of_a_group():
-    from analyzer.figures.szt import SZT_FIGURES, szt_groups
+def test_twelve_bit_figures_average_every_seed_of_a_group():
+    from analyzer.figures.twelve_bit import TWELVE_BIT_FIGURES, twelve_bit_groups
 
     rng = np.random.default_rng(0)
     dims3 = ("run", "epoch", "layer")
@@ -259,9 +259,9 @@ def test_szt_figures_average_every_seed_of_a_group():
     ds["binned_input_mi"] = (("run", "epoch", "layer", "bin_size"), rng.random((3, 4, 2, 2)))
     for name in ("noisy_input_mi", "noisy_input_mi_upper", "noisy_input_mi_lower"):
         ds[name] = (("run", "epoch", "layer", "beta"), rng.random((3, 4, 2, 1)))
-    groups = szt_groups(ds)
+    groups = twelve_bit_groups(ds)
     assert list(groups) == [("tanh", 0.0)] and groups[("tanh", 0.0)].sizes["run"] == 3
-    for draw in SZT_FIGURES.values():
+    for draw in TWELVE_BIT_FIGURES.values():
         fig = draw(ds).figure
         assert "seeds [0, 1, 2]" in " ".join(ax.get_title() for ax in fig.axes)
 
@@ -270,12 +270,14 @@ def test_resume_keeps_work_and_refuses_a_changed_config(tmp_path):
     from trainer.resume import ResumeError
     from trainer.train import run
 
-    cfg = resolve_config(None, [*SZT, "train.epochs=12"])
+    cfg = resolve_config(None, [*TWELVE_BIT, "train.epochs=12"])
     run(cfg, tmp_path / "run")
     first = xr.open_zarr(tmp_path / "run" / "activations.zarr").activation.values
     # started again on a finished run: a display-only change resumes (nothing retrained)
-    longer = resolve_config(None, [*SZT, "train.epochs=12", "train.progress=true"])
+    longer = resolve_config(None, [*TWELVE_BIT, "train.epochs=12", "train.progress=true"])
     assert run(longer, tmp_path / "run")["epochs"] == first.shape[0]  # display key: resumes
     with pytest.raises(ResumeError, match="train.lr"):
-        run(resolve_config(None, [*SZT, "train.epochs=12", "train.lr=0.5"]), tmp_path / "run")
+        run(
+            resolve_config(None, [*TWELVE_BIT, "train.epochs=12", "train.lr=0.5"]), tmp_path / "run"
+        )
     assert (tmp_path / "run" / "activations.zarr").is_dir()  # nothing deleted

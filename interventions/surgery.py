@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from ..sites import Site, replace_output
+from trainer.sites import Site, replace_output
 
 
 @dataclass

@@ -23,7 +23,7 @@ import functools
 import numba as nb
 import numpy as np
 
-from .kernels import xlogx_table
+from analyzer.core.kernels import xlogx_table
 
 _TAIL = 1e-30  # pmf terms below this fraction of the mode's are dropped (see the module doc)
 

@@ -1,6 +1,6 @@
 """Findings from intervention results (knockouts, class knockouts, transplants).
 
-Reads the Zarr results of ``python -m trainer.intervene``: ``accuracy(layer, q, selection,
+Reads the Zarr results of ``python -m interventions``: ``accuracy(layer, q, selection,
 variant, draw)`` with ``baseline_accuracy``; ``class_accuracy(layer, q, selection, label,
 draw)``; transplants ``transplant_accuracy(layer, q, selection, draw)`` with
 ``recipient_baseline``. Top and bottom selections are deterministic (draw 0); random ones are
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .findings import Finding, _finding
+from analyzer.report.findings import Finding, _finding
 
 
 def _selection(da: xr.DataArray, kind: str) -> np.ndarray:

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..sites import Site
-from .edits import BatchContext
-from .surgery import SiteOutput, Surgery
+from interventions.edits import BatchContext
+from interventions.surgery import SiteOutput, Surgery
+from trainer.sites import Site
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from analyzer.core import metrics
+from analyzer.core.stats import t_interval
 from latent_mi import contract as C
-
-from . import metrics
-from .stats import t_interval
 
 VERDICTS = C.VERDICTS
 KEYS = C.FINDINGS_KEYS

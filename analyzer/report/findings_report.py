@@ -1,6 +1,6 @@
-"""``python -m analyzer.findings_report``: the findings report (JSON + Markdown) of one bin count.
+"""``python -m analyzer.report.findings_report``: the findings report (JSON + Markdown) of one bin count.
 
-    python -m analyzer.findings_report --mi results/mi/bins-20/*.zarr \\
+    python -m analyzer.report.findings_report --mi results/mi/bins-20/*.zarr \\
         --interventions results/interventions/bins-20/*.zarr --out results/findings/bins-20
 
 writes ``OUT.json`` = ``{"findings": [{"id", "claim", "verdict", "statistic", "interval",
@@ -19,12 +19,11 @@ from pathlib import Path
 
 import xarray as xr
 
+from analyzer.report.findings import KEYS as KEYS_ORDER  # noqa: F401  (re-exported: the JSON keys)
+from analyzer.report.findings import Finding, hsic_finding, mi_findings, plain, summary_of
+from analyzer.report.intervention_findings import knockout_findings, transplant_finding
 from latent_mi import contract as C
 from latent_mi.outputs import OutputError, safe_output
-
-from .findings import KEYS as KEYS_ORDER  # noqa: F401  (re-exported: the JSON keys)
-from .findings import Finding, hsic_finding, mi_findings, plain, summary_of
-from .findings_interventions import knockout_findings, transplant_finding
 
 
 def is_transplant(ds: xr.Dataset, path=None) -> bool:
@@ -111,7 +110,9 @@ def write_report(findings: list[Finding], out: str | Path, bins=None, n_runs=0) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analyzer.findings_report", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m analyzer.report.findings_report", description=__doc__
+    )
     p.add_argument("--mi", nargs="+", required=True, help="MI Datasets (one per run)")
     p.add_argument("--interventions", nargs="*", default=[], help="intervention results (Zarr)")
     p.add_argument("--out", required=True, help="output stem: writes OUT.json and OUT.md")

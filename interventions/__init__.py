@@ -10,11 +10,11 @@ seeds/001 §4.2 and appendices A-D. One module per job:
 * :mod:`.stream`: batches through a DataLoader, one site at a time, counts accumulated;
 * :mod:`.experiments`: global, class-targeted, cover vs redundant, skip gain, transplants;
 * :mod:`.loading`: checkpoint, validation set, the MI ranking (checked against the run);
-* :mod:`.cli`: ``python -m trainer.intervene``.
+* :mod:`.cli`: ``python -m interventions``.
 """
 
-from .edits import BatchContext, Noise, Shuffle, Zero
-from .experiments import (
+from interventions.edits import BatchContext, Noise, Shuffle, Zero
+from interventions.experiments import (
     ClassKnockouts,
     CoverVsRedundant,
     GlobalInterventions,
@@ -22,10 +22,23 @@ from .experiments import (
     skip_gain_sweep,
     transplants,
 )
-from .loading import Checkpoint, InputError, choose_layers, load_checkpoint, read_ranking
-from .selection import SELECTIONS, Ranking, mass_prefix, plan, redundant_set, select_channels
-from .stream import Job, Streamer, pick_device
-from .surgery import SiteOutput, surgery_for, transplant
+from interventions.loading import (
+    Checkpoint,
+    InputError,
+    choose_layers,
+    load_checkpoint,
+    read_ranking,
+)
+from interventions.selection import (
+    SELECTIONS,
+    Ranking,
+    mass_prefix,
+    plan,
+    redundant_set,
+    select_channels,
+)
+from interventions.stream import Job, Streamer, pick_device
+from interventions.surgery import SiteOutput, surgery_for, transplant
 
 __all__ = [
     "SELECTIONS",

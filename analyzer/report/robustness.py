@@ -1,6 +1,6 @@
 """Which findings hold across the robustness sweep: a table (Markdown + JSON) and a figure.
 
-    python -m analyzer.robustness results/robustness/runs/*.zarr --out results/robustness/summary
+    python -m analyzer.report.robustness results/robustness/runs/*.zarr --out results/robustness/summary
 
 For each (bins, sample fraction, binning rule) the label-MI findings (``findings.mi_findings``)
 are measured on every run's sweep Dataset (``analyzer.sweep``) with the same verdict rule as
@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from analyzer.report.findings import RunSummary, mi_findings, summary_of
 from latent_mi.outputs import safe_output
-
-from .findings import RunSummary, mi_findings, summary_of
 
 COLORS = {"reproduced": "#4daf4a", "mixed": "#ffbf00", "not reproduced": "#e41a1c",
           "not measured": "#bbbbbb"}  # fmt: skip
@@ -135,7 +134,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analyzer.robustness", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m analyzer.report.robustness", description=__doc__)
     p.add_argument("sweeps", nargs="+", help="per-run sweep Datasets (python -m analyzer.sweep)")
     p.add_argument("--out", required=True, help="output stem: OUT.md, OUT.json, OUT.<fmt>")
     p.add_argument("--formats", nargs="+", default=["png", "pdf"])

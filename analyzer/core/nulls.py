@@ -4,7 +4,7 @@ fills the tables of all permutations).
 A plug-in histogram MI of a channel that carries no label information is not 0: it is about
 (B - 1)(K - 1) / (2N) nats (B occupied bins, K classes, N samples). The null of channel c is
 the distribution of I(T_c; pi(Y)) over label permutations pi. Its mean is computed exactly,
-over all permutations (``analyzer/null_mean.py``: the cells are hypergeometric); P seeded
+over all permutations (``analyzer/core/null_mean.py``: the cells are hypergeometric); P seeded
 permutations, drawn once (``permuted_labels``) and reused for every channel, layer and epoch
 of a run, give the p-values and the layer band, reproducible from their seed.
 
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from . import metrics
-from .kernels import xlogx_table
-from .null_mean import exact_null_means
+from analyzer.core import metrics
+from analyzer.core.kernels import xlogx_table
+from analyzer.core.null_mean import exact_null_means
 
 DEFAULT_PERMUTATIONS = 20
 _TIE = 1e-12  # a null value within this of the observed one counts as ">="
@@ -186,7 +186,7 @@ class ChannelNull:
     """Null of one layer's channels (C channels, P permutations, K classes), nats.
 
     ``null_mean`` and ``class_null_mean`` are exact means over all label permutations
-    (``analyzer/null_mean.py``); ``null`` holds the P seeded permutations behind the p-values
+    (``analyzer/core/null_mean.py``); ``null`` holds the P seeded permutations behind the p-values
     and the layer band.
     """
 

@@ -6,7 +6,7 @@ binning pass share the block, which stays in cache) and fills everything that ne
 bin codes:
 
 * ``codes[c, n]`` (uint8, channel-major): the bin of sample n in channel c, for layer
-  pairs, channel pairs and the label-permutation nulls (``analyzer/nulls.py`` takes
+  pairs, channel pairs and the label-permutation nulls (``analyzer/core/nulls.py`` takes
   exactly this array);
 * ``label_counts[c, b, k]``: joint counts of (bin, class) (class-indicator counts are
   derived from them exactly: (counts, n_b - counts));
@@ -14,7 +14,7 @@ bin codes:
 * ``finite[c]``: no NaN/Inf in the channel; ``mean[c]``, ``sd[c]`` (float64) for the
   layer PCA's standardization.
 
-Binning rules (:class:`Binning`, the rules of ``analyzer/binning.py``, same codes): ``range``
+Binning rules (:class:`Binning`, the rules of ``analyzer/core/binning.py``, same codes): ``range``
 (default: each channel over its own observed [min, max],
 ``bin = min(floor((x - min) * B / (max - min)), B - 1)``, a constant channel is one bin),
 ``fixed`` (the same formula over given per-channel [lo, hi], values outside clipped to the end
@@ -130,7 +130,7 @@ def _block_codes(values, c0, c1, n_bins, kind, fixed_lo, fixed_hi, codes, finite
         out = codes[c]
         if not ok:
             out[:] = 0
-        elif kind == 2:  # quantile (analyzer/binning.py's rule)
+        elif kind == 2:  # quantile (analyzer/core/binning.py's rule)
             srt = np.sort(col)
             for b in range(1, n_bins):
                 edges[b - 1] = srt[min(n - 1, (b * n) // n_bins)]

@@ -21,11 +21,19 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..sites import Site
-from . import edits as E
-from .selection import SELECTIONS, Ranking, choose, draw_rng, plan, q_key, redundant_set
-from .stream import Job, Streamer
-from .surgery import Surgery, transplant
+from interventions import edits as E
+from interventions.selection import (
+    SELECTIONS,
+    Ranking,
+    choose,
+    draw_rng,
+    plan,
+    q_key,
+    redundant_set,
+)
+from interventions.stream import Job, Streamer
+from interventions.surgery import Surgery, transplant
+from trainer.sites import Site
 
 SHUFFLE_TAG, NOISE_TAG = 102, 101
 

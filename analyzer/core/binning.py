@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .kernels import bin_codes as range_codes
+from analyzer.core.kernels import bin_codes as range_codes
 
 RULES = ("range", "quantile", "fixed")
 

@@ -1,4 +1,4 @@
-"""``python -m trainer.intervene``: interventions on one run (and transplants into another)."""
+"""``python -m interventions``: interventions on one run (and transplants into another)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,19 @@ from pathlib import Path
 import torch
 import xarray as xr
 
+from interventions import experiments as X
+from interventions.loading import (
+    InputError,
+    choose_layers,
+    load_checkpoint,
+    read_ranking,
+    validation_set,
+)
+from interventions.selection import Ranking
+from interventions.stream import Streamer, pick_device
+from interventions.surgery import surgery_for
 from latent_mi import contract as C
 from latent_mi import outputs
-
-from . import experiments as X
-from .loading import InputError, choose_layers, load_checkpoint, read_ranking, validation_set
-from .selection import Ranking
-from .stream import Streamer, pick_device
-from .surgery import surgery_for
 
 OUTPUT_KIND = "latent_mi_output"  # attrs key marking this tool's outputs (value: kind below)
 KINDS = ("interventions", "transplants")
@@ -27,7 +32,7 @@ KINDS = ("interventions", "transplants")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m trainer.intervene",
+        prog="python -m interventions",
         description=(
             "MI-ranked inference-time interventions on a run's best checkpoint: global knockouts "
             "(zero / energy-preserving), shuffles, Gaussian perturbations, class-targeted knockouts, "

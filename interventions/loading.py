@@ -19,8 +19,7 @@ import xarray as xr
 from torch import nn
 
 from latent_mi import contract as C
-
-from ..sites import Site, find_sites
+from trainer.sites import Site, find_sites
 
 
 class InputError(ValueError):
@@ -41,7 +40,7 @@ class Checkpoint:
 
 def load_checkpoint(run_dir, which: str = "best", device: str | torch.device = "cpu") -> Checkpoint:
     """The model of ``<run_dir>/checkpoints/<which>.pt``, rebuilt with trainer.models."""
-    from ..zoo import model_from_config
+    from trainer.zoo import model_from_config
 
     path = C.checkpoint_path(run_dir, which)
     if not path.is_file():
@@ -64,7 +63,7 @@ def load_checkpoint(run_dir, which: str = "best", device: str | torch.device = "
 
 def validation_set(cfg: dict):
     """The validation Dataset of a run's config, in the dump's fixed sample order."""
-    from ..zoo import val_set_from_config
+    from trainer.zoo import val_set_from_config
 
     return val_set_from_config(cfg)
 

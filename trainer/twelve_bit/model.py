@@ -15,18 +15,18 @@ import math
 import torch
 from torch import nn
 
-from ..sites import Site
+from trainer.sites import Site
 
-SZT_WIDTHS = (12, 10, 7, 5, 4, 3, 2)
+TWELVE_BIT_WIDTHS = (12, 10, 7, 5, 4, 3, 2)
 
 
-class SztMLP(nn.Module):
+class TwelveBitMLP(nn.Module):
     """``widths[0]`` inputs, hidden layers ``widths[1:-1]``, ``widths[-1]`` logits."""
 
-    def __init__(self, activation: str = "tanh", beta: float = 0.0, widths=SZT_WIDTHS):
+    def __init__(self, activation: str = "tanh", beta: float = 0.0, widths=TWELVE_BIT_WIDTHS):
         super().__init__()
         if activation not in ("tanh", "relu"):
-            raise ValueError(f"szt_mlp activation must be tanh or relu, got {activation!r}")
+            raise ValueError(f"twelve_bit_mlp activation must be tanh or relu, got {activation!r}")
         if beta < 0:
             raise ValueError(f"noise.beta must be >= 0, got {beta}")
         self.activation, self.beta, self.widths = activation, float(beta), tuple(widths)

@@ -17,13 +17,13 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from analyzer import layer_info
+from analyzer.activations import Layer, layers_of, open_activations
+from analyzer.core import histogram as est
+from analyzer.core import nulls, pca
+from analyzer.core.fused import Binning
+from analyzer.epoch_pass import Plan, segments_of
 from latent_mi import contract as C
-
-from . import estimators as est
-from . import layer_info, nulls, pca
-from .activations import Layer, layers_of, open_activations
-from .epoch_pass import Plan, segments_of
-from .fused import Binning
 
 ANALYZER_VERSION = "4"  # 4: exact null means; bump when a change alters results: old MI Datasets are then rewritten
 
@@ -110,7 +110,7 @@ class Setup:
 def _complete_epochs(path: Path, src: xr.Dataset) -> int:
     """Leading epochs whose append finished (the trainer writes the epoch coord last)."""
     values = zarr.open_array(f"{path}/epoch", mode="r")[:]  # written last by the trainer
-    # strictly increasing from 0 (every epoch, or an epoch grid such as szt_mlp's log grid)
+    # strictly increasing from 0 (every epoch, or an epoch grid such as twelve_bit_mlp's log grid)
     ok = np.concatenate([[len(values) > 0 and values[0] == 0], np.diff(values) > 0])
     n = int(len(values) if ok.all() else np.argmin(ok))
     return min(n, src.sizes["epoch"])
@@ -201,8 +201,10 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
     for key in C.RUN_KEYS[:-1]:  # dataset, arch, activation, regularizer
         coords[key] = np.array(str(src.attrs.get(key, "unknown")), dtype=object)
     coords["seed"] = int(src.attrs.get("seed", -1))
-    coords["noise_beta"] = float(src.attrs.get("noise_beta", 0.0))  # training noise sd (szt_mlp)
-    from . import variables as registry
+    coords["noise_beta"] = float(
+        src.attrs.get("noise_beta", 0.0)
+    )  # training noise sd (twelve_bit_mlp)
+    from analyzer import variables as registry
 
     store_vars = {
         v.name: src[v.name].values.astype(v.dtype)
@@ -233,7 +235,7 @@ def _attrs(src: xr.Dataset, store_path: Path, opts: Options, n_samples: int, bes
         binning=opts.binning.describe(opts.bins),
         null=(
             "label-permutation null: *_null (means) are exact means over all permutations of the "
-            "validation labels (hypergeometric cells, analyzer/null_mean.py); p-values and "
+            "validation labels (hypergeometric cells, analyzer/core/null_mean.py); p-values and "
             f"label_mi_null_lo/_hi from {opts.permutations} seeded permutations (seed {opts.seed}), "
             "shared by every channel, layer and epoch; *_corrected = plug-in MI minus the exact "
             "null mean (also with --miller-madow); all NaN with 0 permutations"

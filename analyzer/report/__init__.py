@@ -1,0 +1,1 @@
+"""Reports over MI Datasets: the paper's findings (JSON + Markdown) and the robustness summary."""
