@@ -20,12 +20,15 @@ Checkpoint saving is left out of both loops.
     # CPU (default): the embedded default's ResNet-18 at width 1/4 on digits
     python benchmarks/bench_trainer.py
     # GPU: VGG-16, ResNet-18, ResNet-50 at width 1 on a generated Imagenette-160 tree
-    python benchmarks/bench_trainer.py --device cuda [--tree DIR] [--cores 16]
+    python benchmarks/bench_trainer.py --device cuda [--tree DIR] [--cores 16] [--amp off]
+
+``--json PATH`` also writes the table's rows (seconds, ratios, images/s, peak GPU memory).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -152,6 +155,8 @@ def bench_arch(
     cfg: dict, device: torch.device, cores: int, reps: int, tmp: Path, block: int = 3
 ) -> dict:
     torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     data = load_dataset(cfg["dataset"])
     prec = resolve_precision(cfg["train"], device)
     model = prec.model(build_model(cfg["arch"], data.n_classes, cfg["activation"], cfg["width"]))
@@ -179,12 +184,14 @@ def bench_arch(
     ours.close()
     best = {k: min(v) for k, v in times.items()}
     n_images = (len(data.train) // bs) * bs + len(data.val)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     return {
         "best": best,
         "images_per_s": n_images / best["plain"],
         "n": n_images,
         "prec": prec,
         "workers": workers,
+        "peak_gpu_bytes": peak,
     }
 
 
@@ -211,12 +218,14 @@ def configs(args, tree: Path | None) -> list[dict]:
         base = [f"dataset.name={args.dataset}", f"dataset.image_size={args.image_size}"]
         archs, width = [args.arch or "resnet18"], args.width or 0.25
     else:
-        base = ["dataset.name=imagenette", f"dataset.root={tree}", "dataset.image_size=128"]
+        size = args.image_size if args.device == "cpu" else 128
+        base = ["dataset.name=imagenette", f"dataset.root={tree}", f"dataset.image_size={size}"]
         archs, width = (
             ([args.arch] if args.arch else ["vgg16", "resnet18", "resnet50"]),
             args.width or 1.0,
         )
     common = ["regularizer=hsic", "train.batch_size=64", "train.lr=0.01", f"width={width}"]
+    common.append(f"train.amp={args.amp}")
     return [resolve_config(None, [*base, *common, f"arch={a}"]) for a in archs]
 
 
@@ -234,6 +243,8 @@ def main():
     p.add_argument("--n-val", type=int, default=FULL_COUNTS["val"])
     p.add_argument("--cores", type=int, help="cores granted (auto workers); default: affinity")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
+    p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     p.add_argument(
         "--block", type=int, default=3, help="consecutive dump / HSIC epochs timed together"
     )
@@ -254,6 +265,8 @@ def main():
             r = bench_arch(cfg, device, granted_cores(args.cores), args.reps, tmp, args.block)
             rows.append((cfg, r))
             report(cfg, r, device, args.reps)
+    if args.json:
+        args.json.write_text(json.dumps([row_json(cfg, r) for cfg, r in rows], indent=2))
     print(
         "\n| arch | width | plain s | dump s | hsic s | dump/plain | hsic/plain | img/s plain | img/s dump | img/s hsic |"
     )
@@ -265,6 +278,25 @@ def main():
             f"| {b['dump'] / b['plain']:.3f} | {b['hsic'] / b['plain']:.3f} "
             f"| {n / b['plain']:.0f} | {n / b['dump']:.0f} | {n / b['hsic']:.0f} |"
         )
+
+
+def row_json(cfg: dict, r: dict) -> dict:
+    """One arch's result as plain JSON (seconds per epoch, ratios, images/s, peak GPU MiB)."""
+    b, n = r["best"], r["n"]
+    return {
+        "arch": cfg["arch"],
+        "width": cfg["width"],
+        "amp": r["prec"].amp,
+        "channels_last": bool(r["prec"].channels_last),
+        "workers": r["workers"],
+        "images_per_epoch": n,
+        "seconds": b,
+        "dump_over_plain": b["dump"] / b["plain"],
+        "hsic_over_plain": b["hsic"] / b["plain"],
+        "dump_over_no_dump": b["dump"] / b["no dump"],
+        "images_per_s": {k: n / v for k, v in b.items()},
+        "peak_gpu_mib": r["peak_gpu_bytes"] / 2**20,
+    }
 
 
 def report(cfg, r, device, reps) -> None:

@@ -52,3 +52,13 @@ def dry_run(tmp_path: Path, config: dict) -> str:
 def test_schema_error_names_the_key(tmp_path, patch, expected):
     text = dry_run(tmp_path, {**BASE, **patch})
     assert expected in text, text[-2000:]
+
+
+def test_amp_off_as_yaml_reads_it(tmp_path):
+    """`train.amp=off` and `amp: off` in a file: YAML 1.1 reads off as false; both mean off."""
+    from trainer.config import resolve_config
+
+    assert resolve_config(None, ["train.amp=off"])["train"]["amp"] == "off"
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  amp: off\n")
+    assert resolve_config(path)["train"]["amp"] == "off"

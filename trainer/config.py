@@ -287,6 +287,8 @@ def resolve_config(
         cfg = _merge_layer(cfg, data, "--config-json")
     for text in overrides or []:
         cfg = _merge_layer(cfg, parse_override(text), f"override {text!r}")
+    if cfg["train"].get("amp") is False:  # YAML 1.1 reads `amp: off` (and amp=off) as false
+        cfg["train"]["amp"] = "off"
     validate(cfg)
     if cfg["train"]["optimizer"] != "sgd" and cfg["arch"] != "twelve_bit_mlp":
         raise ConfigError(
