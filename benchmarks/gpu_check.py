@@ -83,9 +83,9 @@ class Step:
 class Check:
     """Runs the steps, records each one's time, outcome and log."""
 
-    def __init__(self, out: Path, device: str, scale: Scale):
+    def __init__(self, out: Path, device: str, scale: Scale, work: Path | None = None):
         self.out, self.device, self.scale = out, device, scale
-        self.work = out / "work"
+        self.work = work or out / "work"
         self.work.mkdir(parents=True, exist_ok=True)
         self.log = (out / "steps.log").open("a")
         self.steps: list[Step] = []
@@ -422,9 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda", help="cuda or cpu")
     p.add_argument("--scale", choices=sorted(SCALES), default="gpu")
     p.add_argument("--steps", nargs="+", help="run only these steps (default: all, in order)")
+    p.add_argument("--work", type=Path, help="scratch folder for data and results (OUT/work)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    check = Check(args.out, args.device, SCALES[args.scale])
+    check = Check(args.out, args.device, SCALES[args.scale], args.work)
     steps = {
         "environment": lambda: step_environment(check),
         "imagenette_tree": lambda: step_tree(check),
