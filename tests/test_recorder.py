@@ -156,7 +156,7 @@ def test_readme_example_runs_as_written_then_analyzer_and_interventions(tmp_path
     text = (ROOT / "README.md").read_text()
     section = text.split("## Your own model", 1)[1].split("\n## ", 1)[0]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    shell = re.findall(r"^python -m (analyzer|trainer\.intervene) (.*)$", section, re.M)
+    shell = re.findall(r"^python -m (analyzer|interventions) (.*)$", section, re.M)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=300)
     assert xr.open_zarr(tmp_path / "results/runs/mine/activations.zarr").sizes["epoch"] == 6
