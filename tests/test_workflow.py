@@ -41,7 +41,14 @@ TINY_CONFIG = {
         "noise_betas": [0.05],
     },
 }
-CODE = ("Snakefile", "workflow", "analyzer", "trainer", "interventions", "latent_mi")  # a clone's code
+CODE = (
+    "Snakefile",
+    "workflow",
+    "analyzer",
+    "trainer",
+    "interventions",
+    "latent_mi",
+)  # a clone's code
 
 pytestmark = pytest.mark.slow
 
