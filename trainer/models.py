@@ -90,7 +90,10 @@ def build_model(
 ) -> nn.Module:
     """Return an untrained model; the caller seeds torch before calling for reproducibility."""
     if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
+        raise ValueError(
+            f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}, "
+            "or torchvision:<name> for a torchvision model"
+        )
     if activation not in ACTIVATIONS:
         raise ValueError(
             f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}"
