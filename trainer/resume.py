@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import zarr
 
 from latent_mi import contract as C
 from latent_mi.store_check import find_damage
+from trainer.run_files import own_checkpoints
 
 log = logging.getLogger("trainer")
 
@@ -143,11 +143,10 @@ def intact_epochs(store_path: Path) -> int:
 
 def has_run(run_dir: Path) -> bool:
     """Whether the directory holds anything of a run (store, checkpoints or progress)."""
-    ckpt = run_dir / C.CHECKPOINTS
     return (
         (run_dir / C.STORE).exists()
         or (run_dir / C.PROGRESS).exists()
-        or (ckpt.is_dir() and any(ckpt.glob("*.pt")))
+        or bool(own_checkpoints(run_dir))
     )
 
 
@@ -187,13 +186,3 @@ def find_resume_point(run_dir: Path, cfg: dict, device) -> ResumePoint | None:
         f"cannot resume {run_dir}: no usable checkpoint ({'; '.join(problems)}); nothing was "
         "deleted: restore a checkpoint, or delete the run directory to train it again"
     )
-
-
-def clear_run(run_dir: Path) -> None:
-    """Remove the trainer's own files of a run (before a fresh start); nothing else."""
-    for name in (C.STORE, C.CHECKPOINTS, C.PROGRESS, C.DONE):
-        target = run_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()

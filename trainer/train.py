@@ -27,7 +27,7 @@ import torch
 
 from latent_mi import contract as C
 from latent_mi import outputs
-from trainer import resume, store
+from trainer import resume, run_files, store
 from trainer.config import config_json
 from trainer.data import INPUT_FEATURES, load_dataset
 from trainer.epoch import DivergedError, evaluate, train_one_epoch
@@ -192,7 +192,7 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
     if point is not None and point.epoch == 0 and point.intact == 0:
         point = None  # nothing stored yet: a fresh start recomputes epoch 0 identically
     if point is None:
-        resume.clear_run(run_dir)
+        run_files.clear_run(run_dir)
     ckpt.mkdir(exist_ok=True)
     if point is None:
         t0 = time.perf_counter()
