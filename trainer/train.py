@@ -261,6 +261,8 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
             _set_rng_state(state["rng"])  # the dump must leave the run's RNG as checkpointed
             store.append_epoch(store_path, last, act, progress["last_metrics"], dtype)
         store.truncate_epochs(store_path, last + 1)
+        resume.check_best(ckpt, state, device, lambda: atomic_torch_save(state, ckpt / C.BEST_CKPT))
+        atomic_write_json(run_dir / C.PROGRESS, progress)  # a kill may have left it stale
         log.info("resuming %s after epoch %d", run_dir, last)
 
     status = "complete"
