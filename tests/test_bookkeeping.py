@@ -77,3 +77,18 @@ def test_truncated_best_checkpoint_is_noticed_by_a_rerun(ref_run, tmp_path):
         with pytest.raises(ResumeError, match=r"best.pt is unreadable .*nothing was deleted"):
             run(tiny_config(*CFG), run_dir)
         assert best.stat().st_size == 100
+
+
+def test_stale_partial_files_of_a_killed_rewrite_are_removed(ref_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(ref_run, run_dir)
+    stale = run_dir / "activations.zarr" / "epoch" / f"zarr.json.{'ab' * 16}.partial"
+    stale.write_text("{")
+    stale_ckpt = run_dir / "checkpoints" / "last.pt.tmp"
+    stale_ckpt.write_bytes(b"x")
+    foreign = run_dir / "activations.zarr" / "my.partial"
+    foreign.write_text("keep")
+    run(tiny_config(*CFG), run_dir)
+    assert not stale.exists() and not stale_ckpt.exists()
+    assert foreign.read_text() == "keep"
+    assert_stores_equal(ref_run / "activations.zarr", run_dir / "activations.zarr")

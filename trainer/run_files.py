@@ -19,6 +19,7 @@ from latent_mi import contract as C
 
 OWN_CHECKPOINT = re.compile(r"^(init|best|last|epoch-\d+)\.pt(\.tmp)?$")
 OWN_TOP_FILES = (C.PROGRESS, C.DONE)
+OWN_TEMP = re.compile(r"\.[0-9a-f]{32}\.partial$")  # trainer.zarr_rows' temp names
 
 
 class ForeignFileError(RuntimeError):
@@ -72,3 +73,16 @@ def clear_run(run_dir: Path) -> None:
         path.unlink()
     for name in OWN_TOP_FILES:
         (run_dir / name).unlink(missing_ok=True)
+
+
+def remove_stale_temps(run_dir: Path) -> list[Path]:
+    """Remove temp files a killed write left (the trainer's own names only); the removed."""
+    run_dir = Path(run_dir)
+    store = run_dir / C.STORE
+    stale = (
+        [p for p in store.rglob("*.partial") if OWN_TEMP.search(p.name)] if store.is_dir() else []
+    )
+    stale += [p for p in own_checkpoints(run_dir) if p.name.endswith(".tmp")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

@@ -263,6 +263,7 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
         store.truncate_epochs(store_path, last + 1)
         resume.check_best(ckpt, state, device, lambda: atomic_torch_save(state, ckpt / C.BEST_CKPT))
         atomic_write_json(run_dir / C.PROGRESS, progress)  # a kill may have left it stale
+        run_files.remove_stale_temps(run_dir)
         log.info("resuming %s after epoch %d", run_dir, last)
 
     status = "complete"
