@@ -125,6 +125,13 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
     process runs it (loader workers), not part of the run's identity.
     """
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file, not a run directory: choose another --out")
+    if int(cfg["train"]["epochs"]) < 1:
+        raise ValueError(
+            f"train.epochs={cfg['train']['epochs']}: a run trains at least 1 epoch "
+            "(epoch 0 is the untrained network)"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     with outputs.dir_lock(run_dir):
         if (
