@@ -154,6 +154,11 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
     np.random.seed(cfg["seed"])
     random.seed(cfg["seed"])
     data = load_dataset(cfg["dataset"])
+    if data.n_classes < 2:
+        raise ValueError(
+            f"dataset {cfg['dataset'].get('root') or cfg['dataset']['name']} has "
+            f"{data.n_classes} class ({', '.join(data.classes)}): a classifier needs at least 2"
+        )
     model = prec.model(model_from_config(cfg, data.n_classes))
     sites = find_sites(model)
     weights = hsic_weights(cfg, sites) if cfg["regularizer"] == "hsic" else {}
