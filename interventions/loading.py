@@ -36,6 +36,7 @@ class Checkpoint:
     epoch: int  # the epoch whose weights these are
     classes: list[str]
     sites: list[Site]
+    recorded_acc: float | None = None  # validation accuracy the trainer recorded for it
 
 
 def load_checkpoint(run_dir, which: str = "best", device: str | torch.device = "cpu") -> Checkpoint:
@@ -63,8 +64,15 @@ def load_checkpoint(run_dir, which: str = "best", device: str | torch.device = "
     model = model_from_config(cfg, len(state["classes"]))
     model.load_state_dict(state["model"])
     model.eval().to(device)
+    recorded = (state.get("progress") or {}).get("last_metrics", {}).get("val_acc")
     return Checkpoint(
-        path, model, cfg, int(state["epoch"]), list(state["classes"]), find_sites(model)
+        path,
+        model,
+        cfg,
+        int(state["epoch"]),
+        list(state["classes"]),
+        find_sites(model),
+        None if recorded is None else float(recorded),
     )
 
 

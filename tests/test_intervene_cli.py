@@ -140,3 +140,21 @@ def test_nan_weights_in_best_checkpoint_stop_with_one_line(analyzed, tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "best.pt" in err[0] and "non-finite" in err[0], err
     assert not (tmp_path / "iv.zarr").exists()
+
+
+def test_baseline_disagreeing_with_the_recorded_accuracy_stops(analyzed, tmp_path, capsys):
+    import shutil
+
+    _, run_dir, mi = analyzed
+    copy = tmp_path / "runs" / "tiny-s0"
+    shutil.copytree(run_dir, copy)
+    best = copy / "checkpoints" / "best.pt"
+    state = torch.load(best, weights_only=False)
+    metrics = state["progress"]["last_metrics"]
+    metrics["val_acc"] = (metrics["val_acc"] + 0.5) % 1.0  # a record these weights do not meet
+    torch.save(state, best)
+    argv = [str(copy), "--mi", str(mi), "--out", str(tmp_path / "iv.zarr"), *FAST]
+    assert intervene([*argv, "--layers", "last", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "baseline accuracy" in err[0] and "best.pt" in err[0], err
+    assert not (tmp_path / "iv.zarr").exists()
