@@ -140,11 +140,27 @@ def run_site_experiments(args, ckpt, ranking, device) -> xr.Dataset:
     correct, count = streamer.class_counts(ranking.n_classes)
     class_base = correct / count.clip(min=1)
     class_base[count == 0] = float("nan")
-    parts = [glob.dataset(float(correct.sum() / max(count.sum(), 1))), klass.dataset(class_base)]
+    baseline = float(correct.sum() / max(count.sum(), 1))
+    check_baseline(ckpt, baseline, int(count.sum()))
+    parts = [glob.dataset(baseline), klass.dataset(class_base)]
     parts += [c.dataset() for c in covers]
     if streamer.surgery.has_skips():
         parts.append(X.skip_gain_sweep(streamer, args.skip_gains))
     return xr.merge(parts)
+
+
+def check_baseline(ckpt, baseline: float, n: int) -> None:
+    """One line if the unedited accuracy disagrees with the checkpoint's recorded one (by more
+    than 2 samples' worth, or 0.01: another device's kernels may flip a borderline sample)."""
+    recorded = ckpt.recorded_acc
+    if recorded is None:
+        return
+    if not abs(baseline - recorded) <= max(0.01, 2 / max(n, 1)):
+        raise ValueError(
+            f"checkpoint {ckpt.path}: baseline accuracy {baseline:.3f} on the validation set, but "
+            f"the trainer recorded {recorded:.3f} for it: the checkpoint or the data changed; "
+            "rerun the trainer on its run directory"
+        )
 
 
 def _is_old_output(path: Path) -> bool:

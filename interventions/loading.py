@@ -36,6 +36,7 @@ class Checkpoint:
     epoch: int  # the epoch whose weights these are
     classes: list[str]
     sites: list[Site]
+    recorded_acc: float | None = None  # validation accuracy the trainer recorded for it
 
 
 def load_checkpoint(run_dir, which: str = "best", device: str | torch.device = "cpu") -> Checkpoint:
@@ -53,11 +54,25 @@ def load_checkpoint(run_dir, which: str = "best", device: str | torch.device = "
             f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:100]}): "
             "it is damaged; restore it, or delete the run directory and train the run again"
         ) from None
+    bad = [k for k, v in state["model"].items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise ValueError(
+            f"checkpoint {path} has non-finite weights ({bad[0]}"
+            f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): the run is damaged or "
+            "diverged; rerun the trainer on its run directory"
+        )
     model = model_from_config(cfg, len(state["classes"]))
     model.load_state_dict(state["model"])
     model.eval().to(device)
+    recorded = (state.get("progress") or {}).get("last_metrics", {}).get("val_acc")
     return Checkpoint(
-        path, model, cfg, int(state["epoch"]), list(state["classes"]), find_sites(model)
+        path,
+        model,
+        cfg,
+        int(state["epoch"]),
+        list(state["classes"]),
+        find_sites(model),
+        None if recorded is None else float(recorded),
     )
 
 

@@ -122,3 +122,39 @@ def test_cuda_device_without_cuda_is_one_line(analyzed, tmp_path, capsys):
     assert intervene(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cuda:0" in err[0]
+
+
+def test_nan_weights_in_best_checkpoint_stop_with_one_line(analyzed, tmp_path, capsys):
+    import shutil
+
+    _, run_dir, mi = analyzed
+    copy = tmp_path / "runs" / "tiny-s0"
+    shutil.copytree(run_dir, copy)
+    best = copy / "checkpoints" / "best.pt"
+    state = torch.load(best, weights_only=False)
+    name = next(k for k, v in state["model"].items() if v.is_floating_point() and v.numel() > 1)
+    state["model"][name].view(-1)[0] = float("nan")
+    torch.save(state, best)
+    argv = [str(copy), "--mi", str(mi), "--out", str(tmp_path / "iv.zarr"), *FAST]
+    assert intervene([*argv, "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "best.pt" in err[0] and "non-finite" in err[0], err
+    assert not (tmp_path / "iv.zarr").exists()
+
+
+def test_baseline_disagreeing_with_the_recorded_accuracy_stops(analyzed, tmp_path, capsys):
+    import shutil
+
+    _, run_dir, mi = analyzed
+    copy = tmp_path / "runs" / "tiny-s0"
+    shutil.copytree(run_dir, copy)
+    best = copy / "checkpoints" / "best.pt"
+    state = torch.load(best, weights_only=False)
+    metrics = state["progress"]["last_metrics"]
+    metrics["val_acc"] = (metrics["val_acc"] + 0.5) % 1.0  # a record these weights do not meet
+    torch.save(state, best)
+    argv = [str(copy), "--mi", str(mi), "--out", str(tmp_path / "iv.zarr"), *FAST]
+    assert intervene([*argv, "--layers", "last", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "baseline accuracy" in err[0] and "best.pt" in err[0], err
+    assert not (tmp_path / "iv.zarr").exists()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import zarr
 
 from latent_mi import contract as C
 from latent_mi.store_check import find_damage
+from trainer.run_files import own_checkpoints
 
 log = logging.getLogger("trainer")
 
@@ -143,11 +144,10 @@ def intact_epochs(store_path: Path) -> int:
 
 def has_run(run_dir: Path) -> bool:
     """Whether the directory holds anything of a run (store, checkpoints or progress)."""
-    ckpt = run_dir / C.CHECKPOINTS
     return (
         (run_dir / C.STORE).exists()
         or (run_dir / C.PROGRESS).exists()
-        or (ckpt.is_dir() and any(ckpt.glob("*.pt")))
+        or bool(own_checkpoints(run_dir))
     )
 
 
@@ -189,11 +189,31 @@ def find_resume_point(run_dir: Path, cfg: dict, device) -> ResumePoint | None:
     )
 
 
-def clear_run(run_dir: Path) -> None:
-    """Remove the trainer's own files of a run (before a fresh start); nothing else."""
-    for name in (C.STORE, C.CHECKPOINTS, C.PROGRESS, C.DONE):
-        target = run_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+def check_best(ckpt_dir: Path, state: dict, device, rewrite) -> None:
+    """Make sure ``best.pt`` is readable and is the run's best epoch on resume.
+
+    ``state`` is the checkpoint resumed from; when it is the best epoch itself a damaged
+    ``best.pt`` is rewritten (``rewrite()``), else a damaged one stops with one line.
+    """
+    best_epoch = int(state["progress"]["best_epoch"])
+    best, why = load_checkpoint(ckpt_dir / C.BEST_CKPT, device)
+    if best is not None and int(best["epoch"]) == best_epoch:
+        return
+    why = why or f"holds epoch {int(best['epoch'])}, not the best epoch {best_epoch}"
+    if int(state["epoch"]) == best_epoch:
+        log.warning("%s %s; rewriting it from epoch %d", ckpt_dir / C.BEST_CKPT, why, best_epoch)
+        rewrite()
+        return
+    saved = ckpt_dir / f"epoch-{best_epoch:03d}.pt"
+    kept, _ = load_checkpoint(saved, device)
+    if kept is not None:
+        log.warning("%s %s; restoring it from %s", ckpt_dir / C.BEST_CKPT, why, saved.name)
+        tmp = ckpt_dir / (C.BEST_CKPT + ".tmp")
+        tmp.write_bytes(saved.read_bytes())
+        os.replace(tmp, ckpt_dir / C.BEST_CKPT)
+        return
+    raise ResumeError(
+        f"{ckpt_dir / C.BEST_CKPT} is {why} and no checkpoint of epoch {best_epoch} is left to "
+        "rebuild it: restore it from a backup, or train the run again in another --out "
+        "(nothing was deleted)"
+    )

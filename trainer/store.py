@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from latent_mi import contract as C
 from trainer import zarr_rows
@@ -69,6 +69,11 @@ def _epoch_dataset(epoch: int, activation: np.ndarray, metrics: dict, dtype: str
     return xr.Dataset(data, coords={"epoch": np.array([epoch], dtype=np.int32)})
 
 
+# zarr's default compression, then a CRC-32C checksum of every stored chunk: a flipped bit
+# anywhere in a chunk fails its decode (readers and the resume check name the array).
+CHECKED_DEFAULT = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
+
+
 def create_store(
     path: Path,
     *,
@@ -102,11 +107,10 @@ def create_store(
         status="running",
         epochs_complete=1,
     )
-    encoding = {
-        C.ACTIVATION: {
-            "chunks": (1, n_samples, min(unit_chunk, n_units)),
-            "compressors": (BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle"),),
-        }
+    encoding = {name: {"compressors": CHECKED_DEFAULT} for name in ds.variables}
+    encoding[C.ACTIVATION] = {
+        "chunks": (1, n_samples, min(unit_chunk, n_units)),
+        "compressors": (BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle"), Crc32cCodec()),
     }
     ds.to_zarr(
         path,

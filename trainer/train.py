@@ -27,7 +27,7 @@ import torch
 
 from latent_mi import contract as C
 from latent_mi import outputs
-from trainer import resume, store
+from trainer import resume, run_files, store
 from trainer.config import config_json
 from trainer.data import INPUT_FEATURES, load_dataset
 from trainer.epoch import DivergedError, evaluate, train_one_epoch
@@ -125,6 +125,13 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
     process runs it (loader workers), not part of the run's identity.
     """
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file, not a run directory: choose another --out")
+    if int(cfg["train"]["epochs"]) < 1:
+        raise ValueError(
+            f"train.epochs={cfg['train']['epochs']}: a run trains at least 1 epoch "
+            "(epoch 0 is the untrained network)"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     with outputs.dir_lock(run_dir):
         if (
@@ -147,6 +154,11 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
     np.random.seed(cfg["seed"])
     random.seed(cfg["seed"])
     data = load_dataset(cfg["dataset"])
+    if data.n_classes < 2:
+        raise ValueError(
+            f"dataset {cfg['dataset'].get('root') or cfg['dataset']['name']} has "
+            f"{data.n_classes} class ({', '.join(data.classes)}): a classifier needs at least 2"
+        )
     model = prec.model(model_from_config(cfg, data.n_classes))
     sites = find_sites(model)
     weights = hsic_weights(cfg, sites) if cfg["regularizer"] == "hsic" else {}
@@ -192,7 +204,7 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
     if point is not None and point.epoch == 0 and point.intact == 0:
         point = None  # nothing stored yet: a fresh start recomputes epoch 0 identically
     if point is None:
-        resume.clear_run(run_dir)
+        run_files.clear_run(run_dir)
     ckpt.mkdir(exist_ok=True)
     if point is None:
         t0 = time.perf_counter()
@@ -261,6 +273,9 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
             _set_rng_state(state["rng"])  # the dump must leave the run's RNG as checkpointed
             store.append_epoch(store_path, last, act, progress["last_metrics"], dtype)
         store.truncate_epochs(store_path, last + 1)
+        resume.check_best(ckpt, state, device, lambda: atomic_torch_save(state, ckpt / C.BEST_CKPT))
+        atomic_write_json(run_dir / C.PROGRESS, progress)  # a kill may have left it stale
+        run_files.remove_stale_temps(run_dir)
         log.info("resuming %s after epoch %d", run_dir, last)
 
     status = "complete"

@@ -129,6 +129,13 @@ def build_torchvision(
         example = torch.zeros(1, 3, 64, 64)
     weight_file = Path(weights) if weights and Path(weights).is_file() else None
     tv_weights = weights if weights and weight_file is None else None
+    if tv_weights:
+        known = list(models.get_model_weights(name).__members__)
+        if tv_weights.rsplit(".", 1)[-1] not in known:
+            raise ValueError(
+                f"weights={weights!r}: no such file, nor a torchvision weights name of {name} "
+                f"(one of {', '.join(known)})"
+            )
     if width != 1 and tv_weights:
         raise ValueError(f"width={width} cannot be used with pretrained weights {weights!r}")
     try:
