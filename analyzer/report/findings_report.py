@@ -73,10 +73,10 @@ def markdown(findings: list[Finding], bins: int | None, n_runs: int) -> str:
         "",
         f"Measured on {n_runs} run(s); the MI findings and the interventions use the "
         "cross-entropy runs when there are any, the HSIC finding pairs CE with CE+HSIC runs. "
-        "Verdict rule: `reproduced` when the 95% Student-t interval "
-        "across runs of the statistic lies above 0 (one run: the value is > 0), `mixed` when the "
-        "mean is > 0 but the interval reaches 0, `not reproduced` when the mean is <= 0, "
-        "`not measured` when no run carries the data. Label-MI statistics are bias-corrected "
+        "Verdict rule (from the interval, never the sign of the mean): `reproduced` when the "
+        "95% Student-t interval across runs (pairs) of the statistic lies above 0, "
+        "`contradicted` when it lies below 0, `inconclusive` when it contains 0 or there is a "
+        "single value, `not measured` when no run carries the data. Label-MI statistics are bias-corrected "
         "(raw minus the label-permutation null); `null` is what the null alone gives.",
         "",
         "| finding | verdict | statistic | 95% interval | null | runs |",
