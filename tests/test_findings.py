@@ -161,3 +161,22 @@ def test_report_never_overwrites_a_foreign_file(tmp_path):
     assert rc == 1 and (tmp_path / "bins-20.json").read_text() == "my notes"
     assert main(["--mi", str(path), "--out", str(tmp_path / "again")]) == 0
     assert main(["--mi", str(path), "--out", str(tmp_path / "again")]) == 0  # our own: replaced
+
+
+def test_report_states_the_data_training_outcome_and_groups(tmp_path):
+    mi = runs()
+    mi += [mi_dataset("relu", "none", s).assign_coords(arch="vgg16") for s in (0, 1, 2)]
+    for ds in mi[-3:]:  # this group stays at chance (3 classes)
+        ds["val_acc"] = ds.val_acc * 0 + 0.333
+    mi = [ds.assign_coords(label=[0, 1, 2], dataset="digits") for ds in mi]
+    paths = []
+    for i, ds in enumerate(mi):
+        paths.append(str(tmp_path / f"mi{i}.zarr"))
+        ds.to_zarr(paths[-1])
+    out = tmp_path / "findings" / "bins-20"
+    assert main(["--mi", *paths, "--out", str(out)]) == 0
+    md = (tmp_path / "findings" / "bins-20.md").read_text()
+    assert "## Data and training outcome" in md and "digits" in md
+    assert "vgg16/relu did not learn" in md and "resnet18/relu did not learn" not in md
+    assert "| vgg16/relu | `label_mi_rises_with_depth` |" in md
+    assert "| resnet18/tanh | `label_mi_rises_with_depth` |" in md
