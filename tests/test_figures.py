@@ -238,6 +238,21 @@ def test_registry_covers_every_drawn_figure_and_captions_say_bins():
     assert "20 bins" in text and "N = 8 runs" in text and "Estimator" in text
 
 
+def test_captions_name_bins_only_where_used_and_build_without_docutils_warnings():
+    import docutils.core
+
+    from analyzer.figures import FIGURES, caption
+
+    assert "bins" not in caption("twelve_bit_noisy_input_mi", 30, 3).split("\n")[0]
+    assert "bins" not in caption("fig9_hsic", 30, 3).split("\n")[0]
+    assert "30 bins" in caption("fig2_layer_mi", 30, 3)
+    for name in FIGURES:
+        doc = docutils.core.publish_doctree(
+            caption(name, 20, 4), settings_overrides={"report_level": 2, "halt_level": 2}
+        )  # halt_level 2: a warning raises
+        assert doc.astext()
+
+
 def test_cli_draws_a_by_hand_set_of_runs(mixed_runs, tmp_path):
     out = tmp_path / "figs"
     proc = subprocess.run(
