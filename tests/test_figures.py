@@ -309,3 +309,38 @@ def test_readme_reading_the_figures_is_the_registry():
 
     text = (ROOT / "README.md").read_text()
     assert readme_with_section(text) == text, "python -m analyzer.figures --write-readme README.md"
+
+
+def test_cli_unwritable_out_and_truncated_chunk_are_one_line(mixed_runs, tmp_path, capsys):
+    import errno
+
+    import matplotlib.figure
+
+    from analyzer.figures.cli import main
+
+    blocked = tmp_path / "file"
+    blocked.write_text("x")  # --out below a file: NotADirectoryError
+    assert main([str(mixed_runs[0]), "--out", str(blocked / "figs")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write" in err[0] and str(blocked) in err[0]
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.png"))
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(matplotlib.figure.Figure, "savefig", full_disk)
+    try:
+        assert main([str(mixed_runs[0]), "--out", str(tmp_path / "figs")]) == 1
+    finally:
+        mp.undo()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0]
+
+    import shutil
+
+    damaged = shutil.copytree(mixed_runs[0], tmp_path / "damaged.zarr")
+    chunk = next(p for p in sorted((damaged / "label_mi" / "c").rglob("*")) if p.is_file())
+    chunk.write_bytes(chunk.read_bytes()[:5])  # a truncated chunk
+    assert main([str(damaged), "--out", str(tmp_path / "figs2")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(damaged) in err[0]
