@@ -344,3 +344,21 @@ def test_cli_unwritable_out_and_truncated_chunk_are_one_line(mixed_runs, tmp_pat
     assert main([str(damaged), "--out", str(tmp_path / "figs2")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(damaged) in err[0]
+
+
+def test_bands_only_with_three_seeds_each_seed_drawn_and_clipped_to_range():
+    from matplotlib.figure import Figure
+
+    from analyzer.figures.depth import bounds, ci_band
+
+    ax = Figure().subplots()
+    two = np.array([[0.2, 0.9], [0.6, 0.95]])  # 2 seeds: t-interval mean +- 12.7 se
+    ci_band(ax, np.arange(2), two, limits=bounds("val_acc"))
+    assert not ax.collections and len(ax.get_lines()) == 3  # mean + each seed, no band
+    ax = Figure().subplots()
+    three = np.array([[0.1, 0.9], [0.9, 0.99], [0.5, 0.2]])
+    ci_band(ax, np.arange(2), three, limits=bounds("val_acc"))
+    (poly,) = ax.collections
+    ys = poly.get_paths()[0].vertices[:, 1]
+    assert ys.min() >= 0.0 and ys.max() <= 1.0
+    assert bounds("label_mi") == (0.0, None) and bounds("gini") == (0.0, 1.0)

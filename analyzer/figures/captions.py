@@ -14,8 +14,9 @@ ESTIMATOR = (
     "epoch into B equal-width bins; I(X;T) = H(Bin T) for X uniform over the validation images"
 )
 GROUPS = (
-    "One line or panel per (arch, activation, regularizer) group, mean and 95% Student-t "
-    "interval over its seeds; depth ticks name the measurement sites, ResNet branch and "
+    "One line or panel per (arch, activation, regularizer) group: each seed thin, the mean "
+    "bold, and a 95% Student-t band only with 3 or more seeds (clipped to the quantity's "
+    "range); depth ticks name the measurement sites, ResNet branch and "
     "post-add sites are separate series."
 )
 

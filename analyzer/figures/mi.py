@@ -13,8 +13,8 @@ import xarray as xr
 from matplotlib import colormaps
 
 from analyzer.core.stats import t_interval
+from analyzer.figures.depth import bounds, depth_lines, depth_ticks, null_band
 from analyzer.figures.depth import ci_band as band
-from analyzer.figures.depth import depth_lines, depth_ticks, null_band
 from analyzer.figures.drawing import Drawn, bins_of, finish, new_figure
 from analyzer.figures.grouping import at_best, groups, label, seeds
 from analyzer.report.findings import epochs_to_fraction
@@ -33,8 +33,9 @@ def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
             ax = axes[row, col]
             if var == "label_mi":
                 null_band(ax, g)
-            depth_lines(ax, g, at_best(g[var], g).values, "trained (best epoch)")
-            depth_lines(ax, g, g[var].isel(epoch=0).values, "random (epoch 0)", ls="--")
+            lim = bounds(var)
+            depth_lines(ax, g, at_best(g[var], g).values, "trained (best epoch)", limits=lim)
+            depth_lines(ax, g, g[var].isel(epoch=0).values, "random (epoch 0)", ls="--", limits=lim)
             depth_ticks(ax, g)
             ax.set_ylabel(
                 ("I(T;Y)" if row == 0 else "I(X;T) = H(Bin T)") + " [nat], mean over channels"
@@ -86,8 +87,8 @@ def fig3_concentration(ds: xr.Dataset, out=None, formats=FORMATS, k: float = 10.
         )
         for row, (da, name) in enumerate(series):
             ax = axes[row, col]
-            depth_lines(ax, g, at_best(da, g).values, "trained")
-            depth_lines(ax, g, da.isel(epoch=0).values, "random", ls="--")
+            depth_lines(ax, g, at_best(da, g).values, "trained", limits=(0.0, 1.0))
+            depth_lines(ax, g, da.isel(epoch=0).values, "random", ls="--", limits=(0.0, 1.0))
             ax.set_ylabel(f"{name} (dimensionless)")
             depth_ticks(ax, g)
             ax.set_title(label(key, g), fontsize=8)
@@ -233,6 +234,7 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
                     axes[row, col],
                     g.epoch.values,
                     g[var].values,
+                    limits=bounds(var),
                     ls=ls,
                     label=("CE" if reg == "none" else "CE+HSIC")
                     + f" (seeds {seeds(g)}; 95% of final acc. at epoch {_speed(g)})",
