@@ -362,3 +362,23 @@ def test_bands_only_with_three_seeds_each_seed_drawn_and_clipped_to_range():
     ys = poly.get_paths()[0].vertices[:, 1]
     assert ys.min() >= 0.0 and ys.max() <= 1.0
     assert bounds("label_mi") == (0.0, None) and bounds("gini") == (0.0, 1.0)
+
+
+def test_fig9_only_pairs_with_hsic_runs_and_a_loss_spike_does_not_flatten(tmp_path):
+    from analyzer.figures import load_runs
+    from analyzer.figures.mi import fig9_hsic
+
+    paths = []
+    for act in ("relu", "tanh"):
+        for reg in ("none", "hsic") if act == "relu" else ("none",):
+            for seed in (0, 1, 2):
+                ds = mi_dataset("resnet18", RESNET, act, seed, regularizer=reg)
+                loss = ds.val_loss.values.copy()
+                loss[1] = 400.0  # an epoch-1 spike
+                ds["val_loss"] = ("epoch", loss)
+                paths.append(write(ds, tmp_path / f"{act}-{reg}-{seed}.zarr"))
+    fig = fig9_hsic(load_runs(paths)).figure
+    axes = [ax for ax in fig.axes if ax.get_lines()]
+    assert len(fig.axes) == 2  # one (arch, activation) with HSIC: one column, no empty panel
+    loss_ax = axes[1]
+    assert loss_ax.get_ylim()[1] < 50  # not flattened by the 400 spike

@@ -219,10 +219,24 @@ def _speed(g: xr.Dataset) -> str:
     return f"{iv.mean:.1f}" + ("" if iv.n < 2 else f" [{iv.lo:.1f}, {iv.hi:.1f}]")
 
 
+def robust_ylim(ax) -> None:
+    """y-limits from the 2nd-98th percentile of the lines' finite values past epoch 1, so an
+    epoch-1 loss spike does not flatten the rest (the spike runs off the top)."""
+    ys = [ln.get_ydata()[ln.get_xdata() > 1] for ln in ax.get_lines()]
+    ys = np.concatenate([np.asarray(y, dtype=float) for y in ys]) if ys else np.array([])
+    ys = ys[np.isfinite(ys)]
+    if ys.size < 2:
+        return
+    lo, hi = np.percentile(ys, [2, 98])
+    pad = 0.1 * (hi - lo) or 0.1 * abs(hi) or 0.1
+    ax.set_ylim(max(lo - pad, 0.0), hi + pad)
+
+
 def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     """Validation accuracy and loss curves, CE against CE+HSIC, per (arch, activation)."""
     gs = groups(ds, regularizer=None)
-    pairs = sorted({key[:2] for key in gs})
+    with_hsic = sorted({key[:2] for key in gs if key[2] == "hsic"})
+    pairs = with_hsic or sorted({key[:2] for key in gs})  # only (arch, act) with an HSIC run
     fig, axes = new_figure(2, max(1, len(pairs)), 4.5, 3.5)
     for col, base in enumerate(pairs):
         for reg, ls in (("none", "--"), ("hsic", "-")):
@@ -245,6 +259,7 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         for row in range(2):
             axes[row, col].set_xlabel("epoch")
             axes[row, col].legend(fontsize=7)
+        robust_ylim(axes[1, col])
     return finish(
         fig,
         f"Fig 9: HSIC regularization ({bins_of(ds)} runs), mean and 95% t-interval over seeds",
