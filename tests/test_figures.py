@@ -382,3 +382,14 @@ def test_fig9_only_pairs_with_hsic_runs_and_a_loss_spike_does_not_flatten(tmp_pa
     assert len(fig.axes) == 2  # one (arch, activation) with HSIC: one column, no empty panel
     loss_ax = axes[1]
     assert loss_ax.get_ylim()[1] < 50  # not flattened by the 400 spike
+
+
+def test_fig2_ticks_are_site_names(mixed_runs):
+    from analyzer.figures import load_runs
+    from analyzer.figures.mi import fig2_layer_mi
+
+    ds = load_runs(mixed_runs[-2:])  # one resnet18 group
+    ax = fig2_layer_mi(ds).figure.axes[0]
+    names = [str(n) for n in ds.layer.values]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    assert [t.get_text() for t in ax.get_yticklabels()] == names

@@ -63,8 +63,11 @@ def fig2_layer_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
             ax = axes[row, col]
             im = ax.imshow(mat, vmin=0, vmax=vmax, cmap="viridis")
             ax.set_title(f"{label(key, g)}: {name}", fontsize=8)
-            ax.set_xlabel("layer b (depth)")
-            ax.set_ylabel("layer a (depth)")
+            sites = [str(n) for n in g.layer.values]
+            ax.set_xticks(np.arange(len(sites)), sites, rotation=90, fontsize=5)
+            ax.set_yticks(np.arange(len(sites)), sites, fontsize=5)
+            ax.set_xlabel("layer b (measurement site)")
+            ax.set_ylabel("layer a (measurement site)")
             fig.colorbar(im, ax=ax, label="mean channel-pair MI [nat]")
     return finish(
         fig,
