@@ -393,3 +393,13 @@ def test_fig2_ticks_are_site_names(mixed_runs):
     names = [str(n) for n in ds.layer.values]
     assert [t.get_text() for t in ax.get_xticklabels()] == names
     assert [t.get_text() for t in ax.get_yticklabels()] == names
+
+
+def test_no_axis_uses_an_offset():
+    from analyzer.figures.drawing import finish, new_figure
+
+    fig, axes = new_figure(1, 1, 3, 2)
+    axes[0, 0].plot([1, 2, 3], [8.317, 8.3170001, 8.3170002])  # 0.0002-nat wiggles at 8.317
+    drawn = finish(fig, "t", None, ())
+    drawn._repr_png_()  # draws: the formatter picks its offset here
+    assert drawn.figure.axes[0].yaxis.get_major_formatter().get_offset() == ""
