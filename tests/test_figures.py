@@ -403,3 +403,16 @@ def test_no_axis_uses_an_offset():
     drawn = finish(fig, "t", None, ())
     drawn._repr_png_()  # draws: the formatter picks its offset here
     assert drawn.figure.axes[0].yaxis.get_major_formatter().get_offset() == ""
+
+
+def test_suptitle_wraps_to_a_narrow_figure():
+    from analyzer.figures.drawing import finish, new_figure
+
+    fig, _ = new_figure(1, 1, 3, 2)  # 3 inches wide
+    title = "Fig 6: targeted knockouts of the top channels against random ones, per layer"
+    drawn = finish(fig, title, None, ())
+    drawn._repr_png_()
+    text = drawn.figure._suptitle
+    assert "\n" in text.get_text() and text.get_text().replace("\n", " ") == title
+    box = text.get_window_extent(drawn.figure._get_renderer())
+    assert box.x0 >= 0 and box.x1 <= drawn.figure.bbox.width + 1  # inside the figure

@@ -60,7 +60,10 @@ def finish(fig: Figure, title: str, out: str | Path | None, formats) -> Drawn:
         for axis in (ax.xaxis, ax.yaxis):
             if isinstance(axis.get_major_formatter(), ScalarFormatter):
                 axis.get_major_formatter().set_useOffset(False)
-    fig.suptitle(title, fontsize=10)
+    import textwrap
+
+    chars = max(20, int(fig.get_figwidth() * 13))  # ~13 characters per inch at 10 pt
+    fig.suptitle(textwrap.fill(title, chars), fontsize=10)  # wrapped, never cut off
     paths = []
     if out is not None:
         out = Path(out)
