@@ -111,7 +111,7 @@ def findings_stem(results: str | Path, bins: int | str) -> str:
 
 
 FINDINGS_KEYS = ("id", "claim", "verdict", "statistic", "interval", "null", "runs")
-VERDICTS = ("reproduced", "not reproduced", "mixed", "not measured")
+VERDICTS = ("reproduced", "contradicted", "inconclusive", "not measured")
 
 
 def sweep_path(results: str | Path, run: str) -> str:

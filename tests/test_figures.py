@@ -238,6 +238,21 @@ def test_registry_covers_every_drawn_figure_and_captions_say_bins():
     assert "20 bins" in text and "N = 8 runs" in text and "Estimator" in text
 
 
+def test_captions_name_bins_only_where_used_and_build_without_docutils_warnings():
+    import docutils.core
+
+    from analyzer.figures import FIGURES, caption
+
+    assert "bins" not in caption("twelve_bit_noisy_input_mi", 30, 3).split("\n")[0]
+    assert "bins" not in caption("fig9_hsic", 30, 3).split("\n")[0]
+    assert "30 bins" in caption("fig2_layer_mi", 30, 3)
+    for name in FIGURES:
+        doc = docutils.core.publish_doctree(
+            caption(name, 20, 4), settings_overrides={"report_level": 2, "halt_level": 2}
+        )  # halt_level 2: a warning raises
+        assert doc.astext()
+
+
 def test_cli_draws_a_by_hand_set_of_runs(mixed_runs, tmp_path):
     out = tmp_path / "figs"
     proc = subprocess.run(
@@ -294,3 +309,110 @@ def test_readme_reading_the_figures_is_the_registry():
 
     text = (ROOT / "README.md").read_text()
     assert readme_with_section(text) == text, "python -m analyzer.figures --write-readme README.md"
+
+
+def test_cli_unwritable_out_and_truncated_chunk_are_one_line(mixed_runs, tmp_path, capsys):
+    import errno
+
+    import matplotlib.figure
+
+    from analyzer.figures.cli import main
+
+    blocked = tmp_path / "file"
+    blocked.write_text("x")  # --out below a file: NotADirectoryError
+    assert main([str(mixed_runs[0]), "--out", str(blocked / "figs")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write" in err[0] and str(blocked) in err[0]
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.png"))
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(matplotlib.figure.Figure, "savefig", full_disk)
+    try:
+        assert main([str(mixed_runs[0]), "--out", str(tmp_path / "figs")]) == 1
+    finally:
+        mp.undo()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0]
+
+    import shutil
+
+    damaged = shutil.copytree(mixed_runs[0], tmp_path / "damaged.zarr")
+    chunk = next(p for p in sorted((damaged / "label_mi" / "c").rglob("*")) if p.is_file())
+    chunk.write_bytes(chunk.read_bytes()[:5])  # a truncated chunk
+    assert main([str(damaged), "--out", str(tmp_path / "figs2")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(damaged) in err[0]
+
+
+def test_bands_only_with_three_seeds_each_seed_drawn_and_clipped_to_range():
+    from matplotlib.figure import Figure
+
+    from analyzer.figures.depth import bounds, ci_band
+
+    ax = Figure().subplots()
+    two = np.array([[0.2, 0.9], [0.6, 0.95]])  # 2 seeds: t-interval mean +- 12.7 se
+    ci_band(ax, np.arange(2), two, limits=bounds("val_acc"))
+    assert not ax.collections and len(ax.get_lines()) == 3  # mean + each seed, no band
+    ax = Figure().subplots()
+    three = np.array([[0.1, 0.9], [0.9, 0.99], [0.5, 0.2]])
+    ci_band(ax, np.arange(2), three, limits=bounds("val_acc"))
+    (poly,) = ax.collections
+    ys = poly.get_paths()[0].vertices[:, 1]
+    assert ys.min() >= 0.0 and ys.max() <= 1.0
+    assert bounds("label_mi") == (0.0, None) and bounds("gini") == (0.0, 1.0)
+
+
+def test_fig9_only_pairs_with_hsic_runs_and_a_loss_spike_does_not_flatten(tmp_path):
+    from analyzer.figures import load_runs
+    from analyzer.figures.mi import fig9_hsic
+
+    paths = []
+    for act in ("relu", "tanh"):
+        for reg in ("none", "hsic") if act == "relu" else ("none",):
+            for seed in (0, 1, 2):
+                ds = mi_dataset("resnet18", RESNET, act, seed, regularizer=reg)
+                loss = ds.val_loss.values.copy()
+                loss[1] = 400.0  # an epoch-1 spike
+                ds["val_loss"] = ("epoch", loss)
+                paths.append(write(ds, tmp_path / f"{act}-{reg}-{seed}.zarr"))
+    fig = fig9_hsic(load_runs(paths)).figure
+    axes = [ax for ax in fig.axes if ax.get_lines()]
+    assert len(fig.axes) == 2  # one (arch, activation) with HSIC: one column, no empty panel
+    loss_ax = axes[1]
+    assert loss_ax.get_ylim()[1] < 50  # not flattened by the 400 spike
+
+
+def test_fig2_ticks_are_site_names(mixed_runs):
+    from analyzer.figures import load_runs
+    from analyzer.figures.mi import fig2_layer_mi
+
+    ds = load_runs(mixed_runs[-2:])  # one resnet18 group
+    ax = fig2_layer_mi(ds).figure.axes[0]
+    names = [str(n) for n in ds.layer.values]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names
+    assert [t.get_text() for t in ax.get_yticklabels()] == names
+
+
+def test_no_axis_uses_an_offset():
+    from analyzer.figures.drawing import finish, new_figure
+
+    fig, axes = new_figure(1, 1, 3, 2)
+    axes[0, 0].plot([1, 2, 3], [8.317, 8.3170001, 8.3170002])  # 0.0002-nat wiggles at 8.317
+    drawn = finish(fig, "t", None, ())
+    drawn._repr_png_()  # draws: the formatter picks its offset here
+    assert drawn.figure.axes[0].yaxis.get_major_formatter().get_offset() == ""
+
+
+def test_suptitle_wraps_to_a_narrow_figure():
+    from analyzer.figures.drawing import finish, new_figure
+
+    fig, _ = new_figure(1, 1, 3, 2)  # 3 inches wide
+    title = "Fig 6: targeted knockouts of the top channels against random ones, per layer"
+    drawn = finish(fig, title, None, ())
+    drawn._repr_png_()
+    text = drawn.figure._suptitle
+    assert "\n" in text.get_text() and text.get_text().replace("\n", " ") == title
+    box = text.get_window_extent(drawn.figure._get_renderer())
+    assert box.x0 >= 0 and box.x1 <= drawn.figure.bbox.width + 1  # inside the figure

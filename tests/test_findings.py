@@ -81,10 +81,15 @@ def runs():
 
 def test_verdict_rule():
     assert verdict([0.2, 0.3, 0.25])[0] == "reproduced"
-    assert verdict([-0.1, 0.3])[0] == "mixed"
-    assert verdict([-0.2, -0.1, 0.05])[0] == "not reproduced"
+    assert verdict([-0.1, 0.3])[0] == "inconclusive"
+    # a mean <= 0 whose interval contains 0 is inconclusive, not a reversal
+    assert verdict([-0.2, -0.1, 0.05])[0] == "inconclusive"
+    assert verdict([-20.6, 17.6, -5.0])[0] == "inconclusive"
+    # an interval wholly below 0 is a significant reversal
+    assert verdict([-0.08, -0.05, -0.02, -0.04])[0] == "contradicted"
     assert verdict([])[0] == "not measured"
-    assert verdict([0.1])[:3] == ("reproduced", 0.1, None)
+    # one value has no interval: nothing can be inferred from it
+    assert verdict([0.1])[:3] == ("inconclusive", 0.1, None)
 
 
 def test_epochs_to_fraction():
@@ -102,11 +107,11 @@ def test_findings_on_known_answers():
     assert found["input_mi_depends_on_activation"].verdict == "reproduced"
     assert np.isclose(found["input_mi_depends_on_activation"].statistic, 2 * 0.3 * 1.0, atol=1e-6)
     assert found["input_mi_depends_on_activation"].runs == 6
-    assert found["concentration_rises_late"].verdict == "not reproduced"  # Gini falls here
+    assert found["concentration_rises_late"].verdict == "contradicted"  # Gini falls here
     assert found["knockout_top_vs_random"].verdict == "reproduced"
     assert np.isclose(found["knockout_top_vs_random"].statistic, 0.3, atol=0.01)
     assert found["knockout_top_vs_bottom"].verdict == "reproduced"
-    assert found["knockout_energy_preserving"].verdict == "mixed"
+    assert found["knockout_energy_preserving"].verdict == "inconclusive"
     assert found["knockout_per_class"].verdict == "not measured"
     assert found["transplants_do_not_transfer"].verdict == "not measured"
     # findings 1-4 rest on the CE runs only (6 of the 9 runs)
@@ -123,7 +128,7 @@ def test_depth_finding_not_reproduced_when_only_the_bias_rises():
         ds["label_mi_null"] = ds.label_mi_null + ramp
     found = {f.id: f for f in measure(mi, [])}
     depth = found["label_mi_rises_with_depth"]
-    assert depth.verdict in ("not reproduced", "mixed") and abs(depth.statistic) < 0.02
+    assert depth.verdict in ("contradicted", "inconclusive") and abs(depth.statistic) < 0.02
     assert depth.null > 0.1
     assert found["input_mi_depends_on_activation"].verdict == "not measured"
     assert found["hsic_speeds_convergence"].verdict == "not measured"
@@ -140,7 +145,7 @@ def test_report_files_have_the_exact_schema(tmp_path):
     assert main(["--mi", *paths, "--interventions", str(iv), "--out", str(out)]) == 0
     doc = json.loads((tmp_path / "findings" / "bins-20.json").read_text())
     assert list(doc) == ["findings"] and len(doc["findings"]) == 10
-    verdicts = {"reproduced", "not reproduced", "mixed", "not measured"}
+    verdicts = {"reproduced", "contradicted", "inconclusive", "not measured"}
     for f in doc["findings"]:
         assert list(f) == list(KEYS_ORDER) and f["verdict"] in verdicts
     md = (tmp_path / "findings" / "bins-20.md").read_text()
@@ -156,3 +161,22 @@ def test_report_never_overwrites_a_foreign_file(tmp_path):
     assert rc == 1 and (tmp_path / "bins-20.json").read_text() == "my notes"
     assert main(["--mi", str(path), "--out", str(tmp_path / "again")]) == 0
     assert main(["--mi", str(path), "--out", str(tmp_path / "again")]) == 0  # our own: replaced
+
+
+def test_report_states_the_data_training_outcome_and_groups(tmp_path):
+    mi = runs()
+    mi += [mi_dataset("relu", "none", s).assign_coords(arch="vgg16") for s in (0, 1, 2)]
+    for ds in mi[-3:]:  # this group stays at chance (3 classes)
+        ds["val_acc"] = ds.val_acc * 0 + 0.333
+    mi = [ds.assign_coords(label=[0, 1, 2], dataset="digits") for ds in mi]
+    paths = []
+    for i, ds in enumerate(mi):
+        paths.append(str(tmp_path / f"mi{i}.zarr"))
+        ds.to_zarr(paths[-1])
+    out = tmp_path / "findings" / "bins-20"
+    assert main(["--mi", *paths, "--out", str(out)]) == 0
+    md = (tmp_path / "findings" / "bins-20.md").read_text()
+    assert "## Data and training outcome" in md and "digits" in md
+    assert "vgg16/relu did not learn" in md and "resnet18/relu did not learn" not in md
+    assert "| vgg16/relu | `label_mi_rises_with_depth` |" in md
+    assert "| resnet18/tanh | `label_mi_rises_with_depth` |" in md

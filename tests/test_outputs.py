@@ -164,3 +164,28 @@ def test_unmarked_output_recognised_by_its_metadata(tmp_path):
     with pytest.raises(OutputError):
         outputs.check_replaceable(out, "mi-dataset")
     outputs.check_replaceable(out, "mi-dataset", recognise=lambda p: (p / "zarr.json").is_file())
+
+
+def test_reopening_a_marked_output_prints_no_zarr_warning(tmp_path):
+    """zarr warns "Object at .latent-mi-output.json is not recognized" on every reopen of a
+    marked store; the tool's packages silence exactly that warning, nothing else."""
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    code = (
+        "import warnings, numpy as np, xarray as xr\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('default')\n"
+        "    warnings.filterwarnings('ignore', message='.*Consolidated metadata')\n"
+        "    import latent_mi.outputs as o  # the filter is installed at import\n"
+        f"    p = {str(tmp_path / 'mi.zarr')!r}\n"
+        "    xr.Dataset({'a': ('x', np.arange(3))}).to_zarr(p)\n"
+        "    o.write_marker(p, 'mi-dataset')\n"
+        "    xr.open_zarr(p).load()\n"
+        "    xr.open_zarr(p, consolidated=False).load()\n"
+        "    warnings.warn('Object at other.json is not recognized', UserWarning)\n"
+        "msgs = [str(x.message) for x in w]\n"
+        "assert not any('latent-mi-output' in m for m in msgs), msgs\n"
+        "assert any('other.json' in m for m in msgs), msgs\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader
 
 import interventions as iv
 from analyzer.cli import main as analyze
-from examples.own_model import make_data, make_model
 from latent_mi.outputs import LockError
 from trainer import Recorder
+from trainer.example_model import make_data, make_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SITES = ["block2", "act", "block1.add", "block1"]  # any order; module and fx node names
@@ -170,6 +170,29 @@ def test_readme_example_runs_as_written_then_analyzer_and_interventions(tmp_path
     assert list(ko.layer.values) == ["block2"]
     acc = ko.accuracy.sel(selection="top", variant="zero").isel(draw=0).values
     assert np.isfinite(acc).all() and float(ko.baseline_accuracy) > 0.25  # 4 classes: chance
+
+
+def test_readme_example_imports_only_installed_packages(tmp_path):
+    """The snippet must run as a script outside the repository root: every module it imports
+    is part of an installed package (pyproject's packages) or a third-party one."""
+    import tomllib
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Your own model", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    installed = set(packages["packages"])
+    names = re.findall(r"^(?:from|import) ([\w.]+)", code, re.M)
+    names += re.findall(r'"([\w.]+):\w+"', code)  # model_factory / data_factory
+    for name in names:
+        top, parent = name.split(".")[0], name.rsplit(".", 1)[0]
+        if top in {p.split(".")[0] for p in installed}:
+            assert name in installed or parent in installed, f"{name} is not installed"
+        else:  # third-party: importable from a folder outside the repository
+            probe = f"import importlib.util as u; assert u.find_spec({top!r}), {top!r}"
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            ok = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env)
+            assert ok.returncode == 0, f"{top} is importable only from the repository root"
 
 
 def test_trainer_package_imports_torch_only_for_the_recorder():

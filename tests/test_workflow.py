@@ -200,3 +200,19 @@ def test_example_imagefolder_config_plans_torchvision_runs(tmp_path):
     text = dry.stdout + dry.stderr
     assert job_counts(text).get("train_run") == 4
     assert "results/example-imagefolder/runs/torchvision-mobilenet_v3_small-relu-none-s0" in text
+
+
+def test_notebook_cells_have_ids_and_write_nothing_into_the_repo():
+    """nbformat warns MissingIDFieldWarning for a cell without id; the Fig 1 cell must not
+    default to saving into the notebook's folder (the repository)."""
+    nbformat = pytest.importorskip("nbformat")
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        nb = nbformat.read(ROOT / "notebooks" / "explore.ipynb", as_version=4)
+        nbformat.validate(nb)
+    assert all(c.get("id") for c in nb.cells)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert '"LATENT_MI_FIGDIR", "."' not in code and "mkdtemp" in code
+    assert "1/(P+1)" in nb.cells[0].source

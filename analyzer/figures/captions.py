@@ -14,8 +14,9 @@ ESTIMATOR = (
     "epoch into B equal-width bins; I(X;T) = H(Bin T) for X uniform over the validation images"
 )
 GROUPS = (
-    "One line or panel per (arch, activation, regularizer) group, mean and 95% Student-t "
-    "interval over its seeds; depth ticks name the measurement sites, ResNet branch and "
+    "One line or panel per (arch, activation, regularizer) group: each seed thin, the mean "
+    "bold, and a 95% Student-t band only with 3 or more seeds (clipped to the quantity's "
+    "range); depth ticks name the measurement sites, ResNet branch and "
     "post-add sites are separate series."
 )
 
@@ -33,6 +34,7 @@ class FigureInfo:
     read: str
     estimator: str = ESTIMATOR
     requires: str = ""  # '' always drawn; 'hsic': only with HSIC runs; 'transplants'; 'twelve_bit'
+    binned: bool = True  # drawn from the B-bin estimates (the caption names B); False: no B
 
 
 FIGURES: dict[str, FigureInfo] = {
@@ -159,11 +161,11 @@ FIGURES: dict[str, FigureInfo] = {
             "Information plane",
             "mi",
             "I(X;T) against I(T;Y) over epochs (Shwartz-Ziv & Tishby), one colour per layer "
-            "(shallow to deep), thin lines for each seed, bold for the seed mean; o marks "
-            "epoch 0, * the last epoch. Every group, HSIC runs included.",
+            "(shallow to deep), thin lines for each seed, bold for the seed mean; a circle "
+            "marks epoch 0, a star the last epoch. Every group, HSIC runs included.",
             "the 'fitting then compression' path (right, then left) is not universal: with "
             "ReLU, I(X;T) rarely falls (Saxe et al.).",
-            "follow each colour from o to *: a move up is fitting; a later move left would be "
+            "follow each colour from the circle to the star: a move up is fitting; a later move left would be "
             "compression.",
         ),
         FigureInfo(
@@ -177,6 +179,7 @@ FIGURES: dict[str, FigureInfo] = {
             "the HSIC regularizer speeds convergence and improves accuracy slightly.",
             "the solid curve reaching the plateau earlier (or higher) reproduces the paper.",
             estimator="training curves (no MI estimate)",
+            binned=False,
             requires="hsic",
         ),
         FigureInfo(
@@ -193,6 +196,7 @@ FIGURES: dict[str, FigureInfo] = {
             "move left is compression; shallow layers stay at ln 4096 (every input its own bin).",
             estimator="whole-layer joint bin pattern, fixed bin size (rule in the MI Dataset's "
             "attrs layer_binning), plug-in, nats",
+            binned=False,
             requires="twelve_bit",
         ),
         FigureInfo(
@@ -205,6 +209,7 @@ FIGURES: dict[str, FigureInfo] = {
             "bins saturate at ln 4096, the 'compression' seen with large bins is clustering.",
             "compare the curves of one panel: only the coarse bins move.",
             estimator="whole-layer joint bin pattern floor(t/b), plug-in, nats",
+            binned=False,
             requires="twelve_bit",
         ),
         FigureInfo(
@@ -219,6 +224,7 @@ FIGURES: dict[str, FigureInfo] = {
             "a fall of the line at small beta in deep layers is clustering at that scale.",
             estimator="Gaussian-mixture entropy by Monte Carlo (analyzer/core/noisy_mi.py), nats; "
             "X uniform over the 4,096 patterns",
+            binned=False,
             requires="twelve_bit",
         ),
         FigureInfo(
@@ -230,6 +236,7 @@ FIGURES: dict[str, FigureInfo] = {
             "Goldfeld et al.: the binned I(X;T) tracks how same-class representations cluster.",
             "compare the gap's rise with the fall of I(X;T) in the information plane.",
             estimator="exact means over all sample pairs (class sums of unit vectors)",
+            binned=False,
             requires="twelve_bit",
         ),
     )
@@ -256,8 +263,9 @@ def caption(name: str, bins: int | str, n_runs: int | None = None) -> str:
     """The report caption (reStructuredText) of one figure: what, estimator, bins, N."""
     f = FIGURES[name]
     n = "" if n_runs is None else f" N = {n_runs} runs."
+    b = f" ({bins} bins)" if f.binned else ""
     return (
-        f"**{f.title}** ({bins} bins).{n} {f.shows}\n\n"
+        f"**{f.title}**{b}.{n} {f.shows}\n\n"
         f"*Estimator:* {f.estimator}.\n\n"
         f"*Paper:* {f.paper}\n\n"
         f"*How to read it:* {f.read}\n"

@@ -90,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in wanted:
         if FIGURES[name].source == "interventions" and not iv_paths:
             continue
-        drawn = draw(name, ds, iv_paths, out / name, args.formats)
+        try:
+            drawn = draw(name, ds, iv_paths, out / name, args.formats)
+        except OSError as e:  # read-only folder, full disk, a file where a folder should be
+            where = e.filename or out
+            print(
+                f"analyzer.figures: error: cannot write {name} to {where}: {e.strerror or e}",
+                file=sys.stderr,
+            )
+            return 1
         print(f"{', '.join(map(str, drawn.paths))}\n  {caption(name, bins, ds.sizes['run'])}")
     return 0

@@ -22,12 +22,32 @@ KIND_COLOR = {"post-add": "C0", "branch": "C1"}
 KIND_MARKER = {"post-add": "o", "branch": "s"}
 
 
-def ci_band(ax, x, values, **kw):
-    """Mean line over the first axis (seeds) and its 95% t-interval band; returns the line."""
+MIN_BAND_SEEDS = 3  # with 2 seeds the 95% t-interval is mean +- 12.7 se: no band drawn
+
+
+def bounds(name: str) -> tuple[float | None, float | None]:
+    """The range a variable can take: accuracies, Gini and normalized entropies in [0, 1],
+    MI, entropies and losses >= 0; (None, None) when unbounded or unknown."""
+    if name.endswith(("acc", "accuracy", "gini")) or "normalized" in name or name == "gini":
+        return 0.0, 1.0
+    if name.endswith(("_mi", "loss")) or "_mi_" in name or name.startswith("h_"):
+        return 0.0, None
+    return None, None
+
+
+def ci_band(ax, x, values, limits=(None, None), **kw):
+    """Mean line over the first axis (seeds), each seed as a thin line, and the 95%
+    t-interval band only with >= MIN_BAND_SEEDS seeds, clipped to ``limits``; returns the line."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     mean, lo, hi = t_band(values, axis=0)
     (line,) = ax.plot(x, mean, **{"marker": "o", "ms": 3, **kw})
     if values.shape[0] > 1:
+        seed_kw = {k: v for k, v in kw.items() if k in ("ls", "linestyle")}
+        for row in values:
+            ax.plot(x, row, color=line.get_color(), lw=0.5, alpha=0.4, **seed_kw)
+    if values.shape[0] >= MIN_BAND_SEEDS:
+        if limits != (None, None):
+            lo, hi = np.clip(lo, *limits), np.clip(hi, *limits)
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
     return line
 

@@ -61,7 +61,7 @@ def load_runs(paths: list[str | Path]) -> xr.Dataset:
     """
     if not paths:
         raise ValueError("load_runs: no MI Dataset given")
-    parts = [_object_strings(xr.open_zarr(p)) for p in paths]
+    parts = [_object_strings(_read(p)) for p in paths]
     layers = merge_layer_orders([_depth_ordered(p) for p in parts])
     parts = [
         p.reindex(layer=layers, layer_b=layers, fill_value={**LAYER_FILL, **_nan_fill(p)})
@@ -75,6 +75,17 @@ def load_runs(paths: list[str | Path]) -> xr.Dataset:
         join="outer",
         combine_attrs="drop_conflicts",
     )
+
+
+def _read(path) -> xr.Dataset:
+    """One MI Dataset read whole (small); a damaged one is a ValueError naming the file."""
+    try:
+        return xr.open_zarr(path).load()
+    except Exception as e:  # zarr and codecs raise many kinds on a damaged chunk
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise ValueError(
+            f"{path}: cannot be read ({type(e).__name__}: {msg}); rerun the analyzer for it"
+        ) from None
 
 
 def _nan_fill(ds: xr.Dataset) -> dict:

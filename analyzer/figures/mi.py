@@ -13,8 +13,8 @@ import xarray as xr
 from matplotlib import colormaps
 
 from analyzer.core.stats import t_interval
+from analyzer.figures.depth import bounds, depth_lines, depth_ticks, null_band
 from analyzer.figures.depth import ci_band as band
-from analyzer.figures.depth import depth_lines, depth_ticks, null_band
 from analyzer.figures.drawing import Drawn, bins_of, finish, new_figure
 from analyzer.figures.grouping import at_best, groups, label, seeds
 from analyzer.report.findings import epochs_to_fraction
@@ -33,8 +33,9 @@ def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
             ax = axes[row, col]
             if var == "label_mi":
                 null_band(ax, g)
-            depth_lines(ax, g, at_best(g[var], g).values, "trained (best epoch)")
-            depth_lines(ax, g, g[var].isel(epoch=0).values, "random (epoch 0)", ls="--")
+            lim = bounds(var)
+            depth_lines(ax, g, at_best(g[var], g).values, "trained (best epoch)", limits=lim)
+            depth_lines(ax, g, g[var].isel(epoch=0).values, "random (epoch 0)", ls="--", limits=lim)
             depth_ticks(ax, g)
             ax.set_ylabel(
                 ("I(T;Y)" if row == 0 else "I(X;T) = H(Bin T)") + " [nat], mean over channels"
@@ -62,8 +63,11 @@ def fig2_layer_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
             ax = axes[row, col]
             im = ax.imshow(mat, vmin=0, vmax=vmax, cmap="viridis")
             ax.set_title(f"{label(key, g)}: {name}", fontsize=8)
-            ax.set_xlabel("layer b (depth)")
-            ax.set_ylabel("layer a (depth)")
+            sites = [str(n) for n in g.layer.values]
+            ax.set_xticks(np.arange(len(sites)), sites, rotation=90, fontsize=5)
+            ax.set_yticks(np.arange(len(sites)), sites, fontsize=5)
+            ax.set_xlabel("layer b (measurement site)")
+            ax.set_ylabel("layer a (measurement site)")
             fig.colorbar(im, ax=ax, label="mean channel-pair MI [nat]")
     return finish(
         fig,
@@ -86,8 +90,8 @@ def fig3_concentration(ds: xr.Dataset, out=None, formats=FORMATS, k: float = 10.
         )
         for row, (da, name) in enumerate(series):
             ax = axes[row, col]
-            depth_lines(ax, g, at_best(da, g).values, "trained")
-            depth_lines(ax, g, da.isel(epoch=0).values, "random", ls="--")
+            depth_lines(ax, g, at_best(da, g).values, "trained", limits=(0.0, 1.0))
+            depth_lines(ax, g, da.isel(epoch=0).values, "random", ls="--", limits=(0.0, 1.0))
             ax.set_ylabel(f"{name} (dimensionless)")
             depth_ticks(ax, g)
             ax.set_title(label(key, g), fontsize=8)
@@ -218,10 +222,24 @@ def _speed(g: xr.Dataset) -> str:
     return f"{iv.mean:.1f}" + ("" if iv.n < 2 else f" [{iv.lo:.1f}, {iv.hi:.1f}]")
 
 
+def robust_ylim(ax) -> None:
+    """y-limits from the 2nd-98th percentile of the lines' finite values past epoch 1, so an
+    epoch-1 loss spike does not flatten the rest (the spike runs off the top)."""
+    ys = [ln.get_ydata()[ln.get_xdata() > 1] for ln in ax.get_lines()]
+    ys = np.concatenate([np.asarray(y, dtype=float) for y in ys]) if ys else np.array([])
+    ys = ys[np.isfinite(ys)]
+    if ys.size < 2:
+        return
+    lo, hi = np.percentile(ys, [2, 98])
+    pad = 0.1 * (hi - lo) or 0.1 * abs(hi) or 0.1
+    ax.set_ylim(max(lo - pad, 0.0), hi + pad)
+
+
 def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     """Validation accuracy and loss curves, CE against CE+HSIC, per (arch, activation)."""
     gs = groups(ds, regularizer=None)
-    pairs = sorted({key[:2] for key in gs})
+    with_hsic = sorted({key[:2] for key in gs if key[2] == "hsic"})
+    pairs = with_hsic or sorted({key[:2] for key in gs})  # only (arch, act) with an HSIC run
     fig, axes = new_figure(2, max(1, len(pairs)), 4.5, 3.5)
     for col, base in enumerate(pairs):
         for reg, ls in (("none", "--"), ("hsic", "-")):
@@ -233,6 +251,7 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
                     axes[row, col],
                     g.epoch.values,
                     g[var].values,
+                    limits=bounds(var),
                     ls=ls,
                     label=("CE" if reg == "none" else "CE+HSIC")
                     + f" (seeds {seeds(g)}; 95% of final acc. at epoch {_speed(g)})",
@@ -243,6 +262,7 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         for row in range(2):
             axes[row, col].set_xlabel("epoch")
             axes[row, col].legend(fontsize=7)
+        robust_ylim(axes[1, col])
     return finish(
         fig,
         f"Fig 9: HSIC regularization ({bins_of(ds)} runs), mean and 95% t-interval over seeds",

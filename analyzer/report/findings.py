@@ -3,15 +3,17 @@
 Each finding is a per-run (or per-pair) statistic; across runs its mean and 95% Student-t
 interval (``stats.t_interval``) give the verdict (:func:`verdict`):
 
-* ``reproduced``: the interval lies above 0 (or, with one run, the value is > 0);
-* ``mixed``: the mean is > 0 but the interval reaches 0;
-* ``not reproduced``: the mean is <= 0;
+* ``reproduced``: the 95% interval lies above 0;
+* ``contradicted``: the 95% interval lies below 0 (a significant reversal);
+* ``inconclusive``: the interval contains 0, or there is a single value (no interval);
 * ``not measured``: no run (or pair) carries the data.
+
+The verdict reads the interval only, never the sign of the mean.
 
 ``null`` is the value the statistic would take without the effect: 0 for differences, and
 for the label-MI findings the part of the raw difference that the label-permutation null
 (the plug-in bias) produces by itself; the statistic itself is bias-corrected (raw - null).
-Nothing here assumes the paper's answer: a sign flip gives ``not reproduced``.
+Nothing here assumes the paper's answer: a significant sign flip gives ``contradicted``.
 """
 
 from __future__ import annotations
@@ -106,12 +108,12 @@ def verdict(values) -> tuple[str, float | None, list[float] | None, int]:
     if iv.n == 0:
         return "not measured", None, None, 0
     interval = None if iv.n < 2 else [iv.lo, iv.hi]
-    if iv.mean <= 0:
-        word = "not reproduced"
-    elif iv.n < 2 or iv.lo > 0:
+    if interval is not None and iv.lo > 0:
         word = "reproduced"
+    elif interval is not None and iv.hi < 0:
+        word = "contradicted"
     else:
-        word = "mixed"
+        word = "inconclusive"
     return word, iv.mean, interval, iv.n
 
 

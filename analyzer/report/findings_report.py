@@ -19,6 +19,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from analyzer.report import groups
 from analyzer.report.findings import KEYS as KEYS_ORDER  # noqa: F401  (re-exported: the JSON keys)
 from analyzer.report.findings import Finding, hsic_finding, mi_findings, plain, summary_of
 from analyzer.report.intervention_findings import knockout_findings, transplant_finding
@@ -66,18 +67,21 @@ def as_json(findings: list[Finding]) -> dict:
     return {"findings": [{k: _clean(v) for k, v in f.as_json().items()} for f in findings]}
 
 
-def markdown(findings: list[Finding], bins: int | None, n_runs: int) -> str:
+def markdown(findings: list[Finding], bins: int | None, n_runs: int, mi=None) -> str:
     title = f"# Findings report (bins = {bins})" if bins else "# Findings report"
     lines = [
         title,
         "",
         f"Measured on {n_runs} run(s); the MI findings and the interventions use the "
         "cross-entropy runs when there are any, the HSIC finding pairs CE with CE+HSIC runs. "
-        "Verdict rule: `reproduced` when the 95% Student-t interval "
-        "across runs of the statistic lies above 0 (one run: the value is > 0), `mixed` when the "
-        "mean is > 0 but the interval reaches 0, `not reproduced` when the mean is <= 0, "
-        "`not measured` when no run carries the data. Label-MI statistics are bias-corrected "
+        "Verdict rule (from the interval, never the sign of the mean): `reproduced` when the "
+        "95% Student-t interval across runs (pairs) of the statistic lies above 0, "
+        "`contradicted` when it lies below 0, `inconclusive` when it contains 0 or there is a "
+        "single value, `not measured` when no run carries the data. Label-MI statistics are bias-corrected "
         "(raw minus the label-permutation null); `null` is what the null alone gives.",
+        "",
+        "Pooled over every group below (`runs`: the runs the statistic rests on; paired "
+        "findings rest on one value per pair, i.e. runs / 2 values).",
         "",
         "| finding | verdict | statistic | 95% interval | null | runs |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -89,6 +93,8 @@ def markdown(findings: list[Finding], bins: int | None, n_runs: int) -> str:
             f"| {f.claim} (`{f.id}`) | **{f.verdict}** | {_num(f.statistic)}{unit} | {iv} | "
             f"{_num(f.null)} | {f.runs} |"
         )
+    if mi:
+        lines += ["", *groups.markdown(mi)]
     lines += ["", "## How each statistic is computed", ""]
     lines += [f"- `{f.id}`: {f.how}." for f in findings]
     return "\n".join(lines) + "\n"
@@ -100,12 +106,12 @@ def _write(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_report(findings: list[Finding], out: str | Path, bins=None, n_runs=0) -> Path:
+def write_report(findings: list[Finding], out: str | Path, bins=None, n_runs=0, mi=None) -> Path:
     """Write OUT.json and OUT.md (out is the stem, e.g. results/findings/bins-20)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _write(out.with_name(out.name + ".json"), json.dumps(as_json(findings), indent=1) + "\n")
-    _write(out.with_name(out.name + ".md"), markdown(findings, bins, n_runs))
+    _write(out.with_name(out.name + ".md"), markdown(findings, bins, n_runs, mi))
     return out
 
 
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     bins = int(mi[0].bins) if "bins" in mi[0].coords else None
     try:
-        out = write_report(measure(mi, iv, args.interventions), args.out, bins, len(mi))
+        out = write_report(measure(mi, iv, args.interventions), args.out, bins, len(mi), mi)
     except (OutputError, OSError) as e:
         print(f"findings: error: {e}", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ import xarray as xr
 from analyzer.report.findings import RunSummary, mi_findings, summary_of
 from latent_mi.outputs import safe_output
 
-COLORS = {"reproduced": "#4daf4a", "mixed": "#ffbf00", "not reproduced": "#e41a1c",
+COLORS = {"reproduced": "#4daf4a", "inconclusive": "#ffbf00", "contradicted": "#e41a1c",
           "not measured": "#bbbbbb"}  # fmt: skip
 
 
@@ -71,14 +71,14 @@ def markdown(rows: list[dict], n_runs: int) -> str:
         "## Which findings hold across the sweep",
         "",
         "| finding | "
-        + " | ".join(("reproduced", "mixed", "not reproduced", "not measured"))
+        + " | ".join(("reproduced", "contradicted", "inconclusive", "not measured"))
         + " |",
         "| --- | --- | --- | --- | --- |",
     ]
     for fid in ids:
         c = count[fid]
         cells = [
-            str(c.get(v, 0)) for v in ("reproduced", "mixed", "not reproduced", "not measured")
+            str(c.get(v, 0)) for v in ("reproduced", "contradicted", "inconclusive", "not measured")
         ]
         lines.append(f"| `{fid}` | " + " | ".join(cells) + " |")
     lines += ["", "## Every setting", "", "| bins | fraction | rule | " + " | ".join(ids) + " |"]

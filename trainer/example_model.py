@@ -1,5 +1,7 @@
 """A user's own model and data, for the README's "Your own model" example (and its test).
 
+Part of the installed ``trainer`` package, so the README's snippet runs from any folder.
+
 ``make_model(config)`` and ``val_data(config)`` are the ``model_factory`` / ``data_factory``
 hooks that let ``python -m interventions`` rebuild a run recorded by ``trainer.Recorder``.
 """
