@@ -96,7 +96,7 @@ def _knn_mi_columns(values, labels, counts, k, psi):
         col = np.empty(n)
         for i in range(n):
             col[i] = np.float64(values[i, j])
-        order = np.argsort(col, kind="mergesort")
+        order = np.argsort(col)  # quicksort: tie order changes no distance or count
         out[j] = _one_channel(col[order], labels[order], counts, k, psi)
     return out
 
