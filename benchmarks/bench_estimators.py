@@ -1,0 +1,103 @@
+"""Per-epoch cost of each MI estimator at VGG-16 width, as a ratio to the histogram pass.
+
+VGG-16's 13 sites (4,224 channels) x 3,925 samples float32, 10 classes, B = 20, measured
+side by side in one run (best of --repeat). "histogram pass" = the analyzer's fused pass
+(bin + count every channel) plus the plug-in channel MIs from its counts. Targets (issue 22):
+kNN per channel <= 5x, probe <= 10x.
+
+    PYTHONPATH=. NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_estimators.py
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from analyzer.core.fused import channel_mi, fused_pass
+from analyzer.core.gaussian import gaussian_label_mi, gaussian_layer_mi
+from analyzer.core.kernels import xlogx_table
+from analyzer.core.knn import knn_label_mi
+from analyzer.core.probe import probe_label_mi
+
+VGG16_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
+
+
+def best_of(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=3925)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--pcs", type=int, default=8, help="projection dimension of the layer estimators"
+    )
+    parser.add_argument(
+        "--probe-layers", type=int, default=13, help="layers probed (the deepest ones)"
+    )
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    n, k, bins = args.samples, 10, 20
+    y = rng.integers(0, k, n)
+    c = sum(VGG16_WIDTHS)
+    x = np.maximum(rng.normal(size=(n, c)) + 0.3 * rng.normal(size=(k, c))[y], 0).astype(np.float32)
+    summary = np.zeros(n, dtype=np.int64)
+    xlogx = xlogx_table(n)
+    edges = np.cumsum((0,) + VGG16_WIDTHS)
+    layers = [x[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+    def histogram():
+        f = fused_pass(x, y, k, summary, 1, bins)
+        channel_mi(f.label_counts, f.summary_counts, xlogx)
+
+    def projections():
+        out = []
+        for v in layers:
+            z = (v - v.mean(0)) / np.maximum(v.std(0), 1e-12)
+            out.append(z @ np.linalg.svd(z[:1024], full_matrices=False)[2][: args.pcs].T)
+        return out
+
+    histogram(), knn_label_mi(x[:50, :8], y[:50])  # compile
+    proj = projections()
+    rows = [
+        ("histogram pass (fused + channel MI)", best_of(histogram, args.repeat)),
+        ("kNN per channel (k=3)", best_of(lambda: knn_label_mi(x, y, 3), args.repeat)),
+        ("Gaussian per channel", best_of(lambda: gaussian_label_mi(x, y), args.repeat)),
+        (f"layer projections ({args.pcs} PCs, exact SVD of 1024 samples)", best_of(projections, 1)),
+        (
+            f"kNN per channel on {args.pcs} PCs x 13 layers",
+            best_of(lambda: [knn_label_mi(p, y) for p in proj], 1),
+        ),
+        (
+            f"Gaussian layer ({args.pcs} PCs, Ledoit-Wolf) x 13",
+            best_of(lambda: [gaussian_layer_mi(p, y) for p in proj], 1),
+        ),
+    ]
+    deep = layers[-args.probe_layers :]
+    rows.append(
+        (
+            f"probe on GAP vectors, {len(deep)} layers",
+            best_of(lambda: [probe_label_mi(v, y) for v in deep], 1),
+        )
+    )
+    rows.append(
+        (
+            f"probe on {args.pcs} PCs, 13 layers",
+            best_of(lambda: [probe_label_mi(p, y) for p in proj], 1),
+        )
+    )
+    base = rows[0][1]
+    print(f"VGG-16 width: {c} channels x {n} samples, K={k}, B={bins}")
+    for name, t in rows:
+        print(f"  {name:<55} {t * 1e3:9.1f} ms  {t / base:7.1f}x")
+    print("targets: kNN per channel <= 5x, probe <= 10x the histogram pass")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""kNN (Ross) per-channel MI against scikit-learn's own estimator on the same data."""
+
+import numpy as np
+import pytest
+from sklearn.feature_selection import _mutual_info as sk_mi
+from sklearn.feature_selection import mutual_info_classif
+
+from analyzer.core.knn import knn_label_mi
+
+
+def _case(rng, n, n_classes, kind):
+    y = rng.integers(0, n_classes, n)
+    x = rng.normal(size=(n, 5)) + 0.7 * y[:, None] * rng.random(5)
+    if kind == "relu":  # ties at zero
+        x = np.maximum(x - 0.5, 0)
+    elif kind == "ties":
+        x = np.round(x, 1)
+    return x, y
+
+
+@pytest.mark.parametrize("kind", ["normal", "relu", "ties"])
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_equals_sklearn_compute_mi_cd(kind, k):
+    """Same estimator, same data (no noise): equal to rounding, before sklearn's clip."""
+    rng = np.random.default_rng(k)
+    for n, n_classes in [(40, 2), (359, 10), (500, 3)]:
+        x, y = _case(rng, n, n_classes, kind)
+        y[0] = n_classes + 5  # a singleton class: left out by both
+        ours = knn_label_mi(x, y, k=k)
+        ref = np.array([sk_mi._compute_mi_cd(x[:, j], y, k) for j in range(x.shape[1])])
+        np.testing.assert_allclose(np.maximum(ours, 0), ref, atol=1e-9)
+
+
+def test_close_to_mutual_info_classif_without_ties():
+    """The public API adds 1e-10-scale noise and rescales: differs by < 1e-6 on tie-free data."""
+    rng = np.random.default_rng(0)
+    x, y = _case(rng, 1000, 4, "normal")
+    ref = mutual_info_classif(x, y, n_neighbors=3, random_state=0)
+    np.testing.assert_allclose(np.maximum(knn_label_mi(x, y, k=3), 0), ref, atol=1e-6)
+
+
+def test_float32_input_and_nan_channel():
+    rng = np.random.default_rng(1)
+    x, y = _case(rng, 200, 3, "normal")
+    x32 = x.astype(np.float32)
+    x32[5, 2] = np.nan
+    ours = knn_label_mi(x32, y)
+    ref = knn_label_mi(x32.astype(np.float64)[:, [0, 1, 3, 4]], y)
+    assert np.isnan(ours[2]) and np.isfinite(ours[[0, 1, 3, 4]]).all()
+    np.testing.assert_array_equal(ours[[0, 1, 3, 4]], ref)
+
+
+def test_gaussian_classes_near_truth_and_independent_near_zero():
+    """Two unit Gaussians at +-1 (MI by quadrature) and an independent label (MI 0)."""
+    from scipy import integrate
+    from scipy.stats import norm
+
+    def integrand(t):
+        p0, p1 = norm.pdf(t, -1), norm.pdf(t, 1)
+        m = 0.5 * (p0 + p1)
+        return 0.5 * (p0 * np.log(p0 / m) + p1 * np.log(p1 / m))
+
+    truth = integrate.quad(integrand, -12, 12, epsabs=1e-12)[0]
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 20000)
+    x = np.stack([rng.normal(2.0 * y - 1.0), rng.normal(size=y.size)], axis=1)
+    mi = knn_label_mi(x, y, k=3)
+    assert abs(mi[0] - truth) < 0.02
+    assert abs(mi[1]) < 0.01
+
+
+def test_bad_k():
+    with pytest.raises(ValueError, match="k must be"):
+        knn_label_mi(np.zeros((4, 1)), np.array([0, 0, 1, 1]), k=0)
