@@ -48,6 +48,7 @@ class Runtime:
 
     workers: int | str | None = None  # DataLoader workers; None: train.num_workers
     cores: int | None = None  # cores granted (``auto`` workers); None: CPU affinity
+    live: bool = False  # run the live analyzer beside training (trainer/live.py)
 
 
 def pick_device(name: str) -> torch.device:
@@ -269,7 +270,14 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
     # checkpoint may thus be saved before its epoch's data lands; resume redoes that dump.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
     pending = None
+    live = None
+    if tcfg.get("live") or runtime.live:
+        from trainer.live import LiveMonitor
+
+        live = LiveMonitor(run_dir)
     for epoch in range(start, tcfg["epochs"] + 1):
+        if live is not None:
+            live.check()
         if progress["epochs_since_best"] >= tcfg["early_stop_patience"]:
             log.info("early stopping: %d epochs without improvement", progress["epochs_since_best"])
             break
@@ -343,6 +351,8 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
     writer.shutdown()
     store.truncate_epochs(store_path, progress["epochs_complete"])
     store.finalize_store(store_path, status, progress["epochs_complete"])
+    if live is not None:
+        live.close()
     done = {
         "status": status,
         "epochs": progress["epochs_complete"],
