@@ -1,6 +1,6 @@
 """``python -m analyzer.live RUN_DIR``: MI summaries of a training run, epoch by epoch, live.
 
-Polls ``<run_dir>/progress.json``; when new epochs are complete it extends the run's live MI
+Polls the store's epoch count; when new epochs are complete it extends the run's live MI
 Dataset ``<run_dir>/live/mi.zarr`` with the analyzer's incremental path (only new epochs are
 computed, same estimator and bins as the analysis rule) and logs each new epoch's per-layer
 ``label_mi``, ``label_mi_corrected``, ``input_mi``, ``gini``, ``topk_share`` (nat / 1), the
@@ -36,7 +36,9 @@ def _emit(writer, step: int, values) -> None:
     """Write one event at ``step`` with Summary.Values ``values``."""
     from tensorboard.compat.proto import event_pb2, summary_pb2
 
-    ev = event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values))
+    ev = event_pb2.Event(
+        wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values)
+    )
     writer.add_event(ev)
 
 
@@ -109,33 +111,47 @@ def _store_running(store: Path) -> bool:
     return attrs.get(C.ATTR_STATUS, "running") == "running"
 
 
-def _epochs_complete(run_dir: Path) -> int:
+def _epochs_stored(store: Path) -> int:
+    """Epochs in the store's ``val_acc`` array (its shape; the analyzer keeps only complete ones)."""
     try:
-        return int(json.loads((run_dir / C.PROGRESS).read_text())["epochs_complete"])
-    except (OSError, ValueError, KeyError):
+        return int(json.loads((store / C.VAL_ACC / "zarr.json").read_text())["shape"][0])
+    except (OSError, ValueError, KeyError, IndexError):
         return 0
 
 
-def watch(run_dir: Path, bins: int = 20, poll: float = 1.0, permutations: int | None = None) -> None:
+def watch(
+    run_dir: Path, store: Path, bins: int = 20, poll: float = 1.0, permutations: int | None = None
+) -> None:
     """Analyze and log new epochs of ``run_dir`` until its store stops running."""
     import xarray as xr
 
     from analyzer.mi_tensors import Options, analyze
 
-    opts = Options(bins=bins) if permutations is None else Options(bins=bins, permutations=permutations)
-    store, out = run_dir / C.STORE, run_dir / "live" / "mi.zarr"
+    opts = (
+        Options(bins=bins)
+        if permutations is None
+        else Options(bins=bins, permutations=permutations)
+    )
+    out = run_dir / "live" / "mi.zarr"
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = _event_writer(run_dir / "tensorboard")
     logged = 0
     while True:
         running = _store_running(store)
-        seen = _epochs_complete(run_dir)
+        seen = _epochs_stored(store)
         if seen > logged and store.exists():
             if seen - logged > 1:
-                print(f"live: {seen - logged} epochs complete since the last pass; analyzing up to epoch {seen - 1}", file=sys.stderr)
+                print(
+                    f"live: {seen - logged} epochs complete since the last pass; analyzing up to epoch {seen - 1}",
+                    file=sys.stderr,
+                )
             analyze(store, out, opts, allow_running=True)
             ds = xr.open_zarr(out)
-            logged += log_epochs(ds, logged, run_dir, writer)
+            new = log_epochs(ds, logged, run_dir, writer)
+            logged += new
+            if not new:
+                time.sleep(poll)
+                continue
             print(f"live: logged epochs up to {int(ds.epoch.values[-1])}", file=sys.stderr)
         elif not running:
             break
@@ -147,6 +163,7 @@ def watch(run_dir: Path, bins: int = 20, poll: float = 1.0, permutations: int | 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analyzer.live", description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
+    p.add_argument("--store", help="activation store (default RUN_DIR/activations.zarr)")
     p.add_argument("--bins", type=int, default=20)
     p.add_argument("--poll", type=float, default=1.0, help="seconds between looks at progress.json")
     p.add_argument("--permutations", type=int, default=None)
@@ -155,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if not run_dir.is_dir():
         print(f"analyzer.live: error: {run_dir} is not a run directory", file=sys.stderr)
         return 2
-    watch(run_dir, a.bins, a.poll, a.permutations)
+    watch(run_dir, Path(a.store) if a.store else run_dir / C.STORE, a.bins, a.poll, a.permutations)
     return 0
 
 
