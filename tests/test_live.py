@@ -110,6 +110,10 @@ def test_digits_run_with_live_true_logs_the_dataset_and_tensorboard_serves_it(tm
 
     run_dir = tmp_path / "run"
     run(resolve_config(None, [*DIGITS, "train.live=true"]), run_dir)
+    import zarr
+
+    stored = json.loads(zarr.open_group(run_dir / "activations.zarr", mode="r").attrs["config"])
+    assert "live" not in stored["train"]  # not part of the run's identity
     assert_events_equal_dataset(run_dir, run_dir / "activations.zarr", tmp_path)
     got = read_events(run_dir / "tensorboard")
     tag = next(t for t, s in got if t.startswith("label_mi/"))
@@ -145,3 +149,52 @@ def test_killing_the_live_process_leaves_training_alone(tmp_path, monkeypatch, c
     a = zarr.open_group(tmp_path / "a" / "activations.zarr", mode="r")
     b = zarr.open_group(tmp_path / "b" / "activations.zarr", mode="r")
     np.testing.assert_array_equal(a["activation"][:], b["activation"][:])
+
+
+@pytest.mark.slow
+def test_recorder_live_in_a_hand_written_loop_logs_the_dataset(tmp_path):
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    from examples.own_model import make_data, make_model
+    from trainer import Recorder
+
+    torch.manual_seed(0)
+    train_set, val_set, classes = make_data()
+    model = make_model({})
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    out = tmp_path / "mine" / "activations.zarr"
+    with Recorder(model, out=out, classes=classes, live=True) as rec:
+        rec.record(0, DataLoader(val_set, batch_size=20))
+        for epoch in (1, 2):
+            model.train()
+            for x, y in DataLoader(train_set, batch_size=32, shuffle=True):
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            rec.record(epoch, DataLoader(val_set, batch_size=20), {"train_loss": loss.item()})
+    assert_events_equal_dataset(out.parent, out, tmp_path)
+
+
+def test_status_shows_epoch_accuracy_and_eta(tmp_path, capsys):
+    from latent_mi.status import main, run_status
+
+    run_dir = tmp_path / "results" / "cfg" / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    prog = {
+        "config": json.dumps({"train": {"epochs": 10}}),
+        "epochs_complete": 4,  # epochs 0..3
+        "best_val_acc": 0.5,
+        "last_metrics": {"val_acc": 0.25, "epoch_seconds": 30.0},
+    }
+    (run_dir / "progress.json").write_text(json.dumps(prog))
+    row = run_status(run_dir)
+    assert row["epoch"] == "3/10" and row["eta_s"] == 7 * 30.0 and row["status"] == "running"
+    assert main([str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "3/10" in out and "0.2500" in out and "3m30s" in out
+    (run_dir / "done.json").write_text(json.dumps({"status": "complete"}))
+    assert run_status(run_dir)["status"] == "complete" and run_status(run_dir)["eta_s"] is None
+    assert main([str(tmp_path / "nowhere")]) == 2

@@ -19,7 +19,7 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +127,11 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    runtime = runtime or Runtime()
+    if "live" in cfg.get("train", {}):  # how this process runs, not part of the run's identity
+        live = bool(cfg["train"]["live"])
+        cfg = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "live"}}
+        runtime = replace(runtime, live=runtime.live or live)
     with outputs.dir_lock(run_dir):
         if (
             cfg["arch"] == "twelve_bit_mlp"
@@ -134,7 +139,7 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
             from trainer.twelve_bit.train import run as run_twelve_bit
 
             return run_twelve_bit(cfg, run_dir)
-        return _run_locked(cfg, run_dir, runtime or Runtime())
+        return _run_locked(cfg, run_dir, runtime)
 
 
 def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
@@ -271,7 +276,7 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
     pending = None
     live = None
-    if tcfg.get("live") or runtime.live:
+    if runtime.live:
         from trainer.live import LiveMonitor
 
         live = LiveMonitor(run_dir)
