@@ -123,6 +123,7 @@ def watch(
     run_dir: Path, store: Path, bins: int = 20, poll: float = 1.0, permutations: int | None = None
 ) -> None:
     """Analyze and log new epochs of ``run_dir`` until its store stops running."""
+    import dask
     import xarray as xr
 
     from analyzer.mi_tensors import Options, analyze
@@ -145,7 +146,8 @@ def watch(
                     f"live: {seen - logged} epochs complete since the last pass; analyzing up to epoch {seen - 1}",
                     file=sys.stderr,
                 )
-            analyze(store, out, opts, allow_running=True)
+            with dask.config.set(scheduler="threads", num_workers=1):  # one core beside training
+                analyze(store, out, opts, allow_running=True)
             ds = xr.open_zarr(out)
             new = log_epochs(ds, logged, run_dir, writer)
             logged += new

@@ -16,6 +16,11 @@ log = logging.getLogger("trainer")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _lowest_priority() -> None:
+    """In the child before exec: nice 19, so the training loop always gets the CPU first."""
+    os.nice(19)
+
+
 class LiveMonitor:
     """One live analyzer process for ``run_dir``; ``check()`` once per epoch, ``close()`` at the end."""
 
@@ -28,7 +33,7 @@ class LiveMonitor:
     ):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-        env.setdefault("OMP_NUM_THREADS", "1")
+        env.update(OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")  # one core, lowest priority:
         self.log_path = Path(run_dir) / "live.log"
         self._log = self.log_path.open("ab")
         cmd = [sys.executable, "-m", "analyzer.live", str(run_dir), "--bins", str(bins)]
