@@ -4,7 +4,8 @@ Polls the store's epoch count; when new epochs are complete it extends the run's
 Dataset ``<run_dir>/live/mi.zarr`` with the analyzer's incremental path (only new epochs are
 computed, same estimator and bins as the analysis rule) and logs each new epoch's per-layer
 ``label_mi``, ``label_mi_corrected``, ``input_mi``, ``gini``, ``topk_share`` (nat / 1), the
-channel-label-MI histogram per layer and the store's loss/accuracy to TensorBoard event files in
+channel-label-MI histogram per layer, a depth-profile image (label MI vs layer, this epoch
+against epoch 0) and the store's loss/accuracy to TensorBoard event files in
 ``<run_dir>/tensorboard/`` and to ``<run_dir>/live.csv``. Exits once the store is no longer
 running and every epoch is logged. Never imports torch.
 """
@@ -65,6 +66,33 @@ def _histogram(tag: str, x: np.ndarray):
     return summary_pb2.Summary.Value(tag=tag, histo=h)
 
 
+def depth_profile(ds, i: int):
+    """PNG image Summary.Value: label MI (nat) vs layer, epoch index ``i`` against epoch 0."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tensorboard.compat.proto import summary_pb2
+
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=80)
+    x = np.arange(ds.sizes["layer"])
+    for j, style in ((0, "--"), (i, "-")):
+        ax.plot(x, ds["label_mi"].isel(epoch=j).values, style, label=f"epoch {int(ds.epoch[j])}")
+    ax.set(xlabel="layer (depth order)", ylabel="label MI (nat)")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    w, h = fig.canvas.get_width_height()
+    plt.close(fig)
+    img = summary_pb2.Summary.Image(
+        height=h, width=w, colorspace=4, encoded_image_string=buf.getvalue()
+    )
+    return summary_pb2.Summary.Value(tag="depth_profile/label_mi", image=img)
+
+
 def epoch_rows(ds, i: int) -> list[dict]:
     """The live rows (tag, value) of epoch index ``i`` of MI Dataset ``ds``."""
     epoch = int(ds.epoch.values[i])
@@ -98,6 +126,8 @@ def log_epochs(ds, start: int, run_dir: Path, writer) -> int:
             for layer in ds.layer.values:
                 x = ds[C.CHANNEL_LABEL_MI].isel(epoch=i).sel(layer=layer).values
                 values.append(_histogram(f"channel_label_mi/{layer}", np.asarray(x, float)))
+            if "label_mi" in ds:
+                values.append(depth_profile(ds, i))
             _emit(writer, rows[0]["epoch"] if rows else i, values)
     writer.flush()
     return ds.sizes["epoch"] - start

@@ -38,6 +38,8 @@ def read_events(logdir: Path) -> dict[tuple[str, int], float]:
 
     acc = ea.EventAccumulator(str(logdir), size_guidance={ea.SCALARS: 0, ea.HISTOGRAMS: 0})
     acc.Reload()
+    assert "depth_profile/label_mi" in acc.Tags()["images"]
+    assert {t.split("/")[0] for t in acc.Tags()["histograms"]} == {"channel_label_mi"}
     return {(t, e.step): e.value for t in acc.Tags()["scalars"] for e in acc.Scalars(t)}
 
 
