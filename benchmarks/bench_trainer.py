@@ -22,6 +22,9 @@ Checkpoint saving is left out of both loops.
     # GPU: VGG-16, ResNet-18, ResNet-50 at width 1 on a generated Imagenette-160 tree
     python benchmarks/bench_trainer.py --device cuda [--tree DIR] [--cores 16] [--amp off]
 
+``--live-epochs N`` (``--live-only``) also (only) times whole trainer runs with ``train.live``
+on / off side by side (benchmarks/live_overhead.py; target <= 1.05).
+
 ``--json PATH`` also writes the table's rows (seconds, ratios, images/s, peak GPU memory).
 """
 
@@ -248,8 +251,23 @@ def main():
     p.add_argument(
         "--block", type=int, default=3, help="consecutive dump / HSIC epochs timed together"
     )
+    p.add_argument(
+        "--live-epochs",
+        type=int,
+        default=0,
+        help="also time the trainer with train.live on / off for this many epochs (0: skip)",
+    )
+    p.add_argument("--live-only", action="store_true", help="only the live on / off comparison")
     args = p.parse_args()
     device = torch.device(args.device)
+    if args.live_epochs or args.live_only:
+        from live_overhead import bench_live  # benchmarks/ is on sys.path (this script's folder)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            width = args.width or (0.25 if device.type == "cpu" else 1.0)
+            bench_live(width, args.live_epochs or 5, args.reps, Path(tmp))
+        if args.live_only:
+            return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tree = args.tree

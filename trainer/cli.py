@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="cores granted to this process (the workflow passes Snakemake's threads); "
         "auto workers are derived from them (default: the CPU affinity)",
     )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="run the live analyzer beside training (TensorBoard in OUT/tensorboard, OUT/live.csv)",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p
 
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from trainer.train import DivergedError, Runtime, run  # heavy imports only when training
 
     try:
-        done = run(cfg, args.out, Runtime(workers=workers, cores=args.cores))
+        done = run(cfg, args.out, Runtime(workers=workers, cores=args.cores, live=args.live))
     except (ValueError, FileNotFoundError, RuntimeError, DivergedError) as e:
         print(f"trainer: error: {e}", file=sys.stderr)
         return 1

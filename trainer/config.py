@@ -158,6 +158,7 @@ SCHEMA: dict = {
                 "amp": {"enum": ["auto", "bf16", "fp16", "off"]},
                 "channels_last": {"enum": ["auto", True, False]},
                 "progress": {"type": "boolean"},
+                "live": {"type": "boolean"},
             },
         },
         "hsic": {

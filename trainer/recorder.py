@@ -93,6 +93,7 @@ class Recorder:
         dtype: str = "float32",
         unit_chunk: int = 1024,
         checkpoints: bool = True,
+        live: bool = False,
     ):
         if dtype not in ("float32", "float16"):
             raise ValueError(f"dtype {dtype!r}: use float32 or float16")
@@ -102,6 +103,8 @@ class Recorder:
         self.classes = [str(c) for c in classes] if classes is not None else None
         self.user_config = dict(config or {})
         self.dtype, self.unit_chunk, self.checkpoints = dtype, unit_chunk, checkpoints
+        self.live = live  # start the live analyzer (trainer/live.py) after the first record
+        self._monitor = None
         self.net: nn.Module | None = None  # the model with its sites attached (first record)
         self.sites = None
         # the run directory is locked from here to close(), as the trainer's (a second writer
@@ -189,6 +192,12 @@ class Recorder:
             self._create(act, labels, summary, features, metrics)
         if self.checkpoints:
             self._checkpoint(int(epoch))
+        if self.live and self._monitor is None:
+            from trainer.live import LiveMonitor
+
+            self._monitor = LiveMonitor(self.path.parent, store=self.path)
+        elif self._monitor is not None:
+            self._monitor.check()
         return metrics
 
     def _create(self, act, labels, summary, features, metrics) -> None:
@@ -271,6 +280,8 @@ class Recorder:
                 store.truncate_epochs(self.path, n)
                 store.finalize_store(self.path, status, n)
         finally:
+            if self._monitor is not None:
+                self._monitor.close(finished=status != "running")
             self._lock.__exit__(None, None, None)
             self._lock = None
 

@@ -19,7 +19,7 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,7 @@ class Runtime:
 
     workers: int | str | None = None  # DataLoader workers; None: train.num_workers
     cores: int | None = None  # cores granted (``auto`` workers); None: CPU affinity
+    live: bool = False  # run the live analyzer beside training (trainer/live.py)
 
 
 def pick_device(name: str) -> torch.device:
@@ -133,6 +134,11 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
             "(epoch 0 is the untrained network)"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
+    runtime = runtime or Runtime()
+    if "live" in cfg.get("train", {}):  # how this process runs, not part of the run's identity
+        live = bool(cfg["train"]["live"])
+        cfg = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "live"}}
+        runtime = replace(runtime, live=runtime.live or live)
     with outputs.dir_lock(run_dir):
         if (
             cfg["arch"] == "twelve_bit_mlp"
@@ -140,7 +146,7 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
             from trainer.twelve_bit.train import run as run_twelve_bit
 
             return run_twelve_bit(cfg, run_dir)
-        return _run_locked(cfg, run_dir, runtime or Runtime())
+        return _run_locked(cfg, run_dir, runtime)
 
 
 def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
@@ -284,7 +290,14 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
     # checkpoint may thus be saved before its epoch's data lands; resume redoes that dump.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
     pending = None
+    live = None
+    if runtime.live:
+        from trainer.live import LiveMonitor
+
+        live = LiveMonitor(run_dir)
     for epoch in range(start, tcfg["epochs"] + 1):
+        if live is not None:
+            live.check()
         if progress["epochs_since_best"] >= tcfg["early_stop_patience"]:
             log.info("early stopping: %d epochs without improvement", progress["epochs_since_best"])
             break
@@ -358,6 +371,8 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
     writer.shutdown()
     store.truncate_epochs(store_path, progress["epochs_complete"])
     store.finalize_store(store_path, status, progress["epochs_complete"])
+    if live is not None:
+        live.close()
     done = {
         "status": status,
         "epochs": progress["epochs_complete"],

@@ -98,6 +98,7 @@ for _name, _point in RUNS.items():
     try:
         _overrides = config.get("arch_overrides", {}).get(_point["arch"], {})
         RUN_CONFIGS[_name] = resolve_config(data=deep_merge(deep_merge(config, _overrides), _point))
+        RUN_CONFIGS[_name]["train"].pop("live", None)  # train.live: how it runs (--live), not identity
     except ConfigError as e:
         raise WorkflowError(f"invalid config for run {_name}: {e}") from None
 

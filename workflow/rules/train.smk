@@ -14,6 +14,7 @@ rule train_run:
     params:
         cfg=lambda wc: shlex.quote(json.dumps(RUN_CONFIGS[wc.run], sort_keys=True)),
         out=lambda wc: run_dir(wc.run),
+        live="--live" if config.get("train", {}).get("live") else "",
     log:
         f"{RESULTS}/logs/train/{{run}}.log",
     resources:
@@ -23,4 +24,4 @@ rule train_run:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --cores {threads} --out {params.out} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --cores {threads} {params.live} --out {params.out} > {log} 2>&1"
