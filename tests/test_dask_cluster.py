@@ -1,0 +1,99 @@
+"""The analyzer CLI on a real dask cluster: a `dask scheduler` and two `dask worker` processes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from tests.test_analyzer_scale import make_store
+
+pytest.importorskip("distributed")
+DASK = Path(sys.executable).parent / "dask"
+ROOT = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+
+
+def _analyze(store, out, *extra):
+    """Run `python -m analyzer STORE` with small options; returns the finished process."""
+    cmd = [sys.executable, "-m", "analyzer", str(store), "--bins", "8", "--out", str(out)]
+    cmd += ["--pair-samples", "6", "--no-progress", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+
+
+def _start_cluster(tmp_path, memory_limit="1GB"):
+    """Scheduler + two 1-thread workers on 127.0.0.1; returns (processes, scheduler address)."""
+    sched_file = tmp_path / "scheduler.json"
+    procs = [
+        subprocess.Popen(
+            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0"]
+            + ["--no-dashboard", "--scheduler-file", str(sched_file)],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    for _ in range(2):
+        procs.append(
+            subprocess.Popen(
+                [str(DASK), "worker", "--scheduler-file", str(sched_file), "--nthreads", "1"]
+                + ["--memory-limit", memory_limit, "--host", "127.0.0.1", "--no-dashboard"],
+                env=ENV,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    from distributed import Client
+
+    deadline = time.time() + 60
+    while not sched_file.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    with Client(scheduler_file=str(sched_file), timeout=60) as client:
+        client.wait_for_workers(2, timeout=60)
+        address = client.scheduler.address
+    return procs, address
+
+
+def _stop(procs):
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@pytest.mark.slow
+def test_analyzer_on_real_dask_cluster_is_bit_identical_also_after_a_worker_kill(tmp_path):
+    store = tmp_path / "run" / "activations.zarr"
+    make_store(store, 5)
+    local = _analyze(store, tmp_path / "local.zarr", "--threads", "2")
+    assert local.returncode == 0, local.stderr
+    expected = xr.open_zarr(tmp_path / "local.zarr").load().drop_attrs()
+    procs, address = _start_cluster(tmp_path)
+    try:
+        ok = _analyze(store, tmp_path / "dist.zarr", "--scheduler", address)
+        assert ok.returncode == 0, ok.stderr
+        got = xr.open_zarr(tmp_path / "dist.zarr").load().drop_attrs()
+        xr.testing.assert_identical(expected, got)
+        # a worker killed with SIGKILL mid-run: the scheduler reruns its tasks on the other
+        cmd = [sys.executable, "-m", "analyzer", str(store), "--bins", "8"]
+        cmd += ["--out", str(tmp_path / "killed.zarr"), "--pair-samples", "6", "--no-progress"]
+        run = subprocess.Popen(
+            cmd + ["--scheduler", address], env=ENV, cwd=ROOT, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(3)
+        assert run.poll() is None, "the run ended before the worker was killed"
+        os.kill(procs[1].pid, signal.SIGKILL)
+        _, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err
+        got = xr.open_zarr(tmp_path / "killed.zarr").load().drop_attrs()
+        xr.testing.assert_identical(expected, got)
+    finally:
+        _stop(procs)
