@@ -159,8 +159,8 @@ def test_recorder_live_in_a_hand_written_loop_logs_the_dataset(tmp_path):
     import torch.nn.functional as F
     from torch.utils.data import DataLoader
 
-    from examples.own_model import make_data, make_model
     from trainer import Recorder
+    from trainer.example_model import make_data, make_model
 
     torch.manual_seed(0)
     train_set, val_set, classes = make_data()
