@@ -58,6 +58,23 @@ def _start_cluster(tmp_path, memory_limit="1GB"):
     return procs, address
 
 
+def _busy_worker_pid(address, run):
+    """The process id of a worker that is running one of the analyzer's tasks right now
+    (polled on the scheduler, so the kill lands mid-task however fast the machine is)."""
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        pids = client.run(os.getpid)  # worker address -> pid
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            assert run.poll() is None, "the run ended before a worker could be killed mid-task"
+            busy = [worker for worker, tasks in client.processing().items() if tasks]
+            if busy:
+                return pids[busy[0]]
+            time.sleep(0.02)
+    raise AssertionError("no worker received a task within 120 s")
+
+
 def _stop(procs):
     for p in reversed(procs):
         if p.poll() is None:
@@ -88,9 +105,7 @@ def test_analyzer_on_real_dask_cluster_is_bit_identical_also_after_a_worker_kill
         run = subprocess.Popen(
             cmd + ["--scheduler", address], env=ENV, cwd=ROOT, stderr=subprocess.PIPE, text=True
         )
-        time.sleep(3)
-        assert run.poll() is None, "the run ended before the worker was killed"
-        os.kill(procs[1].pid, signal.SIGKILL)
+        os.kill(_busy_worker_pid(address, run), signal.SIGKILL)
         _, err = run.communicate(timeout=600)
         assert run.returncode == 0, err
         got = xr.open_zarr(tmp_path / "killed.zarr").load().drop_attrs()
