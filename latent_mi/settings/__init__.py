@@ -49,6 +49,7 @@ __all__ = [
     "add_arguments",
     "command_document",
     "declare",
+    "default",
     "identity_settings",
     "json_schema",
     "may_change",
@@ -59,6 +60,13 @@ __all__ = [
     "trainer_schema",
     "value_problem",
 ]
+
+
+def default(key: str):
+    """The declared default of a setting as its command takes it (an axis: its first value;
+    a list: a tuple)."""
+    value = SETTINGS[key].command_default
+    return tuple(value) if isinstance(value, list) else copy.deepcopy(value)
 
 
 def identity_settings(config: dict) -> dict:

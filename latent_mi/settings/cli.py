@@ -23,7 +23,7 @@ _TYPES = {"integer": int, "number": float, "string": str}
 SETTINGS_JSON = "--settings-json"
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.HelpFormatter):
     """Appends '(default: X)' once; never for required options or None defaults."""
 
     def _get_help_string(self, action):
@@ -33,7 +33,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             return text
         if not action.option_strings:
             return text
-        return f"{text} (default: {default})"
+        return f"{text} (default: {str(default).replace('%', '%%')})"
 
 
 class Parser(argparse.ArgumentParser):
@@ -46,7 +46,11 @@ class Parser(argparse.ArgumentParser):
         self.tool = tool
 
     def error(self, message: str):
-        print(f"{self.tool}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        self.fail(f"{message} (see {self.prog} --help)")
+
+    def fail(self, message: str):
+        """One line ``TOOL: error: message``, exit status 2."""
+        print(f"{self.tool}: error: {message}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -67,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser, section: str) -> None:
     """Add every option of ``section`` (flag, type, default, range, help) and --settings-json."""
     for s in section_settings(section):
         dest = s.name
-        text = s.help
+        text = s.help.replace("%", "%%")  # argparse formats help with %
         if s.value.get("type") == "boolean":
             parser.add_argument(
                 s.flag,
@@ -125,6 +129,8 @@ def parse(parser: Parser, argv: list[str] | None, section: str) -> argparse.Name
     """Parse ``argv``: unknown options first, then missing required ones, then the settings
     document under the command-line options, then every value against its declared range."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "-h" in argv or "--help" in argv:
+        parser.parse_args(argv)  # prints the help (required options as required) and exits
     required = [a for a in parser._actions if a.required]
     for action in required:
         action.required = False
@@ -135,7 +141,7 @@ def parse(parser: Parser, argv: list[str] | None, section: str) -> argparse.Name
             try:
                 doc = settings_document(pre.settings_json, section)
             except ValueError as e:
-                parser.error(str(e))
+                parser.fail(str(e))
             parser.set_defaults(**doc)
         args, extra = parser.parse_known_args(argv)
     finally:
@@ -152,7 +158,7 @@ def parse(parser: Parser, argv: list[str] | None, section: str) -> argparse.Name
         name = s.flag if (s.name in given or s.name not in doc) else f"{section}.{s.name}"
         problem = value_problem(s, getattr(args, s.name), name)
         if problem:
-            parser.error(problem)
+            parser.fail(problem)
     return args
 
 
