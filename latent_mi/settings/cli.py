@@ -81,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser, section: str) -> None:
                 help=text,
             )
             continue
-        kwargs: dict[str, Any] = {"dest": dest, "type": _scalar_type(s)}
+        metavar = s.flag.lstrip("-").upper().replace("-", "_")
+        kwargs: dict[str, Any] = {"dest": dest, "type": _scalar_type(s), "metavar": metavar}
         if s.many and not s.axis:
             kwargs["nargs"] = "+" if s.min_items else "*"
         if "enum" in s.value:
