@@ -48,6 +48,7 @@ __all__ = [
     "Setting",
     "add_arguments",
     "command_document",
+    "command_json",
     "declare",
     "default",
     "identity_settings",
@@ -97,15 +98,28 @@ def may_change() -> dict[str, str]:
     return {k: s.help for k, s in SETTINGS.items() if s.trainer and s.kind != "identity"}
 
 
-def command_document(section_config: dict, section: str, runtime: bool = False) -> dict:
+def command_document(
+    section_config: dict, section: str, runtime: bool = False, only: tuple[str, ...] = ()
+) -> dict:
     """The settings document a rule passes its command (``--settings-json``): the section's
     command-line settings, resolved (config over declared defaults), without axes (the job's
-    wildcard gives those) and, unless ``runtime``, without runtime settings."""
+    wildcard gives those), unless ``runtime`` without runtime settings (they must never reach
+    a rule's params: changing them reruns nothing), and only the names ``only`` if given."""
     out = {}
     for s in SETTINGS.values():
         if s.section != section or not s.flag or s.axis or not s.workflow:
             continue
-        if s.kind == "runtime" and not runtime:
+        if (s.kind == "runtime" and not runtime) or (only and s.name not in only):
             continue
         out[s.name] = copy.deepcopy(section_config.get(s.name, s.default))
     return out
+
+
+def command_json(section_config: dict, section: str, **kwargs) -> str:
+    """:func:`command_document` as one shell-quoted JSON word (keys sorted)."""
+    import json
+    import shlex
+
+    return shlex.quote(
+        json.dumps(command_document(section_config, section, **kwargs), sort_keys=True)
+    )
