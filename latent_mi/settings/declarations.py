@@ -89,7 +89,7 @@ SETTINGS = declare(
         Setting("seed", ID, _int(0), 0, "seed of initialisation, data order and augmentation", **TO),
         Setting("width", ID, _WIDTH, 1.0, "channel multiplier, one number or a map arch -> number (1 = torchvision exactly)", workflow_value={"oneOf": [_POSITIVE, _per_arch(_POSITIVE)]}, **T),
         Setting("arch_overrides", ID, _per_arch({"type": "object"}), {}, "per-arch trainer sections merged over the shared ones, e.g. {vgg16: {train: {lr: 0.01}}}"),
-        Setting("sites", ID, {"type": ["array", "null"], "items": _STR, "minItems": 1}, None, "measurement sites by module or fx node name (unset: the discovery rule; see README)", **T, stored=False),
+        Setting("sites", ID, {"type": ["array", "null"], "items": _STR, "minItems": 1}, None, "measurement sites by module or fx node name (unset: the discovery rule of 'Your own model')", **T, stored=False),
         Setting("weights", ID, _NULLABLE_STR, None, "torchvision: archs only: a local state-dict file or a torchvision weights name", **T, stored=False),
         Setting("model_factory", ID, _FACTORY, None, "module:function building your own model (README, 'Your own model')", **TO, stored=False),
         Setting("data_factory", ID, _FACTORY, None, "module:function building your own data", **TO, stored=False),

@@ -22,7 +22,7 @@ MARKERS = {
 
 def _shown(value) -> str:
     """A value as a YAML flow literal in backticks: `[png, pdf]`, `0.0005`, `''`."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False).strip()
     text = text.removesuffix("\n...").removesuffix("...").strip()
     return f"`{text}`"
 
@@ -45,22 +45,27 @@ def _lookup(config: dict, key: str):
 
 
 def _meaning(s: Setting) -> str:
-    text = s.help
-    rng = range_text(s)
-    if not rng.startswith("of type") and ("enum" in s.value or s.range_text or "type" in s.value):
-        text = f"{text}; {'each ' if s.many else ''}{rng}" if not rng.startswith("an ") else text
+    """The help text, then the allowed values (a list: of each item)."""
+    text, rng = s.help, range_text(s)
+    if not s.workflow:
+        text = f"trainer config only (the workflow sets it): {text}"
+    if s.many:
+        text = f"a list: {text}"
+    if not rng.startswith(("of type", "an integer")) and rng not in s.help:
+        text = f"{text}; {'each ' if s.many else ''}{rng}"
     return text.replace("|", "\\|")
 
 
 def readme_table(example: Path = EXAMPLE) -> str:
-    """The configuration table (markdown) of every workflow setting, in declaration order."""
+    """The configuration table (markdown) of every workflow and trainer setting, in declaration
+    order, with ``example``'s values (``config/config.yaml``)."""
     config = yaml.safe_load(example.read_text()) or {}
     rows = [
         "| key | kind | meaning | default | `config/config.yaml` |",
         "| --- | --- | --- | --- | --- |",
     ]
     for s in SETTINGS.values():
-        if not s.workflow:
+        if not (s.workflow or s.trainer):
             continue
         shown = _lookup(config, s.key) or ""
         rows.append(f"| `{s.key}` | {s.kind} | {_meaning(s)} | {_default(s)} | {shown} |")

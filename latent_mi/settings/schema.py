@@ -101,13 +101,18 @@ def _number(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def _literal(v: Any) -> str:
+    """A value as the user writes it (YAML/JSON: true, false)."""
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
 def range_text(s: Setting) -> str:
     """The allowed values of one value in words: 'in [2, 255]', 'at least 1', 'one of a, b'."""
     if s.range_text:
         return s.range_text
     v = s.value
     if "enum" in v:
-        return "one of " + ", ".join(str(c) for c in v["enum"])
+        return "one of " + ", ".join(_literal(c) for c in v["enum"])
     lo_in, lo_ex = v.get("minimum"), v.get("exclusiveMinimum")
     hi_in, hi_ex = v.get("maximum"), v.get("exclusiveMaximum")
     lo, hi = (lo_in if lo_ex is None else lo_ex), (hi_in if hi_ex is None else hi_ex)
