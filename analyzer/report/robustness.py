@@ -21,6 +21,7 @@ import xarray as xr
 
 from analyzer.report.findings import RunSummary, mi_findings, summary_of
 from latent_mi.outputs import safe_output
+from latent_mi.settings import plain_text
 
 COLORS = {"reproduced": "#4daf4a", "inconclusive": "#ffbf00", "contradicted": "#e41a1c",
           "not measured": "#bbbbbb"}  # fmt: skip
@@ -134,7 +135,11 @@ def _write(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analyzer.report.robustness", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m analyzer.report.robustness",
+        description=plain_text(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("sweeps", nargs="+", help="per-run sweep Datasets (python -m analyzer.sweep)")
     p.add_argument("--out", required=True, help="output stem: OUT.md, OUT.json, OUT.<fmt>")
     p.add_argument("--formats", nargs="+", default=["png", "pdf"])

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 import copy
 
-from latent_mi.settings.cli import HelpFormatter, Parser, add_arguments, parse, resolved
+from latent_mi.settings.cli import (
+    HelpFormatter,
+    Parser,
+    add_arguments,
+    parse,
+    plain_text,
+    resolved,
+)
 from latent_mi.settings.declarations import SECTIONS, SETTINGS
 from latent_mi.settings.schema import (
     json_schema,
@@ -55,6 +62,7 @@ __all__ = [
     "json_schema",
     "may_change",
     "parse",
+    "plain_text",
     "range_text",
     "resolved",
     "trainer_defaults",

@@ -24,7 +24,13 @@ SETTINGS_JSON = "--settings-json"
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """Appends '(default: X)' once; never for required options or None defaults."""
+    """Appends '(default: X)' once, never for required options or None defaults; a
+    description with line breaks (a docstring, see :func:`plain_text`) is kept as written."""
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action):
         text = action.help or ""
@@ -52,6 +58,17 @@ class Parser(argparse.ArgumentParser):
         """One line ``TOOL: error: message``, exit status 2."""
         print(f"{self.tool}: error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def plain_text(doc: str) -> str:
+    """A module docstring as --help text: reStructuredText roles and literals unmarked
+    (``x`` -> x, :func:`f` -> f); line breaks kept (use RawDescriptionHelpFormatter)."""
+    import re
+    import textwrap
+
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", doc)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    return textwrap.dedent(text).strip()
 
 
 def section_settings(section: str) -> list[Setting]:

@@ -166,9 +166,10 @@ SETTINGS = declare(
         Setting("mi.allow_running", R, _BOOL, False, "analyze the complete epochs of a store still being written (rerun later: only new epochs are computed and appended)", flag="--allow-running", **C),
         Setting("mi.progress", R, _BOOL, True, "progress bar", flag="--progress", **C),
         # --- robustness ---
-        Setting("robustness.bins", A, _BINS, [10, 20, 30, 50], "bin counts of the sweep", many=True, min_items=1),
-        Setting("robustness.fractions", A, _UNIT, [0.25, 0.5, 1.0], "validation-sample fractions of the sweep", many=True, min_items=1),
-        Setting("robustness.rules", A, _enum("range", "quantile", "fixed"), ["range", "quantile", "fixed"], "binning rules of the sweep", many=True, min_items=1),
+        Setting("robustness.bins", A, _BINS, [10, 20, 30, 50], "bin counts of the sweep", many=True, min_items=1, flag="--bins"),
+        Setting("robustness.fractions", A, _UNIT, [0.25, 0.5, 1.0], "validation-sample fractions of the sweep", many=True, min_items=1, flag="--fractions"),
+        Setting("robustness.rules", A, _enum("range", "quantile", "fixed"), ["range", "quantile", "fixed"], "binning rules of the sweep", many=True, min_items=1, flag="--rules"),
+        Setting("robustness.seed", A, _int(0), 0, "seed of the class-stratified sample subsets", flag="--seed"),
         Setting("robustness.permutations", A, _POS, 10, "accepted for old configs; ignored (the sweep's null mean is exact)"),
         # --- interventions: python -m interventions ---
         Setting("interventions.enabled", V, _BOOL, True, "run the interventions"),
