@@ -131,13 +131,18 @@ def write(ds: xr.Dataset, out: str | Path) -> Path:
     return Path(out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
+    """The sweep's options: the ``robustness`` settings (latent_mi/settings)."""
     p = Parser(prog="python -m analyzer.sweep", tool="sweep", description=plain_text(__doc__))
     p.add_argument("store", help="activation store (RUN_DIR/activations.zarr)")
     p.add_argument("--out", required=True, help="output Zarr")
-    add_arguments(p, "robustness")  # the robustness settings (latent_mi/settings)
+    add_arguments(p, "robustness")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        args = parse(p, argv, "robustness")
+        args = parse(build_parser(), argv, "robustness")
     except SystemExit as e:  # --help (0) or a bad option (2), already reported in one line
         return int(e.code or 0)
     opts = SweepOptions(tuple(args.bins), tuple(args.fractions), tuple(args.rules), seed=args.seed)
