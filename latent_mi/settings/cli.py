@@ -37,7 +37,7 @@ class HelpFormatter(argparse.HelpFormatter):
         default = action.default
         if "%(default)" in text or action.required or default in (None, argparse.SUPPRESS):
             return text
-        if not action.option_strings:
+        if not action.option_strings or isinstance(action, argparse._StoreTrueAction):
             return text
         return f"{text} (default: {str(default).replace('%', '%%')})"
 

@@ -123,7 +123,7 @@ SETTINGS = declare(
         Setting("train.amp", ID, _enum("auto", "bf16", "fp16", "off"), "auto", "autocast bf16/fp16/off; auto = on for CUDA, off on CPU", **T),
         Setting("train.channels_last", ID, _enum("auto", True, False), "auto", "NHWC layout true/false; auto = on for CUDA, off on CPU", **T),
         Setting("train.progress", R, _BOOL, True, "progress bar (display only)", **T),
-        Setting("train.live", R, _BOOL, False, "run the live analyzer beside training (the trainer's --live)", stored=False, **T),
+        Setting("train.live", R, _BOOL, False, "run the live analyzer beside training (python -m trainer --live)", stored=False, **T),
         # --- hsic ---
         Setting("hsic.lambda", ID, _num(ge=0), 0.01, "weight of the HSIC term: loss = CE - lambda sum_l w_l HSIC", **T),
         Setting("hsic.weights", ID, _NUMBER_MAP, 1.0, "w_l: one number for every site of hsic.site_kinds, or {site: w}", **T),
