@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 from latent_mi import contract as C
-from latent_mi.settings import Parser, add_arguments, parse
+from latent_mi.settings import Parser, add_arguments, parse, resolved
 
 
 def build_parser() -> Parser:
@@ -44,6 +45,28 @@ def check_args(args) -> str | None:
     return None
 
 
+def options_of(args, options_class, layer_info_class):
+    """The analysis options of a parse: every ``mi`` setting named like an Options field goes
+    there (a list as a tuple); the whole-layer settings go to LayerInfoOptions."""
+    doc = resolved(args, "mi")
+    doc["cc_layers"] = (
+        args.cc_layers[0] if args.cc_layers in (["last"], ["all"]) else args.cc_layers
+    )
+    names = {f.name for f in dataclasses.fields(options_class)} - {"layer_info"}
+    chosen = {
+        k: tuple(v) if k != "cc_layers" and isinstance(v, list) else v for k, v in doc.items()
+    }
+    layer_info = layer_info_class(
+        rule=args.layer_binning,
+        bin_size=args.layer_bin_size,
+        force=args.force_whole_layer,
+        bin_sizes=tuple(args.bin_sizes),
+        betas=tuple(args.noise_betas),
+        noise_samples=args.noise_samples,
+    )
+    return options_class(**{k: v for k, v in chosen.items() if k in names}, layer_info=layer_info)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(build_parser(), argv, "mi")
@@ -68,27 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    cc_layers = args.cc_layers[0] if args.cc_layers in (["last"], ["all"]) else args.cc_layers
-    opts = Options(
-        bins=args.bins,
-        topk=tuple(args.topk),
-        pair_samples=args.pair_samples,
-        pca_components=args.pca_components,
-        miller_madow=args.miller_madow,
-        cc_layers=cc_layers,
-        cc_epochs=tuple(args.cc_epochs),
-        seed=args.seed,
-        permutations=args.permutations,
-        layer_info=LayerInfoOptions(
-            rule=args.layer_binning,
-            bin_size=args.layer_bin_size,
-            force=args.force_whole_layer,
-            bin_sizes=tuple(args.bin_sizes),
-            betas=tuple(args.noise_betas),
-            noise_samples=args.noise_samples,
-        ),
-        run=args.run,
-    )
+    opts = options_of(args, Options, LayerInfoOptions)
     client = None
     if args.scheduler:
         from distributed import Client
