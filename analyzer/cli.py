@@ -45,26 +45,28 @@ def check_args(args) -> str | None:
     return None
 
 
+# mi setting -> LayerInfoOptions field (the whole-layer quantities, analyzer/layer_info.py)
+LAYER_INFO = {
+    "layer_binning": "rule",
+    "layer_bin_size": "bin_size",
+    "force_whole_layer": "force",
+    "bin_sizes": "bin_sizes",
+    "noise_betas": "betas",
+    "noise_samples": "noise_samples",
+}
+
+
 def options_of(args, options_class, layer_info_class):
     """The analysis options of a parse: every ``mi`` setting named like an Options field goes
-    there (a list as a tuple); the whole-layer settings go to LayerInfoOptions."""
-    doc = resolved(args, "mi")
-    doc["cc_layers"] = (
-        args.cc_layers[0] if args.cc_layers in (["last"], ["all"]) else args.cc_layers
-    )
+    there, the whole-layer ones (:data:`LAYER_INFO`) to LayerInfoOptions; lists as tuples."""
+    doc = {k: tuple(v) if isinstance(v, list) else v for k, v in resolved(args, "mi").items()}
+    if doc["cc_layers"] in (("last",), ("all",)):
+        doc["cc_layers"] = doc["cc_layers"][0]
+    else:
+        doc["cc_layers"] = list(doc["cc_layers"])
+    layer_info = layer_info_class(**{field: doc[name] for name, field in LAYER_INFO.items()})
     names = {f.name for f in dataclasses.fields(options_class)} - {"layer_info"}
-    chosen = {
-        k: tuple(v) if k != "cc_layers" and isinstance(v, list) else v for k, v in doc.items()
-    }
-    layer_info = layer_info_class(
-        rule=args.layer_binning,
-        bin_size=args.layer_bin_size,
-        force=args.force_whole_layer,
-        bin_sizes=tuple(args.bin_sizes),
-        betas=tuple(args.noise_betas),
-        noise_samples=args.noise_samples,
-    )
-    return options_class(**{k: v for k, v in chosen.items() if k in names}, layer_info=layer_info)
+    return options_class(**{k: v for k, v in doc.items() if k in names}, layer_info=layer_info)
 
 
 def main(argv: list[str] | None = None) -> int:

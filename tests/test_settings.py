@@ -91,6 +91,27 @@ def test_parser_defaults_and_help_come_from_the_table(section):
             assert f"(default: {action.default})" in shown, shown
 
 
+def test_every_analysis_setting_reaches_the_analysis_options():
+    """A declared mi option that nothing uses fails here (declaration + use, nothing lost)."""
+    import dataclasses
+
+    from analyzer import cli
+    from analyzer.layer_info import LayerInfoOptions
+    from analyzer.prepare import Options
+
+    homes = {f.name for f in dataclasses.fields(Options)} | set(cli.LAYER_INFO)
+    for s in SETTINGS.values():
+        if s.section == "mi" and s.flag and s.kind != "runtime":
+            assert s.name in homes, f"{s.key} is declared but never reaches Options"
+    argv = ["s", "--out", "o", "--pair-samples", "7", "--noise-betas", "0.1", "--cc-layers", "a"]
+    opts = cli.options_of(settings.parse(cli.build_parser(), argv, "mi"), Options, LayerInfoOptions)
+    assert (opts.pair_samples, opts.layer_info.betas, opts.cc_layers) == (7, (0.1,), ["a"])
+    default = cli.options_of(
+        settings.parse(cli.build_parser(), ["s", "--out", "o"], "mi"), Options, LayerInfoOptions
+    )
+    assert default.key() == Options().key()  # the defaults of the analysis are the table's
+
+
 def _outside(s: Setting):
     """A value just outside the declared range of ``s`` (None: unbounded)."""
     v = s.value
