@@ -1,8 +1,7 @@
 # One analysis per (bins, run). The analyzer's code is declared as input, so editing
 # it reruns analysis (Snakemake does not track imported packages by itself).
 # (the figures package only draws: it is an input of the figures rule instead.)
-# the settings document each job gets (latent_mi/settings)
-from latent_mi.settings import command_json
+from latent_mi.settings import command_json  # noqa: E402  (the rule's settings document)
 
 ANALYZER_CODE = code_files("analyzer/*.py", "analyzer/core/*.py", "latent_mi/*.py")
 

@@ -5,8 +5,7 @@ IV = config["interventions"]
 IV_RUNS = [r for r, p in RUNS.items() if p["regularizer"] in IV["regularizers"]]
 IV_ON = IV["enabled"] and bool(IV_RUNS)
 PAIRS = [(d, r) for d, r in seed_pairs() if d in IV_RUNS] if IV_ON and IV["transplants"] else []
-# the settings document each job gets (latent_mi/settings)
-from latent_mi.settings import command_json
+from latent_mi.settings import command_json  # noqa: E402  (the rules' settings documents)
 
 IV_SETTINGS = command_json(IV, "interventions")  # without runtime keys (device: resources)
 TRANSPLANT_SETTINGS = command_json(IV, "interventions", only=("q", "random_draws", "layers", "seed"))
