@@ -32,11 +32,12 @@ def dry_run(workdir: Path, *args: str) -> str:
 def test_each_config_writes_under_its_own_results_folder(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text((ROOT / "config" / "config.yaml").read_text())
-    default = dry_run(tmp_path, "train")
-    assert "results/default/runs/vgg16-relu-none-s0/done.json" in default
+    default = dry_run(tmp_path, "analyze")
+    assert "results/default/mi/bins-20/vgg16-relu-none-s0.zarr" in default
+    assert re.search(r"results/runs/vgg16-relu-none-s0-[0-9a-f]{8}/done\.json", default)
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(MINE))
-    mine = dry_run(tmp_path, "train", "--configfile", "mine.yaml")
-    assert "results/mine/runs/vgg16-relu-none-s0/done.json" in mine
+    mine = dry_run(tmp_path, "analyze", "--configfile", "mine.yaml")
+    assert "results/mine/mi/bins-20/vgg16-relu-none-s0.zarr" in mine
     assert "results/default/" not in mine
 
 

@@ -1,22 +1,22 @@
-# One analysis per (bins, run). The analyzer's code is declared as input, so editing
-# it reruns analysis (Snakemake does not track imported packages by itself).
-# (the figures package only draws: it is an input of the figures rule instead.)
-ANALYZER_CODE = code_files("analyzer/*.py", "analyzer/core/*.py", "latent_mi/*.py")
-
-
-rule analyze:
-    input:
-        expand(C.mi_path(RESULTS, "{bins}", "{run}"), bins=BINS, run=RUNS),
+# One analysis per (bins, run), of the run's trained run. The analyzer's code (every project
+# module `python -m analyzer` imports) is an input, so editing it reruns analysis.
 
 
 rule analyze_run:
     input:
-        manifest=f"{C.run_dir(RESULTS, '{run}')}/{C.DONE}",
-        code=ANALYZER_CODE,
+        manifest=lambda wc: trained_done(wc.run),
+        code=code_files("analyzer.__main__"),
     output:
         directory(C.mi_path(RESULTS, "{bins}", "{run}")),
+    log:
+        C.log_path(RESULTS, "analyze", "bins-{bins}/{run}"),
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        slurm_partition=CPU_PARTITION,
     params:
-        store=lambda wc: f"{run_dir(wc.run)}/{C.STORE}",
+        store=lambda wc, input: C.store_path(os.path.dirname(input.manifest)),
         extra=" ".join(
             [
                 f"--pair-samples {config['mi']['pair_samples']}",
@@ -25,13 +25,11 @@ rule analyze_run:
                 "--miller-madow" if config["mi"]["miller_madow"] else "",
             ]
         ),
-    log:
-        C.log_path(RESULTS, "analyze", "bins-{bins}/{run}"),
-    threads: 2
-    resources:
-        slurm_partition=CPU_PARTITION,
-    conda:
-        CONDA_ENV
     shell:
         "python -m analyzer {params.store} --bins {wildcards.bins} --out {output} --run {wildcards.run}"
         " --threads {threads} --no-progress {params.extra} > {log} 2>&1"
+
+
+rule analyze:
+    input:
+        expand(rules.analyze_run.output, bins=BINS, run=RUNS),

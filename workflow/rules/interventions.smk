@@ -11,37 +11,30 @@ IV_ARGS = (
     + (f"--noise {' '.join(map(str, IV['noise']))}" if IV["noise"] else "--noise")
     + f" --device {IV['device']}"
 )
-# The interventions' code is an input of their rules (Snakemake does not track imported
-# packages): editing it reruns them.
-IV_CODE = code_files(
-    "interventions/*.py",
-    "trainer/sites.py",
-    "trainer/models.py",
-    "trainer/*.py",
-    "trainer/twelve_bit/*.py",
-    "latent_mi/*.py",
-)
 IV_SCORED = IV_RUNS if IV_ON else []  # runs whose interventions are computed
+# Their code (every project module `python -m interventions` imports) is an input: editing it
+# reruns them.
+IV_CODE = code_files("interventions.__main__")
 
 
 rule interventions_run:
     input:
-        manifest=f"{C.run_dir(RESULTS, '{run}')}/{C.DONE}",
-        mi=C.mi_path(RESULTS, "{bins}", "{run}"),
+        manifest=lambda wc: trained_done(wc.run),
+        mi=rules.analyze_run.output[0],
         code=IV_CODE,
     output:
         directory(C.interventions_path(RESULTS, "{bins}", "{run}")),
-    params:
-        run_dir=lambda wc: run_dir(wc.run),
-        args=IV_ARGS,
     log:
         C.log_path(RESULTS, "interventions", "bins-{bins}/{run}"),
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
         gpu=1 if IV["device"].startswith("cuda") else 0,  # auto: shares the box
-    conda:
-        CONDA_ENV
+    params:
+        run_dir=lambda wc, input: os.path.dirname(input.manifest),
+        args=IV_ARGS,
     shell:
         "python -m interventions {params.run_dir} --mi {input.mi} --out {output} {params.args}"
         " --threads {threads} > {log} 2>&1"
@@ -49,24 +42,28 @@ rule interventions_run:
 
 rule transplant_pair:
     input:
-        donor=f"{C.run_dir(RESULTS, '{donor}')}/{C.DONE}",
-        recipient=f"{C.run_dir(RESULTS, '{recipient}')}/{C.DONE}",
-        mi=C.mi_path(RESULTS, "{bins}", "{donor}"),
+        donor=lambda wc: trained_done(wc.donor),
+        recipient=lambda wc: trained_done(wc.recipient),
+        mi=lambda wc: expand(rules.analyze_run.output[0], bins=wc.bins, run=wc.donor),
         code=IV_CODE,
     output:
         directory(C.transplant_path(RESULTS, "{bins}", "{donor}", "{recipient}")),
-    params:
-        donor=lambda wc: run_dir(wc.donor),
-        recipient=lambda wc: run_dir(wc.recipient),
-        args=f"--q {' '.join(map(str, IV['q']))} --draws {IV['random_draws']} --layers {IV['layers']} --device {IV['device']}",
     log:
-        C.log_path(RESULTS, "interventions", f"bins-{{bins}}/{C.transplant_name('{donor}', '{recipient}')}"),
+        C.log_path(
+            RESULTS,
+            "interventions",
+            f"bins-{{bins}}/{C.transplant_name('{donor}', '{recipient}')}",
+        ),
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
         gpu=1 if IV["device"].startswith("cuda") else 0,  # auto: shares the box
-    conda:
-        CONDA_ENV
+    params:
+        donor=lambda wc, input: os.path.dirname(input.donor),
+        recipient=lambda wc, input: os.path.dirname(input.recipient),
+        args=f"--q {' '.join(map(str, IV['q']))} --draws {IV['random_draws']} --layers {IV['layers']} --device {IV['device']}",
     shell:
         "python -m interventions {params.recipient} --donor {params.donor} --mi {input.mi}"
         " --out {output} {params.args} --threads {threads} > {log} 2>&1"
