@@ -92,6 +92,14 @@ def trained_run_name(run: str, identity: dict) -> str:
     return f"{run}-{settings_hash(identity)}"
 
 
+def run_name(trained: str) -> str:
+    """``<run>-<8 hex digits>`` (a trained run's folder name) -> ``<run>``, the name the
+    run's MI Dataset and the figures use; any other name is returned as it is."""
+    head, sep, tail = trained.rpartition("-")
+    is_hash = sep and len(tail) == 8 and all(c in "0123456789abcdef" for c in tail)
+    return head if is_hash else trained
+
+
 def run_dir(results: str | Path, trained: str) -> str:
     """``<runs_root(results)>/<trained>``: the trainer's output for one trained run."""
     return f"{runs_root(results)}/{trained}"

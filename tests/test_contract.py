@@ -48,6 +48,9 @@ def test_paths_and_transplant_recognition():
     assert C.run_dir("/scratch/paper/", "r") == "/scratch/runs/r"
     assert C.runs_root("out") == "runs"
     assert C.done_path("results/runs/r") == "results/runs/r/done.json"
+    assert C.run_name("vgg16-relu-none-s0-0a1b2c3d") == "vgg16-relu-none-s0"
+    for name in ("vgg16-relu-none-s0", "mine-deadbeefs", "mine-DEADBEEF", "x-0a1b2c3"):
+        assert C.run_name(name) == name  # no hash suffix: unchanged
     assert C.mi_path("results", 20, "r") == "results/mi/bins-20/r.zarr"
     p = C.transplant_path("results", 20, "a-s0", "a-s1")
     assert p == "results/interventions/bins-20/transplant-a-s0--a-s1.zarr"
