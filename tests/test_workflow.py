@@ -201,7 +201,7 @@ def test_config_copy_with_other_bins_shares_the_trained_runs(workflow_dir, tmp_p
     assert counts.get("analyze_run") == 4 and counts.get("twelve_bit_analyze_run") == 1
     assert "train_run" not in counts and "twelve_bit_train_run" not in counts, counts
     assert "results/mine/mi/bins-6/resnet18-relu-none-s0.zarr" in text  # its own outputs
-    assert re.search(r"results/runs/resnet18-relu-none-s0-[0-9a-f]{8}/activations\.zarr", text)
+    assert re.search(r"results/runs/resnet18-relu-none-s0-[0-9a-f]{8}/done\.json", text)
 
 
 @pytest.mark.slow
