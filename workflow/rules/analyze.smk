@@ -1,5 +1,6 @@
 # One analysis per (bins, run), of the run's trained run. The analyzer's code (every project
 # module `python -m analyzer` imports) is an input, so editing it reruns analysis.
+from latent_mi.settings import command_json  # noqa: E402  (the rule's settings document)
 
 
 rule analyze_run:
@@ -17,17 +18,10 @@ rule analyze_run:
         slurm_partition=CPU_PARTITION,
     params:
         store=lambda wc, input: C.store_path(os.path.dirname(input.manifest)),
-        extra=" ".join(
-            [
-                f"--pair-samples {config['mi']['pair_samples']}",
-                f"--permutations {config['mi']['permutations']}",
-                "--cc-layers " + " ".join(config["mi"]["cc_layers"]),
-                "--miller-madow" if config["mi"]["miller_madow"] else "",
-            ]
-        ),
+        settings=command_json(config["mi"], "mi"),  # analysis settings; no runtime keys
     shell:
         "python -m analyzer {params.store} --bins {wildcards.bins} --out {output} --run {wildcards.run}"
-        " --threads {threads} --no-progress {params.extra} > {log} 2>&1"
+        " --threads {threads} --no-progress --settings-json {params.settings} > {log} 2>&1"
 
 
 rule analyze:

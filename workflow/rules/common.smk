@@ -1,5 +1,4 @@
 # Config validation, the run grid, trained-run names, and helpers shared by the rules.
-import copy
 import itertools
 import json
 import os
@@ -16,6 +15,7 @@ from trainer.arch_names import unknown_arch  # noqa: E402  (reads torchvision's 
 from trainer.config import ConfigError, deep_merge, resolve_config  # noqa: E402  (no torch)
 from latent_mi import contract as C  # noqa: E402  (cross-stage names and path templates)
 from latent_mi.code_inputs import code_inputs  # noqa: E402  (the import graph, stdlib only)
+from latent_mi.settings import identity_settings  # noqa: E402  (what defines a trained run)
 
 
 def _typed(value):
@@ -65,34 +65,10 @@ def code_files(entry):
     return [os.path.relpath(p) for p in code_inputs(workflow.basedir, entry)]
 
 
-# How a run runs, not what it trains: left out of a trained run's identity (its folder name),
-# so changing one retrains nothing (resume accepts a change of them too: trainer/resume.py).
-RUNTIME_KEYS = (
-    "train.live",
-    "train.progress",
-    "train.device",
-    "train.num_workers",
-    "dataset.root",
-    "dataset.download",
-    "dump.clevel",
-)
-
-
-def identity_settings(run_config):
-    """A run's resolved trainer config without RUNTIME_KEYS: the settings that define a
-    trained run (arch, activation, regularizer, seed, every training setting)."""
-    identity = copy.deepcopy(run_config)
-    for key in RUNTIME_KEYS:
-        *sections, leaf = key.split(".")
-        node = identity
-        for section in sections:
-            node = node.get(section, {})
-        node.pop(leaf, None)
-    return identity
-
-
 def trained_names(run_configs):
-    """Run name -> its trained run's folder name, <run>-<hash of its identity settings>."""
+    """Run name -> its trained run's folder name, <run>-<hash of its identity settings>: runtime
+    settings (train.progress, train.live, workers, device, data location) are left out, so
+    changing one retrains nothing (resume accepts a change of them too)."""
     return {
         run: C.trained_run_name(run, identity_settings(cfg)) for run, cfg in run_configs.items()
     }

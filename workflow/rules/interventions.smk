@@ -1,15 +1,15 @@
 # Inference-time interventions per (bins, run), ranked by that bin count's channel MI,
 # and transplants per pair of seeds (donor seed s -> recipient seed s+1).
+from latent_mi.settings import command_json  # noqa: E402  (the rules' settings documents)
+
 IV = config["interventions"]
 # runs whose regularizer is in interventions.regularizers (default: CE only, as in the paper)
 IV_RUNS = [r for r, p in RUNS.items() if p["regularizer"] in IV["regularizers"]]
 IV_ON = IV["enabled"] and bool(IV_RUNS)
 PAIRS = [(d, r) for d, r in seed_pairs() if d in IV_RUNS] if IV_ON and IV["transplants"] else []
-IV_ARGS = (
-    f"--q {' '.join(map(str, IV['q']))} --class-q {' '.join(map(str, IV['class_q']))} "
-    f"--draws {IV['random_draws']} --layers {IV['layers']} "
-    + (f"--noise {' '.join(map(str, IV['noise']))}" if IV["noise"] else "--noise")
-    + f" --device {IV['device']}"
+IV_SETTINGS = command_json(IV, "interventions")  # without runtime keys (device: resources)
+TRANSPLANT_SETTINGS = command_json(
+    IV, "interventions", only=("q", "random_draws", "layers", "seed")
 )
 IV_SCORED = IV_RUNS if IV_ON else []  # runs whose interventions are computed
 # Their code (every project module `python -m interventions` imports) is an input: editing it
@@ -32,12 +32,13 @@ rule interventions_run:
     resources:
         slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
         gpu=1 if IV["device"].startswith("cuda") else 0,  # auto: shares the box
+        device=IV["device"],  # how it runs: a resource, never a params rerun trigger
     params:
         run_dir=lambda wc, input: os.path.dirname(input.manifest),
-        args=IV_ARGS,
+        settings=IV_SETTINGS,
     shell:
-        "python -m interventions {params.run_dir} --mi {input.mi} --out {output} {params.args}"
-        " --threads {threads} > {log} 2>&1"
+        "python -m interventions {params.run_dir} --mi {input.mi} --out {output}"
+        " --settings-json {params.settings} --device {resources.device} --threads {threads} > {log} 2>&1"
 
 
 rule transplant_pair:
@@ -60,10 +61,12 @@ rule transplant_pair:
     resources:
         slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
         gpu=1 if IV["device"].startswith("cuda") else 0,  # auto: shares the box
+        device=IV["device"],  # how it runs: a resource, never a params rerun trigger
     params:
         donor=lambda wc, input: os.path.dirname(input.donor),
         recipient=lambda wc, input: os.path.dirname(input.recipient),
-        args=f"--q {' '.join(map(str, IV['q']))} --draws {IV['random_draws']} --layers {IV['layers']} --device {IV['device']}",
+        settings=TRANSPLANT_SETTINGS,
     shell:
         "python -m interventions {params.recipient} --donor {params.donor} --mi {input.mi}"
-        " --out {output} {params.args} --threads {threads} > {log} 2>&1"
+        " --out {output} --settings-json {params.settings} --device {resources.device}"
+        " --threads {threads} > {log} 2>&1"
