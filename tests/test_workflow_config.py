@@ -152,13 +152,13 @@ def test_slurm_profile_passes_a_dry_run_and_the_plugins_resource_validation(tmp_
 def test_readme_config_table_matches_config_yaml():
     """The README's `config/config.yaml` column shows what that file sets."""
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    rows = [
+    rows = [  # | key | kind | meaning | default | config/config.yaml |
         line.split(" | ")
         for line in (ROOT / "README.md").read_text().splitlines()
-        if line.startswith("| `") and line.count(" | ") == 2
+        if line.startswith("| `") and line.count(" | ") == 4
     ]
     checked = 0
-    for key, _, value in rows:
+    for key, *_, value in rows:
         key, value = key.strip("| `"), value.strip(" |")
         if not re.fullmatch(r"[a-z_.]+", key) or not value.startswith("`"):
             continue
