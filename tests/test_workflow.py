@@ -245,6 +245,30 @@ def test_editing_an_interventions_only_module_makes_exactly_the_interventions_st
 
 
 @pytest.mark.slow
+def test_move_runs_gives_old_layout_runs_the_names_the_workflow_asks_for(workflow_dir, tmp_path):
+    """results/<config>/runs/<run>/ (the layout before shared runs) -> results/runs/<run>-<hash>/:
+    the hash from the config each store records equals the workflow's."""
+    from latent_mi import contract as C
+    from latent_mi.move_runs import main as move_runs
+
+    copy = tmp_path / "project"
+    shutil.copytree(workflow_dir, copy, symlinks=True)  # copy2: modification times kept
+    shared = copy / "results" / "runs"
+    trained = sorted(p.parent.name for p in shared.glob(f"*/{C.DONE}"))
+    assert len(trained) == 5  # 4 grid runs + 1 twelve_bit run
+    old = copy / "results" / "default" / "runs"
+    old.mkdir()
+    for name in trained:  # back to the old layout
+        (shared / name).rename(old / C.run_name(name))
+    assert move_runs([str(copy / "results" / "default"), "--dry-run"]) == 0
+    assert not list(shared.glob(f"*/{C.DONE}"))  # a dry run moves nothing
+    assert move_runs([str(copy / "results" / "default")]) == 0
+    assert sorted(p.parent.name for p in shared.glob(f"*/{C.DONE}")) == trained
+    dry = snakemake(copy, "-n", "figures")
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+
+
+@pytest.mark.slow
 def test_report_has_one_caption_per_figure_and_png_only(workflow_dir, tmp_path):
     from analyzer.figures.captions import FIGURES
 
