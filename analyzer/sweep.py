@@ -24,6 +24,7 @@ from analyzer.activations import StoreError, layers_of, open_activations
 from analyzer.core import metrics
 from analyzer.core.binning import RULES, codes_for, subsample
 from analyzer.core.nulls import channel_null
+from latent_mi import contract as C
 from latent_mi.outputs import OutputError, safe_output
 from latent_mi.settings import Parser, add_arguments, parse, plain_text
 
@@ -102,7 +103,8 @@ def sweep(store_path: str | Path, opts: SweepOptions) -> xr.Dataset:
     for key in ("arch", "activation", "regularizer", "dataset"):
         ds.coords[key] = np.array(str(src.attrs.get(key, "unknown")), dtype=object)
     ds.coords["seed"] = int(src.attrs.get("seed", -1))
-    ds.coords["run"] = np.array(Path(store_path).resolve().parent.name, dtype=object)
+    run = C.run_name(Path(store_path).resolve().parent.name)  # the workflow's <run>-<hash>: <run>
+    ds.coords["run"] = np.array(run, dtype=object)
     units = {"label_mi": "nat", "label_mi_null": "nat", "gini": "1", "input_mi": "nat"}
     for name in VARS:
         ds[name].attrs["units"] = units[name]

@@ -117,12 +117,12 @@ def check_same_run(mi_path, ds: xr.Dataset, ckpt: Checkpoint, run_dir) -> None:
     """One line if the MI Dataset is not the ranking of this checkpoint's run."""
     cfg = ckpt.config
     want = {k: cfg.get(k) for k in ("arch", "activation", "regularizer", "seed")}
-    want["run"] = Path(run_dir).resolve().name
+    want["run"] = Path(run_dir).resolve().name  # the workflow's <run>-<hash> is <run> too
     for key, value in want.items():
         got = _scalar(ds, key)
         if got is None or value is None:
             continue
-        if str(got) != str(value):
+        if str(got) != str(value) and not (key == "run" and str(got) == C.run_name(value)):
             raise InputError(
                 f"MI file {mi_path} is for {key}={got} but checkpoint {ckpt.path} has "
                 f"{key}={value}: pass the MI Dataset of this run"

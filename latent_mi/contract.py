@@ -8,7 +8,10 @@ the string. DESIGN.md §3 describes the contracts in prose.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -66,9 +69,50 @@ MI_COORDS = (*RUN_KEYS, "run", "bins")  # scalar coords that identify an MI Data
 
 
 # ---------------------------------------------------------------- results/ path templates
-def run_dir(results: str | Path, run: str) -> str:
-    """``<results>/runs/<run>``: the trainer's output for one run."""
-    return f"{results}/runs/{run}"
+RUNS = "runs"  # the folder of trained runs, beside the configs' results folders
+
+
+def runs_root(results: str | Path) -> str:
+    """``<parent of results>/runs`` (``results/runs`` for ``results/<config>``): the trained
+    runs, shared by every config whose results folder sits in the same parent."""
+    parent = os.path.dirname(str(results).rstrip("/"))
+    return f"{parent}/{RUNS}" if parent else RUNS
+
+
+def settings_hash(settings: dict) -> str:
+    """8 hex digits of the SHA-256 of ``settings`` as canonical JSON (sorted keys): the
+    same settings give the same digits on every machine."""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def trained_run_name(run: str, identity: dict) -> str:
+    """``<run>-<settings_hash(identity)>``: a trained run's folder name, from the run's name
+    (arch-activation-regularizer-s<seed>) and the settings that define its training."""
+    return f"{run}-{settings_hash(identity)}"
+
+
+def run_name(trained: str) -> str:
+    """``<run>-<8 hex digits>`` (a trained run's folder name) -> ``<run>``, the name the
+    run's MI Dataset and the figures use; any other name is returned as it is."""
+    head, sep, tail = trained.rpartition("-")
+    is_hash = sep and len(tail) == 8 and all(c in "0123456789abcdef" for c in tail)
+    return head if is_hash else trained
+
+
+def run_dir(results: str | Path, trained: str) -> str:
+    """``<runs_root(results)>/<trained>``: the trainer's output for one trained run."""
+    return f"{runs_root(results)}/{trained}"
+
+
+def done_path(run_dir: str | Path) -> str:
+    """``<run_dir>/done.json``: the trainer writes it last (the workflow's target of a run)."""
+    return f"{run_dir}/{DONE}"
+
+
+def store_path(run_dir: str | Path) -> str:
+    """``<run_dir>/activations.zarr``: a run's activation store."""
+    return f"{run_dir}/{STORE}"
 
 
 def mi_path(results: str | Path, bins: int | str, run: str) -> str:

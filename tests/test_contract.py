@@ -44,13 +44,33 @@ def test_final_third(n, expect):
 
 
 def test_paths_and_transplant_recognition():
-    assert C.run_dir("results", "r") == "results/runs/r"
+    assert C.run_dir("results/default", "r-0123abcd") == "results/runs/r-0123abcd"
+    assert C.run_dir("/scratch/paper/", "r") == "/scratch/runs/r"
+    assert C.runs_root("out") == "runs"
+    assert C.done_path("results/runs/r") == "results/runs/r/done.json"
+    assert C.run_name("vgg16-relu-none-s0-0a1b2c3d") == "vgg16-relu-none-s0"
+    for name in ("vgg16-relu-none-s0", "mine-deadbeefs", "mine-DEADBEEF", "x-0a1b2c3"):
+        assert C.run_name(name) == name  # no hash suffix: unchanged
     assert C.mi_path("results", 20, "r") == "results/mi/bins-20/r.zarr"
     p = C.transplant_path("results", 20, "a-s0", "a-s1")
     assert p == "results/interventions/bins-20/transplant-a-s0--a-s1.zarr"
     assert C.is_transplant(p)
     assert not C.is_transplant(C.interventions_path("results", 20, "a-s0"))
     assert str(C.checkpoint_path("x", "best")) == "x/checkpoints/best.pt"
+
+
+def test_settings_hash_is_canonical_and_tells_settings_apart():
+    import hashlib
+    import json
+
+    a = {"train": {"lr": 0.05, "epochs": 12}, "arch": "vgg16"}
+    b = {"arch": "vgg16", "train": {"epochs": 12, "lr": 0.05}}  # same settings, other order
+    assert C.settings_hash(a) == C.settings_hash(b)
+    assert C.settings_hash(a) != C.settings_hash({**a, "train": {"lr": 0.05, "epochs": 13}})
+    text = '{"arch":"vgg16","train":{"epochs":12,"lr":0.05}}'  # by hand: sorted, no spaces
+    assert json.loads(text) == a
+    assert C.settings_hash(a) == hashlib.sha256(text.encode()).hexdigest()[:8]
+    assert C.trained_run_name("vgg16-relu-none-s0", a) == f"vgg16-relu-none-s0-{C.settings_hash(a)}"
 
 
 def test_contract_imports_no_torch_or_numba():

@@ -32,11 +32,12 @@ def dry_run(workdir: Path, *args: str) -> str:
 def test_each_config_writes_under_its_own_results_folder(tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text((ROOT / "config" / "config.yaml").read_text())
-    default = dry_run(tmp_path, "train")
-    assert "results/default/runs/vgg16-relu-none-s0/done.json" in default
+    default = dry_run(tmp_path, "analyze")
+    assert "results/default/mi/bins-20/vgg16-relu-none-s0.zarr" in default
+    assert re.search(r"results/runs/vgg16-relu-none-s0-[0-9a-f]{8}/done\.json", default)
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(MINE))
-    mine = dry_run(tmp_path, "train", "--configfile", "mine.yaml")
-    assert "results/mine/runs/vgg16-relu-none-s0/done.json" in mine
+    mine = dry_run(tmp_path, "analyze", "--configfile", "mine.yaml")
+    assert "results/mine/mi/bins-20/vgg16-relu-none-s0.zarr" in mine
     assert "results/default/" not in mine
 
 
@@ -151,13 +152,13 @@ def test_slurm_profile_passes_a_dry_run_and_the_plugins_resource_validation(tmp_
 def test_readme_config_table_matches_config_yaml():
     """The README's `config/config.yaml` column shows what that file sets."""
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    rows = [
+    rows = [  # | key | kind | meaning | default | config/config.yaml |
         line.split(" | ")
         for line in (ROOT / "README.md").read_text().splitlines()
-        if line.startswith("| `") and line.count(" | ") == 2
+        if line.startswith("| `") and line.count(" | ") == 4
     ]
     checked = 0
-    for key, _, value in rows:
+    for key, *_, value in rows:
         key, value = key.strip("| `"), value.strip(" |")
         if not re.fullmatch(r"[a-z_.]+", key) or not value.startswith("`"):
             continue

@@ -82,7 +82,7 @@ C = {"workflow": False}  # a command-line option only
 SETTINGS = declare(
     [
         # --- top level ---
-        Setting("results", R, _STR, COMPUTED, "output folder (default: results/<config file stem>; results/default for config/config.yaml), so two configs never share runs"),
+        Setting("results", R, _STR, COMPUTED, "output folder (default: results/<config file stem>; results/default for config/config.yaml); trained runs go to runs/ beside it, shared by configs"),
         Setting("arch", ID, arch_schema(), "resnet18", "vgg16, resnet18, resnet50, twelve_bit_mlp or torchvision:<name> (any torchvision classifier)", **TO),
         Setting("activation", ID, _enum(*ACTIVATIONS), "relu", "every activation of the net (swapped)", **TO),
         Setting("regularizer", ID, _enum(*REGULARIZERS), "none", "none, or hsic: loss = CE - lambda sum_l w_l HSIC", **TO),
@@ -192,7 +192,7 @@ SETTINGS = declare(
         Setting("slurm.cpu_partition", R, _STR, "", "partition of analysis and figure jobs ('' = the cluster's default)"),
         Setting("slurm.gpu_partition", R, _STR, "", "partition of training and intervention jobs ('' = the cluster's default)"),
         # --- twelve_bit ---
-        Setting("twelve_bit.enabled", F, _BOOL, True, "draw the twelve_bit figures in `figures`"),
+        Setting("twelve_bit.enabled", F, _BOOL, False, "train the twelve_bit runs and draw their figures in `figures` (the target twelve_bit always does)"),
         Setting("twelve_bit.activation", ID, _enum("tanh", "relu"), ["tanh"], "hidden activations, one run set each", many=True, min_items=1),
         Setting("twelve_bit.train_beta", ID, _num(ge=0), [0.0], "noise sd of the trained networks (0 = deterministic), one run set each", many=True, min_items=1),
         Setting("twelve_bit.seed", ID, _int(0), [0, 1, 2], "repeats", many=True, min_items=1),

@@ -1,7 +1,8 @@
-# Config validation, the run grid, and helpers shared by the rules.
+# Config validation, the run grid, trained-run names, and helpers shared by the rules.
 import itertools
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -10,8 +11,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the project's packages, also without `pip install -e .`
-from trainer.config import ConfigError, deep_merge, resolve_config  # noqa: E402  (imports no torch)
+from trainer.arch_names import unknown_arch  # noqa: E402  (reads torchvision's source, no torch)
+from trainer.config import ConfigError, deep_merge, resolve_config  # noqa: E402  (no torch)
 from latent_mi import contract as C  # noqa: E402  (cross-stage names and path templates)
+from latent_mi.code_inputs import code_inputs  # noqa: E402  (the import graph, stdlib only)
+from latent_mi.settings import identity_settings  # noqa: E402  (what defines a trained run)
+
 
 def _typed(value):
     """Snakemake's --config parses nested values with YAML's BaseLoader (all strings):
@@ -51,12 +56,42 @@ def _config_name():
     return "default" if stem == "config" else stem
 
 
-def code_files(*patterns):
-    """Project files (glob patterns under the workflow's base dir) declared as inputs by paths
-    relative to the working directory: a project copied or moved with its code keeps the
-    same input paths, so Snakemake's metadata still matches and nothing reruns."""
-    base = Path(workflow.basedir)
-    return [os.path.relpath(p) for p in sorted({p for pat in patterns for p in base.glob(pat)})]
+def code_files(entry):
+    """The project files the command `entry` runs (a module run by `python -m`, or a script
+    path): its file and every project module it imports, transitively, from the import graph
+    (latent_mi/code_inputs.py). Declared as a rule's inputs, so editing one reruns the rule
+    (Snakemake does not follow imports). Paths are relative to the working directory: a
+    project copied or moved with its code keeps the same input paths, so nothing reruns."""
+    return [os.path.relpath(p) for p in code_inputs(workflow.basedir, entry)]
+
+
+def trained_names(run_configs):
+    """Run name -> its trained run's folder name, <run>-<hash of its identity settings>: runtime
+    settings (train.progress, train.live, workers, device, data location) are left out, so
+    changing one retrains nothing (resume accepts a change of them too)."""
+    return {
+        run: C.trained_run_name(run, identity_settings(cfg)) for run, cfg in run_configs.items()
+    }
+
+
+class Unrecorded:
+    """A params value Snakemake does not record (it records builtin-typed values only), so
+    changing it reruns nothing: how a run runs (display, live analysis, workers), whose
+    change must not retrain. It reads as its text in a shell command."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):  # constant, should a Snakemake version ever record a repr
+        return "Unrecorded"
+
+
+def pattern(names):
+    """A wildcard constraint matching exactly `names` ('NONE' when there are none)."""
+    return "|".join(map(re.escape, names)) or "NONE"
 
 
 CONFIG_NAME = _config_name()
@@ -66,8 +101,12 @@ try:
     validate(config, "../schemas/config.schema.yaml")
 except WorkflowError as e:
     first = str(e).strip().splitlines()
-    detail = next((line for line in first if line.strip() and "Error validating" not in line), first[0])
-    raise WorkflowError(f"invalid config: {_schema_error('config.schema.yaml') or detail.strip()}") from None
+    detail = next(
+        (line for line in first if line.strip() and "Error validating" not in line), first[0]
+    )
+    raise WorkflowError(
+        f"invalid config: {_schema_error('config.schema.yaml') or detail.strip()}"
+    ) from None
 
 RESULTS = config["results"]
 CONDA_ENV = "../envs/latent-mi.yaml"  # relative to workflow/rules/ (snakemake --sdm conda)
@@ -92,19 +131,35 @@ def _grid_runs():
 RUNS = _grid_runs()
 if not RUNS:
     raise WorkflowError("invalid config: grid selects no run (check grid and grid.exclude)")
+for _arch in dict.fromkeys(config["grid"]["arch"]):
+    if _why := unknown_arch(_arch):
+        raise WorkflowError(f"invalid config: grid.arch: {_why}")
 
-RUN_CONFIGS = {}
+RUN_CONFIGS = {}  # run name -> the resolved trainer config it trains with
 for _name, _point in RUNS.items():
     try:
         _overrides = config.get("arch_overrides", {}).get(_point["arch"], {})
         RUN_CONFIGS[_name] = resolve_config(data=deep_merge(deep_merge(config, _overrides), _point))
-        RUN_CONFIGS[_name]["train"].pop("live", None)  # train.live: how it runs (--live), not identity
+        RUN_CONFIGS[_name]["train"].pop("live", None)  # train.live: the --live flag instead
     except ConfigError as e:
         raise WorkflowError(f"invalid config for run {_name}: {e}") from None
 
+# Trained runs live in RUNS_ROOT (results/runs for results/<config>), shared by every config:
+# one that differs from another only in analysis, intervention, figure or runtime settings
+# finds the same trained runs and retrains nothing.
+RUNS_ROOT = C.runs_root(RESULTS)
+if os.path.normpath(RUNS_ROOT) == os.path.normpath(RESULTS):
+    raise WorkflowError(
+        f"invalid config: results folder {RESULTS} is the folder of trained runs:"
+        " rename the config file or set `results`"
+    )
+TRAINED = trained_names(RUN_CONFIGS)  # run name -> trained run folder name
+TRAINED_CONFIGS = {TRAINED[run]: cfg for run, cfg in RUN_CONFIGS.items()}
 
-def run_dir(run):
-    return C.run_dir(RESULTS, run)
+
+def trained_done(run):
+    """The done.json of grid run `run`'s trained run (an output of rule train_run)."""
+    return expand(rules.train_run.output.manifest, trained=TRAINED[run])[0]
 
 
 def seed_pairs():
@@ -119,16 +174,19 @@ def seed_pairs():
 
 
 wildcard_constraints:
-    run="|".join(RUNS),
-    donor="|".join(RUNS),
-    recipient="|".join(RUNS),
+    run=pattern(RUNS),
+    donor=pattern(RUNS),
+    recipient=pattern(RUNS),
+    trained=pattern(TRAINED.values()),
     bins=r"\d+",
 
 
 def twelve_bit_runs(twelve_bit):
     """Run name -> resolved trainer config of every point of the `twelve_bit` grid (seeds 003/002)."""
     runs = {}
-    for act, beta, seed in itertools.product(twelve_bit["activation"], twelve_bit["train_beta"], twelve_bit["seed"]):
+    for act, beta, seed in itertools.product(
+        twelve_bit["activation"], twelve_bit["train_beta"], twelve_bit["seed"]
+    ):
         point = {
             "arch": "twelve_bit_mlp",
             "activation": act,
@@ -144,5 +202,7 @@ def twelve_bit_runs(twelve_bit):
 
 def intervention_files(bins, runs, pairs):
     """The interventions outputs of `runs` and the transplant outputs of `pairs` at `bins`."""
-    files = [C.interventions_path(RESULTS, bins, run) for run in runs]
-    return files + [C.transplant_path(RESULTS, bins, d, r) for d, r in pairs]
+    files = expand(rules.interventions_run.output, bins=bins, run=runs)
+    return files + [
+        expand(rules.transplant_pair.output, bins=bins, donor=d, recipient=r)[0] for d, r in pairs
+    ]

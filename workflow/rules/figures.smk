@@ -5,28 +5,22 @@ from analyzer.figures.captions import FIGURES, caption, names  # noqa: E402  (no
 FORMATS = list(dict.fromkeys(["png", *config["figures"]["formats"]]))  # PNG always (report)
 FIGURE_NAMES = [
     n
-    for n in names(hsic=any(p["regularizer"] == "hsic" for p in RUNS.values()), transplants=bool(PAIRS))
+    for n in names(
+        hsic=any(p["regularizer"] == "hsic" for p in RUNS.values()), transplants=bool(PAIRS)
+    )
     if IV_ON or FIGURES[n].source == "mi"
 ]
-FIGURES_CODE = code_files("analyzer/figures/*.py", "latent_mi/*.py", "workflow/scripts/figures.py")
-FIGURE_FILES = [
-    f"{C.figures_dir(RESULTS, b)}/{name}.{fmt}" for b in BINS for name in FIGURE_NAMES for fmt in FORMATS
-]
-
-
-rule figures:
-    default_target: True
-    input:
-        FIGURE_FILES,
-        FINDINGS_FILES,
-        TWELVE_BIT_FIGURE_FILES if TWELVE_BIT_ON else [],
 
 
 rule figure:
     input:
-        mi=expand(C.mi_path(RESULTS, "{{bins}}", "{run}"), run=RUNS),
-        interventions=lambda wc: intervention_files(wc.bins, IV_SCORED, PAIRS) if FIGURES[wc.name].source == "interventions" else [],
-        code=FIGURES_CODE,
+        mi=expand(rules.analyze_run.output[0], bins="{bins}", run=RUNS, allow_missing=True),
+        interventions=lambda wc: (
+            intervention_files(wc.bins, IV_SCORED, PAIRS)
+            if FIGURES[wc.name].source == "interventions"
+            else []
+        ),
+        code=code_files("workflow/scripts/figures.py"),
     output:
         report(
             f"{C.figures_dir(RESULTS, '{bins}')}/{{name}}.png",
@@ -35,20 +29,28 @@ rule figure:
             subcategory="{name}",
         ),
         [f"{C.figures_dir(RESULTS, '{bins}')}/{{name}}.{fmt}" for fmt in FORMATS if fmt != "png"],
+    log:
+        C.log_path(RESULTS, "figures", "bins-{bins}/{name}"),
+    conda:
+        CONDA_ENV
+    resources:
+        slurm_partition=CPU_PARTITION,
     params:
         names=lambda wc: [wc.name],
         formats=FORMATS,
         outdir=lambda wc: C.figures_dir(RESULTS, wc.bins),
         caption=lambda wc: caption(wc.name, wc.bins, len(RUNS)),
-    log:
-        f"{RESULTS}/logs/figures/bins-{{bins}}/{{name}}.log",
-    resources:
-        slurm_partition=CPU_PARTITION,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/figures.py"
 
 
+rule figures:
+    default_target: True
+    input:
+        expand(rules.figure.output, bins=BINS, name=FIGURE_NAMES),
+        expand(rules.findings_bins.output, bins=BINS),
+        rules.twelve_bit.input if TWELVE_BIT_ON else [],
+
+
 wildcard_constraints:
-    name="|".join(FIGURE_NAMES),
+    name=pattern(FIGURE_NAMES),

@@ -1,27 +1,33 @@
-# One training job per run. Its declared output is only the completion manifest
-# done.json: Snakemake deletes declared outputs before a job runs, and the resumable
-# state (store, checkpoints, progress.json) must survive a killed job.
-
-
-rule train:
-    input:
-        expand(f"{C.run_dir(RESULTS, '{run}')}/{C.DONE}", run=RUNS),
+# One training job per trained run, in the shared RUNS_ROOT (results/runs/<run>-<hash>/, named
+# by its identity settings: common.smk). Its declared output is only the completion manifest
+# done.json: Snakemake deletes declared outputs before a job runs, and the resumable state
+# (store, checkpoints, progress.json) must survive a killed job. The trainer's code is not an
+# input: editing it never retrains a finished run (README, "What reruns when").
 
 
 rule train_run:
     output:
-        manifest=f"{C.run_dir(RESULTS, '{run}')}/{C.DONE}",
-    params:
-        cfg=lambda wc: shlex.quote(json.dumps(RUN_CONFIGS[wc.run], sort_keys=True)),
-        out=lambda wc: run_dir(wc.run),
-        live="--live" if config.get("train", {}).get("live") else "",
+        manifest=C.done_path(C.run_dir(RESULTS, "{trained}")),
     log:
-        f"{RESULTS}/logs/train/{{run}}.log",
+        C.log_path(RUNS_ROOT, "train", "{trained}"),
+    conda:
+        CONDA_ENV
+    threads: 8  # capped at --cores by Snakemake
     resources:
         gpu=1,  # the one GPU key (never also `gres`): one trainer per GPU
         slurm_partition=GPU_PARTITION,
-    threads: 8  # capped at --cores by Snakemake
-    conda:
-        CONDA_ENV
+    params:
+        # the whole run config, runtime keys included; only its identity is recorded (the
+        # folder name), so a change of train.progress, train.live or workers retrains nothing
+        cfg=lambda wc: Unrecorded(
+            shlex.quote(json.dumps(TRAINED_CONFIGS[wc.trained], sort_keys=True))
+        ),
+        out=lambda wc, output: os.path.dirname(output.manifest),
+        live=Unrecorded("--live" if config.get("train", {}).get("live") else ""),
     shell:
         "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --cores {threads} {params.live} --out {params.out} > {log} 2>&1"
+
+
+rule train:
+    input:
+        [trained_done(run) for run in RUNS],
