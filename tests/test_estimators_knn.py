@@ -72,3 +72,52 @@ def test_gaussian_classes_near_truth_and_independent_near_zero():
 def test_bad_k():
     with pytest.raises(ValueError, match="k must be"):
         knn_label_mi(np.zeros((4, 1)), np.array([0, 0, 1, 1]), k=0)
+
+
+def _brute_force_ross(v, y, k):
+    """The definition, O(N^2): I = psi(N) + <psi(k_i)> - <psi(N_y)> - <psi(m_i)>."""
+    from scipy.special import digamma
+
+    labels, counts = np.unique(y, return_counts=True)
+    keep = np.isin(y, labels[counts > 1])  # singleton classes are left out
+    v, y = v[keep], y[keep]
+    total = 0.0
+    for label in np.unique(y):
+        idx = np.where(y == label)[0]
+        kk = min(k, idx.size - 1)
+        for i in idx:
+            d = np.sort(np.abs(v[idx] - v[i]))[kk]  # [0] is the sample itself
+            m = (np.abs(v - v[i]) <= np.nextafter(d, 0)).sum()
+            total += digamma(kk) - digamma(idx.size) - digamma(m)
+    return digamma(v.size) + total / v.size
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sort_and_count_paths(dtype):
+    """Heavy ties, tiny classes, skewed (bucket overflow -> radix) and negative values:
+    every sort and count path of the kernel against the O(N^2) definition (exact) and
+    _compute_mi_cd. scikit-learn's KD-tree compares squared distances, so in float64 a
+    neighbour at exactly the k-th distance can be counted after rounding (one m_i off:
+    a difference <= 1/N nats); float32 data have exact float64 differences and agree."""
+    rng = np.random.default_rng(7)
+    n = 300
+    y = rng.integers(0, 12, n)
+    y[:3] = 20  # a class of 3
+    y[3] = 30  # a singleton
+    cols = [
+        np.round(rng.normal(size=n), 1),  # many tie groups
+        np.maximum(rng.normal(size=n) + 0.4 * y, 0),  # ReLU zeros
+        np.exp(3 * rng.normal(size=n)),  # heavy tail: overfull buckets
+        -np.abs(rng.standard_cauchy(n)),  # negative, wide range
+        np.where(rng.random(n) < 0.5, 1.0, rng.normal(size=n)),  # ties at the max
+        rng.normal(size=n) * 1e-30 + 1.0,  # nearly constant
+    ]
+    x = np.stack(cols, axis=1).astype(dtype)
+    xd = x.astype(np.float64)
+    for k in (1, 3, 5):
+        ours = knn_label_mi(x, y, k=k)
+        brute = np.array([_brute_force_ross(xd[:, j], y, k) for j in range(x.shape[1])])
+        np.testing.assert_allclose(ours, brute, atol=1e-9)
+        ref = np.array([sk_mi._compute_mi_cd(xd[:, j], y, k) for j in range(x.shape[1])])
+        tol = 1e-9 if dtype == np.float32 else 1.0 / n + 1e-9
+        np.testing.assert_allclose(np.maximum(ours, 0), ref, atol=tol)
