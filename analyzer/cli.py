@@ -69,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the channel-pair samples")
     p.add_argument(
+        "--estimators",
+        nargs="+",
+        default=["histogram"],
+        help="MI estimators: histogram (always), knn, gaussian, probe (analyzer/estimators.py)",
+    )
+    p.add_argument("--knn-k", type=int, default=3, help="neighbours of the kNN estimator")
+    p.add_argument(
+        "--estimator-dims",
+        type=int,
+        default=8,
+        help="principal components of the *_knn_pca and *_gaussian_pca estimates",
+    )
+    p.add_argument(
         "--permutations",
         type=int,
         default=20,
@@ -130,6 +143,13 @@ def check_args(args) -> str | None:
         return f"--noise-betas, --bin-sizes and --layer-bin-size must be > 0, got {(bad or [args.layer_bin_size])[0]:g}"
     if args.noise_samples < 1:
         return f"--noise-samples must be at least 1, got {args.noise_samples}"
+    from analyzer.estimators import check
+
+    bad = check(args.estimators)
+    if bad:
+        return f"--estimators: {bad}"
+    if args.knn_k < 1 or args.estimator_dims < 1:
+        return f"--knn-k and --estimator-dims must be at least 1, got {min(args.knn_k, args.estimator_dims)}"
     return None
 
 
@@ -173,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             noise_samples=args.noise_samples,
         ),
         run=args.run,
+        estimators=tuple(dict.fromkeys(["histogram", *args.estimators])),
+        knn_k=args.knn_k,
+        estimator_dims=args.estimator_dims,
     )
     client = None
     if args.scheduler:

@@ -25,6 +25,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from analyzer import estimators as mi_estimators
 from analyzer import layer_info, memory
 from analyzer import variables as registry
 from analyzer.activations import Layer
@@ -57,6 +58,9 @@ class Plan:
     binning: Binning = field(default_factory=Binning)
     layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
     layer_binning: object = None  # whole_layer.LayerBinning of the whole-layer estimators
+    estimators: tuple[str, ...] = ("histogram",)  # analyzer/estimators.py
+    knn_k: int = 3
+    estimator_dims: int = 8
 
 
 def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[int, ...]]]:
@@ -178,6 +182,7 @@ def layer_step(plan: Plan, index: int, lv: LayerView) -> dict:
     out.update(
         layer_info.outputs(lv.values, plan.labels, plan.layer_info, plan.layer_binning, plan.seed)
     )
+    out.update(mi_estimators.layer_outputs(lv.values, plan.labels, lv.mean, lv.sd, plan))
     out.update(
         nulls.null_outputs(
             lv.codes, plan.labels, plan.perms, plan.bins, plan.n_classes, lv.finite, lv.label_counts

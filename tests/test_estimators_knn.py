@@ -121,3 +121,19 @@ def test_sort_and_count_paths(dtype):
         ref = np.array([sk_mi._compute_mi_cd(xd[:, j], y, k) for j in range(x.shape[1])])
         tol = 1e-9 if dtype == np.float32 else 1.0 / n + 1e-9
         np.testing.assert_allclose(np.maximum(ours, 0), ref, atol=tol)
+
+
+def test_layer_knn_in_one_dimension_equals_channel_knn_and_finds_2d_signal():
+    from analyzer.core.knn import knn_layer_mi
+
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 4, 500)
+    x = rng.normal(size=500) + 0.6 * y
+    assert np.isclose(knn_layer_mi(x[:, None], y, 3), knn_label_mi(x[:, None], y, 3)[0])
+    # the label lives in the angle of a 2-D point: no single coordinate carries all of it
+    angle = y * np.pi / 2 + 0.2 * rng.normal(size=500)
+    t = np.stack([np.cos(angle), np.sin(angle)], axis=1) + 0.05 * rng.normal(size=(500, 2))
+    both = knn_layer_mi(t, y, 3)
+    assert both > knn_label_mi(t, y, 3).max() + 0.3
+    assert both <= np.log(4) + 0.05
+    assert abs(knn_layer_mi(rng.normal(size=(500, 3)), y, 3)) < 0.05

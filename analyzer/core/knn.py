@@ -321,3 +321,35 @@ def knn_label_mi(values: np.ndarray, labels: np.ndarray, k: int = 3) -> np.ndarr
     return _knn_mi_columns(
         np.ascontiguousarray(values), codes.astype(np.int64), start, int(k), psi, finite
     )
+
+
+def knn_layer_mi(projection: np.ndarray, labels: np.ndarray, k: int = 3) -> float:
+    """Ross kNN MI (nats) of a (sample, d) projection with labels, max-norm distances.
+
+    The same estimator in d dimensions (KD-trees: scipy's cKDTree, Chebyshev metric as in
+    Kraskov et al.): in 1-D it equals :func:`knn_label_mi`. NaN for NaN/Inf values.
+    """
+    from scipy.spatial import cKDTree
+
+    if k < 1:
+        raise ValueError(f"knn k must be >= 1, got {k}")
+    t = np.asarray(projection, dtype=np.float64)
+    if not np.isfinite(t).all():
+        return float("nan")
+    _, codes = np.unique(np.asarray(labels), return_inverse=True)
+    counts = np.bincount(codes)
+    keep = counts[codes] > 1
+    t, codes = t[keep], codes[keep]
+    if codes.size < 2:
+        return float("nan")
+    radius = np.empty(codes.size)
+    k_all = np.empty(codes.size)
+    for c in np.unique(codes):
+        idx = np.flatnonzero(codes == c)
+        kk = min(k, idx.size - 1)
+        d = cKDTree(t[idx]).query(t[idx], k=kk + 1, p=np.inf)[0]  # [:, 0] is the sample
+        radius[idx] = np.nextafter(d[:, -1], 0)
+        k_all[idx] = kk
+    m = cKDTree(t).query_ball_point(t, radius, p=np.inf, return_length=True)
+    n_y = np.bincount(codes)[codes]
+    return float(digamma(codes.size) + np.mean(digamma(k_all) - digamma(n_y) - digamma(m)))
