@@ -95,3 +95,28 @@ def test_robustness_summary_with_mi_says_per_estimator(tmp_path):
         "inconclusive"
     )
     assert "## Findings per estimator" in (tmp_path / "summary.md").read_text()
+
+
+def test_fig1_is_drawn_per_estimator(tmp_path):
+    from analyzer.figures import load_runs
+    from analyzer.figures.estimators import fig1_depth_by_estimator
+    from tests.test_figures import EPOCHS, VGG
+    from tests.test_figures import mi_dataset as figure_dataset
+
+    paths, probes = [], []
+    for seed in (0, 1, 2):
+        ds = figure_dataset("vgg16", VGG, seed=seed)
+        rng = np.random.default_rng(seed)
+        for var in ("label_mi_knn", "label_mi_gaussian", "label_mi_probe"):
+            ds[var] = (("epoch", "layer"), rng.random((EPOCHS, len(VGG))))
+        probes.append(ds.label_mi_probe.values[2])  # best epoch: val_acc peaks at epoch 2
+        paths.append(str(tmp_path / f"r{seed}.zarr"))
+        ds.to_zarr(paths[-1])
+    drawn = fig1_depth_by_estimator(load_runs(paths), out=tmp_path / "fig1e", formats=("png",))
+    axes = drawn.figure.axes
+    assert len(axes) == 4  # histogram, kNN, Gaussian, probe x one group
+    names = [a.get_ylabel().split(", ")[1].split(" ")[0] for a in axes]
+    assert names == ["histogram", "kNN", "Gaussian", "probe"]
+    # the probe row's trained line: the seed mean of label_mi_probe at the best epoch
+    np.testing.assert_allclose(axes[3].get_lines()[0].get_ydata(), np.mean(probes, axis=0))
+    assert (tmp_path / "fig1e.png").exists()
