@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--estimator-dims",
         type=int,
-        default=8,
+        default=4,
         help="principal components of the *_knn_pca and *_gaussian_pca estimates",
     )
     p.add_argument(

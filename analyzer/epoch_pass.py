@@ -60,7 +60,7 @@ class Plan:
     layer_binning: object = None  # whole_layer.LayerBinning of the whole-layer estimators
     estimators: tuple[str, ...] = ("histogram",)  # analyzer/estimators.py
     knn_k: int = 3
-    estimator_dims: int = 8
+    estimator_dims: int = 4
 
 
 def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[int, ...]]]:

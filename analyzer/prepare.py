@@ -47,7 +47,7 @@ class Options:
     epoch_block: int | None = None  # epochs computed per write (None: 4 per worker)
     estimators: tuple[str, ...] = mi_estimators.DEFAULT  # MI estimators (analyzer/estimators.py)
     knn_k: int = 3  # neighbours of the kNN estimator
-    estimator_dims: int = 8  # principal components of the *_knn_pca / *_gaussian_pca estimates
+    estimator_dims: int = 4  # principal components of the *_knn_pca / *_gaussian_pca estimates
 
     def key(self) -> str:
         """JSON of every option that changes results (decides whether old epochs are reusable)."""
