@@ -17,11 +17,16 @@ split of the sorted samples by class, O(k) steps per sample to its k-th neighbou
 its class, and for m_i a branch-free binary search between the nearest same-class values
 outside the k-th distance (the k-th neighbour's own side is O(1)).
 
-Differences from ``mutual_info_classif``: no noise is added (scikit-learn adds
-1e-10 * max(1, mean|x|) Gaussian noise to break ties) and the value is not clipped at 0
-(a raw estimate averages without bias near 0). Ties (e.g. a ReLU channel's zeros) count as
-in ``_compute_mi_cd`` on the same data: a sample whose k-th distance is 0 counts only its
-tie group.
+Ties (a ReLU channel's zeros: a point mass) follow the rule of Gao et al. (2017) for
+discrete-continuous mixtures: a sample whose k-th same-class neighbour is at distance 0
+uses k_i = its same-class tie group and m_i = its tie group over all classes (both with
+itself, as the open ball of the continuous case counts itself: this choice has no
+O(1/count) bias). On a point mass this is the plug-in MI with digammas for logs, ~0 when
+the label is independent; scikit-learn's ``_compute_mi_cd`` keeps k_i = k
+there and is biased by up to -log(tie group / k) (about -2 nats for a ReLU channel at
+N = 3925). Without ties the two are equal. Differences from ``mutual_info_classif``: no
+noise is added (scikit-learn adds 1e-10 * max(1, mean|x|) Gaussian noise to break ties)
+and the value is not clipped at 0 (a raw estimate averages without bias near 0).
 """
 
 from __future__ import annotations
@@ -260,15 +265,21 @@ def _sorted_channel_mi(v, lab, start, k, psi, cv, members, run_lo, run_hi):
     for c in range(start.size - 1):
         s0, s1 = start[c], start[c + 1]
         kk = min(k, s1 - s0 - 1)
-        for p in range(s0, s1):
-            d, w = _kth_window(cv, p, s0, s1, kk)
-            g = members[p]
-            if d == 0.0:
-                m = run_hi[g] - run_lo[g] + 1
-            else:
-                m = _count_within(v, g, d, w, kk, s0, s1, cv, members, run_lo, run_hi)
-            total -= psi[m]
-        total += (s1 - s0) * (psi[kk] - psi[s1 - s0])
+        total -= (s1 - s0) * psi[s1 - s0]
+        p = s0
+        while p < s1:  # runs of equal values within the class
+            q = p + 1
+            while q < s1 and cv[q] == cv[p]:
+                q += 1
+            if q - p - 1 >= kk:  # k-th neighbour at distance 0: the tie rule, O(1) per run
+                total += (q - p) * (psi[q - p] - psi[run_hi[members[p]] - run_lo[members[p]] + 1])
+                p = q
+                continue
+            for i in range(p, q):  # fewer than k ties: the k-th distance is > 0
+                d, w = _kth_window(cv, i, s0, s1, kk)
+                m = _count_within(v, members[i], d, w, kk, s0, s1, cv, members, run_lo, run_hi)
+                total += psi[kk] - psi[m]
+            p = q
     return psi[n] + total / n
 
 
@@ -324,7 +335,8 @@ def knn_layer_mi(projection: np.ndarray, labels: np.ndarray, k: int = 3) -> floa
     """Ross kNN MI (nats) of a (sample, d) projection with labels, max-norm distances.
 
     The same estimator in d dimensions (KD-trees: scipy's cKDTree, Chebyshev metric as in
-    Kraskov et al.): in 1-D it equals :func:`knn_label_mi`. NaN for NaN/Inf values.
+    Kraskov et al.; the same tie rule): in 1-D it equals :func:`knn_label_mi`. NaN for
+    NaN/Inf values.
     """
     from scipy.spatial import cKDTree
 
@@ -344,9 +356,15 @@ def knn_layer_mi(projection: np.ndarray, labels: np.ndarray, k: int = 3) -> floa
     for c in np.unique(codes):
         idx = np.flatnonzero(codes == c)
         kk = min(k, idx.size - 1)
-        d = cKDTree(t[idx]).query(t[idx], k=kk + 1, p=np.inf)[0]  # [:, 0] is the sample
-        radius[idx] = np.nextafter(d[:, -1], 0)
+        tree = cKDTree(t[idx])
+        d = tree.query(t[idx], k=kk + 1, p=np.inf)[0][:, -1]  # [:, 0] is the sample itself
+        radius[idx] = np.nextafter(d, 0)
         k_all[idx] = kk
+        tied = d == 0  # the tie rule of knn_label_mi: k_i = same-class tie group
+        if tied.any():
+            k_all[idx[tied]] = tree.query_ball_point(
+                t[idx[tied]], 0.0, p=np.inf, return_length=True
+            )
     m = cKDTree(t).query_ball_point(t, radius, p=np.inf, return_length=True)
     n_y = np.bincount(codes)[codes]
     return float(digamma(codes.size) + np.mean(digamma(k_all) - digamma(n_y) - digamma(m)))
