@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 from latent_mi import contract as C
+from latent_mi.settings import Parser, add_arguments, parse, resolved
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    """The analyzer's options: the ``mi`` settings of latent_mi/settings/declarations.py."""
+    p = Parser(
         prog="python -m analyzer",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        tool="analyzer",
         description=(
             "Compute every MI tensor of one run (channel-label, class, input, layer-level, "
             "layer-layer, channel-channel MI; Gini, Top-k share, normalized entropy; dynamics) "
@@ -22,150 +24,66 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("store", help="activation store (RUN_DIR/activations.zarr)")
-    p.add_argument("--bins", type=int, default=20, help="equal-width bins per variable")
     p.add_argument("--out", required=True, help="output Zarr path, e.g. byhand/mi/bins-20/RUN.zarr")
-    p.add_argument(
-        "--run", help="run name stored as the scalar coord 'run'; None: the run directory's name"
-    )
-    p.add_argument("--topk", type=float, nargs="+", default=[1, 5, 10, 20], help="Top-k%% levels")
-    p.add_argument(
-        "--pair-samples", type=int, default=64, help="channel pairs per layer pair for layer_mi"
-    )
-    p.add_argument(
-        "--pca-components", type=int, default=2, help="components for the *_pca layer estimates"
-    )
-    p.add_argument(
-        "--cc-layers",
-        nargs="+",
-        default=["last"],
-        help="layers for all-pairs channel MI: 'last', 'all', or layer names",
-    )
-    p.add_argument(
-        "--cc-epochs",
-        nargs="+",
-        default=["init", "best", "last"],
-        choices=["init", "best", "last"],
-        help="epochs for all-pairs channel MI",
-    )
-    p.add_argument(
-        "--miller-madow", action="store_true", help="apply the Miller-Madow bias correction"
-    )
-    p.add_argument("--threads", type=int, default=None, help="dask threads; None: all cores")
-    p.add_argument(
-        "--processes",
-        type=int,
-        default=None,
-        help="use dask's processes scheduler with this many worker processes instead of threads",
-    )
-    p.add_argument(
-        "--scheduler",
-        help="dask.distributed scheduler address (workers must see STORE and OUT's folder)",
-    )
-    p.add_argument(
-        "--allow-running",
-        action="store_true",
-        help="analyze the complete epochs of a store still being written (rerun later: only "
-        "new epochs are computed and appended)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the channel-pair samples")
-    p.add_argument(
-        "--estimators",
-        nargs="+",
-        default=["histogram"],
-        help="MI estimators: histogram (always), knn, gaussian, probe (analyzer/estimators.py)",
-    )
-    p.add_argument("--knn-k", type=int, default=3, help="neighbours of the kNN estimator")
-    p.add_argument(
-        "--estimator-dims",
-        type=int,
-        default=4,
-        help="principal components of the *_knn_pca and *_gaussian_pca estimates",
-    )
-    p.add_argument(
-        "--permutations",
-        type=int,
-        default=20,
-        help="seeded label permutations of the null p-values and band (null means are exact; 0: no null)",
-    )
-    w = p.add_argument_group("whole-layer quantities (seeds 003/002; analyzer/layer_info.py)")
-    w.add_argument(
-        "--layer-binning",
-        choices=["auto", "size", "range"],
-        default="auto",
-        help="layer_input_mi/layer_label_mi rule: fixed bin size floor(t/b), or B bins over the "
-        "layer's observed range; auto: size for tanh stores, range otherwise (default auto)",
-    )
-    w.add_argument(
-        "--layer-bin-size", type=float, help="b of the size rule (default 2/B: B bins on [-1, 1])"
-    )
-    w.add_argument(
-        "--force-whole-layer",
-        action="store_true",
-        help="bin layers wider than 16 units as one joint pattern too (it saturates: H -> ln N)",
-    )
-    w.add_argument(
-        "--bin-sizes",
-        type=float,
-        nargs="+",
-        help="bin sizes of binned_input_mi (default 1e-4 3e-4 1e-3 3e-3 1e-2 3e-2 1e-1)",
-    )
-    w.add_argument(
-        "--noise-betas",
-        type=float,
-        nargs="*",
-        default=[],
-        help="noise sd beta of noisy_input_mi and its bounds (default: none, not computed)",
-    )
-    w.add_argument(
-        "--noise-samples", type=int, default=1, help="noise draws per sample (default 1)"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_arguments(p, "mi")
     return p
 
 
-def check_args(args) -> str | None:
-    """One line naming the first out-of-range option, or None."""
-    if not 2 <= args.bins <= 255:
-        return f"--bins must be in [2, 255], got {args.bins}"
-    bad = [k for k in args.topk if not 0 < k <= 100]
-    if bad:
-        return f"--topk levels are percentages in (0, 100], got {bad[0]:g}"
-    if args.pair_samples < 1:
-        return f"--pair-samples must be at least 1, got {args.pair_samples}"
-    if args.pca_components < 1:
-        return f"--pca-components must be at least 1, got {args.pca_components}"
-    if args.threads is not None and args.threads < 1:
-        return f"--threads must be at least 1, got {args.threads}"
-    if args.processes is not None and args.processes < 1:
-        return f"--processes must be at least 1, got {args.processes}"
-    bad = [b for b in (args.noise_betas or []) + (args.bin_sizes or []) if not b > 0]
-    if bad or (args.layer_bin_size is not None and not args.layer_bin_size > 0):
-        return f"--noise-betas, --bin-sizes and --layer-bin-size must be > 0, got {(bad or [args.layer_bin_size])[0]:g}"
-    if args.noise_samples < 1:
-        return f"--noise-samples must be at least 1, got {args.noise_samples}"
-    from analyzer.estimators import check
+MAX_JOINT_CELLS = 2**26  # joint bins of the *_pca estimates: bins ** pca_components at most
 
-    bad = check(args.estimators)
-    if bad:
-        return f"--estimators: {bad}"
-    if args.knn_k < 1 or args.estimator_dims < 1:
-        return f"--knn-k and --estimator-dims must be at least 1, got {min(args.knn_k, args.estimator_dims)}"
+
+def check_args(args) -> str | None:
+    """One line naming an option whose value is in its declared range but unusable with the
+    others, or None (the declared ranges are checked while parsing)."""
+    most = max(k for k in range(1, 27) if args.bins**k <= MAX_JOINT_CELLS)
+    if args.pca_components > most:
+        return (
+            f"--pca-components {args.pca_components} at --bins {args.bins}: the joint bin of the "
+            f"*_pca estimates has bins^components cells; use at most {most} components "
+            f"(2^26 cells)"
+        )
     return None
 
 
+def options_of(args, options_class, layer_info_class):
+    """The analysis options of a parse: every ``mi`` setting named like an Options field goes
+    there (a list as a tuple); the whole-layer settings go to LayerInfoOptions."""
+    doc = resolved(args, "mi")
+    doc["cc_layers"] = (
+        args.cc_layers[0] if args.cc_layers in (["last"], ["all"]) else args.cc_layers
+    )
+    names = {f.name for f in dataclasses.fields(options_class)} - {"layer_info"}
+    chosen = {
+        k: tuple(v) if k != "cc_layers" and isinstance(v, list) else v for k, v in doc.items()
+    }
+    layer_info = layer_info_class(
+        rule=args.layer_binning,
+        bin_size=args.layer_bin_size,
+        force=args.force_whole_layer,
+        bin_sizes=tuple(args.bin_sizes),
+        betas=tuple(args.noise_betas),
+        noise_samples=args.noise_samples,
+    )
+    return options_class(**{k: v for k, v in chosen.items() if k in names}, layer_info=layer_info)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    import dask
-
-    from analyzer.activations import StoreError, corrupt_chunk_message
-    from analyzer.layer_info import DEFAULT_BIN_SIZES, LayerInfoOptions
-    from analyzer.mi_tensors import Options, analyze
-    from latent_mi.outputs import OutputError, write_failure
-
+    try:
+        args = parse(build_parser(), argv, "mi")
+    except SystemExit as e:  # --help (0) or a bad option (2), already reported in one line
+        return int(e.code or 0)
     problem = check_args(args)
     if problem:
         print(f"analyzer: error: {problem}", file=sys.stderr)
         return 2
+    import dask
+
+    from analyzer.activations import StoreError, corrupt_chunk_message
+    from analyzer.layer_info import LayerInfoOptions
+    from analyzer.mi_tensors import Options, analyze
+    from analyzer.prepare import OptionError
+    from latent_mi.outputs import OutputError, write_failure
+
     store = Path(args.store)
     if store.is_dir() and (store / C.STORE).exists():
         print(
@@ -173,30 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    cc_layers = args.cc_layers[0] if args.cc_layers in (["last"], ["all"]) else args.cc_layers
-    opts = Options(
-        bins=args.bins,
-        topk=tuple(args.topk),
-        pair_samples=args.pair_samples,
-        pca_components=args.pca_components,
-        miller_madow=args.miller_madow,
-        cc_layers=cc_layers,
-        cc_epochs=tuple(args.cc_epochs),
-        seed=args.seed,
-        permutations=args.permutations,
-        layer_info=LayerInfoOptions(
-            rule=args.layer_binning,
-            bin_size=args.layer_bin_size,
-            force=args.force_whole_layer,
-            bin_sizes=tuple(args.bin_sizes or DEFAULT_BIN_SIZES),
-            betas=tuple(args.noise_betas),
-            noise_samples=args.noise_samples,
-        ),
-        run=args.run,
-        estimators=tuple(dict.fromkeys(["histogram", *args.estimators])),
-        knn_k=args.knn_k,
-        estimator_dims=args.estimator_dims,
-    )
+    opts = options_of(args, Options, LayerInfoOptions)
     client = None
     if args.scheduler:
         from distributed import Client
@@ -215,9 +110,12 @@ def main(argv: list[str] | None = None) -> int:
                 args.store,
                 args.out,
                 opts,
-                progress=not args.no_progress,
+                progress=args.progress,
                 allow_running=args.allow_running,
             )
+    except OptionError as e:  # a value in its declared range that this store cannot use
+        print(f"analyzer: error: {e}", file=sys.stderr)
+        return 2
     except (StoreError, OutputError, ValueError) as e:
         print(f"analyzer: error: {e}", file=sys.stderr)
         return 1

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from analyzer.core import clustering, noisy_mi, whole_layer
+from latent_mi.settings import default
 
-DEFAULT_BIN_SIZES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+DEFAULT_BIN_SIZES = default("mi.bin_sizes")  # latent_mi/settings/declarations.py
 VARIABLES = (
     "layer_input_mi",
     "layer_label_mi",
@@ -36,12 +37,12 @@ VARIABLES = (
 
 @dataclass(frozen=True)
 class LayerInfoOptions:
-    rule: str = "auto"  # "size", "range", or "auto" (tanh: size 2/B; otherwise range, B bins)
-    bin_size: float | None = None  # for rule "size"; None: 2 / B (B bins across [-1, 1])
-    force: bool = False  # whole-layer binning also of layers wider than MAX_UNITS
+    rule: str = default("mi.layer_binning")  # size, range or auto (tanh: size 2/B; else range)
+    bin_size: float | None = default("mi.layer_bin_size")  # rule size; None: 2 / B on [-1, 1]
+    force: bool = default("mi.force_whole_layer")  # also layers wider than MAX_UNITS
     bin_sizes: tuple[float, ...] = DEFAULT_BIN_SIZES
-    betas: tuple[float, ...] = ()  # noise sd of the noisy estimator; () = not computed
-    noise_samples: int = 1  # Monte Carlo noise draws per sample
+    betas: tuple[float, ...] = default("mi.noise_betas")  # noisy estimator's sd; (): none
+    noise_samples: int = default("mi.noise_samples")  # Monte Carlo noise draws per sample
 
 
 def layer_binning(opts: LayerInfoOptions, bins: int, activation: str) -> whole_layer.LayerBinning:

@@ -25,22 +25,29 @@ from analyzer.core import nulls, pca
 from analyzer.core.fused import Binning
 from analyzer.epoch_pass import Plan, segments_of
 from latent_mi import contract as C
+from latent_mi.settings import default
 
 ANALYZER_VERSION = "4"  # 4: exact null means; bump when a change alters results: old MI Datasets are then rewritten
 
 
+class OptionError(ValueError):
+    """An option in its declared range that this store cannot use (the analyzer exits 2)."""
+
+
 @dataclass
 class Options:
-    bins: int = 20
-    topk: tuple[float, ...] = (1, 5, 10, 20)
-    pair_samples: int = 64
-    pca_components: int = 2
-    miller_madow: bool = False
+    """The analysis options; defaults: the ``mi`` settings (latent_mi/settings/declarations.py)."""
+
+    bins: int = default("mi.bins")
+    topk: tuple[float, ...] = default("mi.topk")
+    pair_samples: int = default("mi.pair_samples")
+    pca_components: int = default("mi.pca_components")
+    miller_madow: bool = default("mi.miller_madow")
     cc_layers: str | list[str] = "last"  # "last", "all", or layer names
-    cc_epochs: tuple[str, ...] = ("init", "best", "last")
+    cc_epochs: tuple[str, ...] = default("mi.cc_epochs")
     plateau_fraction: float = 0.95
-    seed: int = 0  # seeds the channel-pair samples, the PCA subsample and the label permutations
-    permutations: int = nulls.DEFAULT_PERMUTATIONS  # label permutations of the nulls (0: none)
+    seed: int = default("mi.seed")  # the channel-pair samples, the PCA subsample, the permutations
+    permutations: int = default("mi.permutations")  # label permutations of the nulls (0: none)
     run: str | None = None
     binning: Binning = field(default_factory=Binning)
     layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
@@ -140,6 +147,11 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
     ]
     n_classes, n_layers = len(classes), len(layers)
     c_max = max(layer.channels for layer in layers)
+    if opts.pca_components > c_max:
+        raise OptionError(
+            f"--pca-components {opts.pca_components} exceeds the widest layer's {c_max} channels "
+            f"of {store_path}: use at most {c_max}"
+        )
     best = C.best_epoch(src[C.VAL_ACC].values)
     if C.INPUT_SUMMARY in src:
         summary = src[C.INPUT_SUMMARY].values

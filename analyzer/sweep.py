@@ -12,7 +12,6 @@ is only read. The ``fixed`` rule bins each channel over its min and max across a
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from analyzer.core import metrics
 from analyzer.core.binning import RULES, codes_for, subsample
 from analyzer.core.nulls import channel_null
 from latent_mi.outputs import OutputError, safe_output
+from latent_mi.settings import Parser, add_arguments, parse, plain_text
 
 
 @dataclass
@@ -131,15 +131,20 @@ def write(ds: xr.Dataset, out: str | Path) -> Path:
     return Path(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analyzer.sweep", description=__doc__)
+def build_parser() -> Parser:
+    """The sweep's options: the ``robustness`` settings (latent_mi/settings)."""
+    p = Parser(prog="python -m analyzer.sweep", tool="sweep", description=plain_text(__doc__))
     p.add_argument("store", help="activation store (RUN_DIR/activations.zarr)")
     p.add_argument("--out", required=True, help="output Zarr")
-    p.add_argument("--bins", type=int, nargs="+", default=[10, 20, 30, 50])
-    p.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0])
-    p.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    add_arguments(p, "robustness")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse(build_parser(), argv, "robustness")
+    except SystemExit as e:  # --help (0) or a bad option (2), already reported in one line
+        return int(e.code or 0)
     opts = SweepOptions(tuple(args.bins), tuple(args.fractions), tuple(args.rules), seed=args.seed)
     try:
         out = write(sweep(args.store, opts), args.out)

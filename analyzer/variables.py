@@ -181,9 +181,19 @@ def _estimator_vars() -> list[Variable]:
 
 _FINAL = "mean over the final third of layers"
 
-VARIABLES: dict[str, Variable] = {
-    v.name: v
-    for v in [
+
+def declare(variables: list[Variable]) -> dict[str, Variable]:
+    """The registry keyed by name; a name declared twice raises (a dict would keep the last)."""
+    out: dict[str, Variable] = {}
+    for v in variables:
+        if v.name in out:
+            raise ValueError(f"output variable {v.name!r} is declared twice")
+        out[v.name] = v
+    return out
+
+
+VARIABLES: dict[str, Variable] = declare(
+    [
         # --- per (epoch, layer, channel) ---
         Variable(
             "channel_label_mi",
@@ -534,7 +544,7 @@ VARIABLES: dict[str, Variable] = {
         Variable("lr", ("epoch",), "float64", _ONE, "learning rate (from the store)", "store"),
         *_estimator_vars(),
     ]
-}
+)
 
 
 def of_stage(stage: str) -> list[Variable]:

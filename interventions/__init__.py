@@ -10,35 +10,45 @@ seeds/001 §4.2 and appendices A-D. One module per job:
 * :mod:`.stream`: batches through a DataLoader, one site at a time, counts accumulated;
 * :mod:`.experiments`: global, class-targeted, cover vs redundant, skip gain, transplants;
 * :mod:`.loading`: checkpoint, validation set, the MI ranking (checked against the run);
-* :mod:`.cli`: ``python -m interventions``.
+* :mod:`.compute`: one invocation's result Dataset; :mod:`.cli`: ``python -m interventions``.
 """
 
-from interventions.edits import BatchContext, Noise, Shuffle, Zero
-from interventions.experiments import (
-    ClassKnockouts,
-    CoverVsRedundant,
-    GlobalInterventions,
-    run_site_experiments,
-    skip_gain_sweep,
-    transplants,
-)
-from interventions.loading import (
-    Checkpoint,
-    InputError,
-    choose_layers,
-    load_checkpoint,
-    read_ranking,
-)
-from interventions.selection import (
-    SELECTIONS,
-    Ranking,
-    mass_prefix,
-    plan,
-    redundant_set,
-    select_channels,
-)
-from interventions.stream import Job, Streamer, pick_device
-from interventions.surgery import SiteOutput, surgery_for, transplant
+import importlib
+
+# name -> module; imported on first use, so ``python -m interventions --help`` loads no torch
+_WHERE = {
+    **dict.fromkeys(("BatchContext", "Noise", "Shuffle", "Zero"), "edits"),
+    **dict.fromkeys(
+        (
+            "ClassKnockouts",
+            "CoverVsRedundant",
+            "GlobalInterventions",
+            "run_site_experiments",
+            "skip_gain_sweep",
+            "transplants",
+        ),
+        "experiments",
+    ),
+    **dict.fromkeys(
+        ("Checkpoint", "InputError", "choose_layers", "load_checkpoint", "read_ranking"),
+        "loading",
+    ),
+    **dict.fromkeys(
+        ("SELECTIONS", "Ranking", "mass_prefix", "plan", "redundant_set", "select_channels"),
+        "selection",
+    ),
+    **dict.fromkeys(("Job", "Streamer", "pick_device"), "stream"),
+    **dict.fromkeys(("SiteOutput", "surgery_for", "transplant"), "surgery"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'interventions' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"interventions.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "SELECTIONS",

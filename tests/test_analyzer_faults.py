@@ -81,8 +81,8 @@ def test_truncated_chunk_names_epoch_and_variable(tiny_run, tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--topk", "150"], "--topk levels are percentages in (0, 100], got 150"),
-        (["--topk", "5", "-5"], "--topk levels are percentages in (0, 100], got -5"),
+        (["--topk", "150"], "--topk values must be in (0, 100], got 150"),
+        (["--topk", "5", "-5"], "--topk values must be in (0, 100], got -5"),
         (["--pair-samples", "0"], "--pair-samples must be at least 1, got 0"),
         (["--bins", "1"], "--bins must be in [2, 255], got 1"),
     ],

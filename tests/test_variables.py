@@ -21,6 +21,15 @@ def test_every_variable_is_declared_once_with_units_and_known_dims():
         np.dtype(var.dtype)
 
 
+def test_a_variable_declared_twice_is_refused():
+    """The registry is built by declare(), which refuses a second declaration of a name (a
+    dict literal would keep the last one silently)."""
+    var = registry.VARIABLES["gini"]
+    with pytest.raises(ValueError, match="'gini' is declared twice"):
+        registry.declare([var, registry.VARIABLES["lr"], var])
+    assert list(registry.declare(list(registry.VARIABLES.values()))) == list(registry.VARIABLES)
+
+
 def test_stack_layers_pads_with_the_registry_fill():
     sizes = {"channel": 4, "label": 2, "k": 1, "bin_size": 3, "beta": 2}
     layer = {

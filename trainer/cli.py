@@ -7,12 +7,14 @@ import json
 import logging
 import sys
 
+from latent_mi.settings import SETTINGS, HelpFormatter, value_problem
 from trainer.config import ConfigError, resolve_config
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m trainer",
+        formatter_class=HelpFormatter,
         description=(
             "Train one CNN run and dump the GAP activations of every validation sample at every "
             "measurement site, for epoch 0 (initialization) and every epoch after, into "
@@ -22,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Overrides are dotted keys parsed as YAML, e.g.: arch=vgg16 activation=tanh "
             "train.epochs=30 width=0.25 dataset.name=imagenette dataset.root=/data regularizer=hsic "
-            "hsic.lambda=0.01 dump.dtype=float16. See the README for every key."
+            "hsic.lambda=0.01 dump.dtype=float16. Every key, its default and range: the README's "
+            "configuration table (latent_mi/settings/declarations.py)."
         ),
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
@@ -31,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to write (or resume)")
     p.add_argument(
         "--workers",
-        help="DataLoader workers for this process (an integer or auto), overriding "
-        "train.num_workers without changing the run's config",
+        help="DataLoader workers for this process (an integer >= 0 or auto), overriding "
+        "train.num_workers without changing the run's identity",
     )
     p.add_argument(
         "--cores",
@@ -43,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--live",
         action="store_true",
-        help="run the live analyzer beside training (TensorBoard in OUT/tensorboard, OUT/live.csv)",
+        help="run the live analyzer beside training (TensorBoard in OUT/tensorboard, OUT/live.csv;"
+        " the workflow: train.live)",
     )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p
@@ -70,12 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     workers = args.workers
     if workers is not None and workers != "auto":
-        if not workers.isdigit():
-            print(
-                f"trainer: error: --workers {workers!r}: an integer >= 0 or auto", file=sys.stderr
-            )
+        workers = int(workers) if workers.isdigit() else workers
+        problem = value_problem(SETTINGS["train.num_workers"], workers, "--workers")
+        if problem:
+            print(f"trainer: error: {problem}", file=sys.stderr)
             return 2
-        workers = int(workers)
     from latent_mi.outputs import write_failure
     from trainer.train import DivergedError, Runtime, run  # heavy imports only when training
 

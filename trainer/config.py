@@ -16,195 +16,23 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-ARCHS = ("vgg16", "resnet18", "resnet50", "twelve_bit_mlp")
-ACTIVATIONS = ("relu", "tanh")
-DATASETS = ("imagenette", "digits", "synthetic", "imagefolder", "cifar10", "twelve_bit")
-TORCHVISION_ARCH = r"^torchvision:[A-Za-z0-9_]+$"  # any torchvision classifier (trainer.zoo)
-# arch: one of ARCHS, or torchvision:<name>; if/else keeps the one-line "is not one of" message
-ARCH_SCHEMA: dict = {
-    "if": {"type": "string", "pattern": "^torchvision:"},
-    "then": {"pattern": TORCHVISION_ARCH},
-    "else": {"enum": list(ARCHS)},
-}
-
-WORKFLOW_ONLY = (
-    "grid",
-    "mi",
-    "interventions",
-    "figures",
-    "results",
-    "arch_overrides",
-    "robustness",
-    "slurm",
-    "twelve_bit",
+from latent_mi.settings import trainer_defaults, trainer_schema
+from latent_mi.settings.declarations import SETTINGS
+from latent_mi.settings.table import (  # noqa: F401  (names the trainer modules import)
+    ACTIVATIONS,
+    ARCHS,
+    DATASETS,
+    TORCHVISION_ARCH,
+    arch_schema,
 )
 
-DEFAULTS: dict = {
-    "arch": "resnet18",
-    "activation": "relu",
-    "regularizer": "none",
-    "seed": 0,
-    "width": 1.0,
-    "dataset": {
-        "name": "digits",
-        "root": "data",
-        "size": "160px",
-        "download": False,
-        "image_size": 32,
-        "val_fraction": 0.2,
-        "split_seed": 0,
-        "shift": 2,
-        "n_classes": 4,
-        "n_train": 128,
-        "n_val": 64,
-        "noise": 0.5,
-        "train_fraction": 0.85,
-    },
-    "train": {
-        "epochs": 15,
-        "batch_size": 64,
-        "lr": 0.05,
-        "optimizer": "sgd",
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
-        "lr_patience": 10,
-        "lr_factor": 0.1,
-        "early_stop_patience": 25,
-        "num_workers": "auto",
-        "device": "auto",
-        "amp": "auto",
-        "channels_last": "auto",
-        "progress": True,
-    },
-    "hsic": {
-        "lambda": 0.01,
-        "weights": 1.0,
-        "site_kinds": ["conv-relu", "conv-tanh", "post-add"],
-        "bandwidth": "median",
-    },
-    "dump": {
-        "dtype": "float32",
-        "unit_chunk": 1024,
-        "clevel": 1,
-        "checkpoint_every_epoch": False,
-        "epochs": "all",
-        "log_count": 30,
-    },
-    "noise": {"beta": 0.0},
-}
-
-_NUM = {"type": "number"}
-_POS_INT = {"type": "integer", "minimum": 1}
-SCHEMA: dict = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "arch": ARCH_SCHEMA,
-        "sites": {"type": ["array", "null"], "items": {"type": "string"}, "minItems": 1},
-        "weights": {"type": ["string", "null"]},
-        "model_factory": {"type": ["string", "null"], "pattern": r"^[\w.]+:\w+$"},
-        "data_factory": {"type": ["string", "null"], "pattern": r"^[\w.]+:\w+$"},
-        "input_shape": {"type": "array", "items": _POS_INT},
-        "activation": {"enum": list(ACTIVATIONS)},
-        "regularizer": {"enum": ["none", "hsic"]},
-        "seed": {"type": "integer", "minimum": 0},
-        "width": {
-            "oneOf": [
-                {"type": "number", "exclusiveMinimum": 0},
-                {
-                    "type": "object",
-                    "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
-                },
-            ]
-        },
-        "dataset": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "name": {"enum": list(DATASETS)},
-                "root": {"type": "string"},
-                "size": {"enum": ["full", "320px", "160px"]},
-                "download": {"type": "boolean"},
-                "image_size": {"type": "integer", "minimum": 8},
-                "val_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-                "split_seed": {"type": "integer", "minimum": 0},
-                "shift": {"type": "integer", "minimum": 0},
-                "n_classes": {"type": "integer", "minimum": 2},
-                "n_train": _POS_INT,
-                "n_val": _POS_INT,
-                "noise": {"type": "number", "minimum": 0},
-                "train_fraction": {
-                    "type": "number",
-                    "exclusiveMinimum": 0,
-                    "exclusiveMaximum": 1,
-                },
-            },
-        },
-        "train": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "epochs": {"type": "integer", "minimum": 0},
-                "batch_size": _POS_INT,
-                "lr": {"type": "number", "exclusiveMinimum": 0},
-                "optimizer": {"enum": ["sgd", "adam"]},
-                "momentum": {"type": "number", "minimum": 0, "maximum": 1},
-                "weight_decay": {"type": "number", "minimum": 0},
-                "lr_patience": {"type": "integer", "minimum": 0},
-                "lr_factor": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
-                "early_stop_patience": _POS_INT,
-                "num_workers": {"oneOf": [{"type": "integer", "minimum": 0}, {"const": "auto"}]},
-                "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?)$"},
-                "amp": {"enum": ["auto", "bf16", "fp16", "off"]},
-                "channels_last": {"enum": ["auto", True, False]},
-                "progress": {"type": "boolean"},
-                "live": {"type": "boolean"},
-            },
-        },
-        "hsic": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "lambda": {"type": "number", "minimum": 0},
-                "weights": {"oneOf": [_NUM, {"type": "object", "additionalProperties": _NUM}]},
-                "site_kinds": {
-                    "type": "array",
-                    "items": {
-                        "enum": [
-                            "conv-relu",
-                            "conv-tanh",
-                            "branch",
-                            "post-add",
-                            "block",
-                            "act",
-                            "named",
-                        ]
-                    },
-                },
-                "bandwidth": {
-                    "oneOf": [{"const": "median"}, {"type": "number", "exclusiveMinimum": 0}]
-                },
-            },
-        },
-        "dump": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "dtype": {"enum": ["float32", "float16"]},
-                "unit_chunk": _POS_INT,
-                "clevel": {"type": "integer", "minimum": 0, "maximum": 9},
-                "checkpoint_every_epoch": {"type": "boolean"},
-                "epochs": {"enum": ["all", "log"]},
-                "log_count": _POS_INT,
-            },
-        },
-        "noise": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"beta": {"type": "number", "minimum": 0}},
-        },
-    },
-}
+ARCH_SCHEMA: dict = arch_schema()
+# top-level keys of the workflow config that are not trainer settings (dropped here)
+WORKFLOW_ONLY = tuple(
+    dict.fromkeys(s.key.split(".")[0] for s in SETTINGS.values() if s.workflow and not s.trainer)
+)
+DEFAULTS: dict = trainer_defaults()  # latent_mi/settings/declarations.py
+SCHEMA: dict = trainer_schema()
 
 
 class ConfigError(ValueError):

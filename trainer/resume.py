@@ -29,19 +29,14 @@ import torch
 import zarr
 
 from latent_mi import contract as C
+from latent_mi.settings import may_change
 from latent_mi.store_check import find_damage
 from trainer.run_files import own_checkpoints
 
 log = logging.getLogger("trainer")
 
-MAY_CHANGE = {
-    "train.progress": "progress bar (display only)",
-    "train.device": "hardware",
-    "train.num_workers": "data-loading workers (hardware)",
-    "dataset.root": "where the data lives",
-    "dump.clevel": "compression level of new stores (lossless; a store keeps its own)",
-    "dataset.download": "whether a missing dataset is downloaded",
-}
+# trainer settings that are not identity (display, hardware, data location): latent_mi/settings
+MAY_CHANGE = may_change()
 
 
 class ResumeError(RuntimeError):

@@ -25,6 +25,7 @@ from analyzer.report.findings import Finding, hsic_finding, mi_findings, plain, 
 from analyzer.report.intervention_findings import knockout_findings, transplant_finding
 from latent_mi import contract as C
 from latent_mi.outputs import OutputError, safe_output
+from latent_mi.settings import plain_text
 
 
 def is_transplant(ds: xr.Dataset, path=None) -> bool:
@@ -122,7 +123,9 @@ def write_report(findings: list[Finding], out: str | Path, bins=None, n_runs=0, 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m analyzer.report.findings_report", description=__doc__
+        prog="python -m analyzer.report.findings_report",
+        description=plain_text(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--mi", nargs="+", required=True, help="MI Datasets (one per run)")
     p.add_argument("--interventions", nargs="*", default=[], help="intervention results (Zarr)")

@@ -25,6 +25,7 @@ import xarray as xr
 from analyzer.report import estimator_findings
 from analyzer.report.findings import RunSummary, mi_findings, summary_of
 from latent_mi.outputs import safe_output
+from latent_mi.settings import SETTINGS, default, plain_text
 
 COLORS = {"reproduced": "#4daf4a", "inconclusive": "#ffbf00", "contradicted": "#e41a1c",
           "not measured": "#bbbbbb"}  # fmt: skip
@@ -99,7 +100,10 @@ def markdown(rows: list[dict], n_runs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(rows: list[dict], path_stem: Path, formats=("png", "pdf")) -> list[Path]:
+FORMATS = default("figures.formats")  # latent_mi/settings/declarations.py
+
+
+def figure(rows: list[dict], path_stem: Path, formats=FORMATS) -> list[Path]:
     """Heatmap: one row per finding, one column per setting, colour = verdict."""
     import matplotlib.colors
     from matplotlib.figure import Figure
@@ -138,10 +142,20 @@ def _write(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analyzer.report.robustness", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m analyzer.report.robustness",
+        description=plain_text(__doc__),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("sweeps", nargs="+", help="per-run sweep Datasets (python -m analyzer.sweep)")
     p.add_argument("--out", required=True, help="output stem: OUT.md, OUT.json, OUT.<fmt>")
-    p.add_argument("--formats", nargs="+", default=["png", "pdf"])
+    p.add_argument(
+        "--formats",
+        nargs="+",
+        default=list(FORMATS),
+        choices=SETTINGS["figures.formats"].value["enum"],
+        help="figure formats (the workflow: figures.formats)",
+    )
     p.add_argument(
         "--mi", nargs="*", default=[], help="the runs' MI Datasets: adds findings per estimator"
     )

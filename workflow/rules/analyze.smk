@@ -1,6 +1,8 @@
 # One analysis per (bins, run). The analyzer's code is declared as input, so editing
 # it reruns analysis (Snakemake does not track imported packages by itself).
 # (the figures package only draws: it is an input of the figures rule instead.)
+from latent_mi.settings import command_json  # noqa: E402  (the rule's settings document)
+
 ANALYZER_CODE = code_files("analyzer/*.py", "analyzer/core/*.py", "latent_mi/*.py")
 
 
@@ -17,14 +19,7 @@ rule analyze_run:
         directory(C.mi_path(RESULTS, "{bins}", "{run}")),
     params:
         store=lambda wc: f"{run_dir(wc.run)}/{C.STORE}",
-        extra=" ".join(
-            [
-                f"--pair-samples {config['mi']['pair_samples']}",
-                f"--permutations {config['mi']['permutations']}",
-                "--cc-layers " + " ".join(config["mi"]["cc_layers"]),
-                "--miller-madow" if config["mi"]["miller_madow"] else "",
-            ]
-        ),
+        settings=command_json(config["mi"], "mi"),  # analysis settings; no runtime keys
     log:
         C.log_path(RESULTS, "analyze", "bins-{bins}/{run}"),
     threads: 2
@@ -34,4 +29,4 @@ rule analyze_run:
         CONDA_ENV
     shell:
         "python -m analyzer {params.store} --bins {wildcards.bins} --out {output} --run {wildcards.run}"
-        " --threads {threads} --no-progress {params.extra} > {log} 2>&1"
+        " --threads {threads} --no-progress --settings-json {params.settings} > {log} 2>&1"

@@ -5,12 +5,10 @@ IV = config["interventions"]
 IV_RUNS = [r for r, p in RUNS.items() if p["regularizer"] in IV["regularizers"]]
 IV_ON = IV["enabled"] and bool(IV_RUNS)
 PAIRS = [(d, r) for d, r in seed_pairs() if d in IV_RUNS] if IV_ON and IV["transplants"] else []
-IV_ARGS = (
-    f"--q {' '.join(map(str, IV['q']))} --class-q {' '.join(map(str, IV['class_q']))} "
-    f"--draws {IV['random_draws']} --layers {IV['layers']} "
-    + (f"--noise {' '.join(map(str, IV['noise']))}" if IV["noise"] else "--noise")
-    + f" --device {IV['device']}"
-)
+from latent_mi.settings import command_json  # noqa: E402  (the rules' settings documents)
+
+IV_SETTINGS = command_json(IV, "interventions")  # without runtime keys (device: resources)
+TRANSPLANT_SETTINGS = command_json(IV, "interventions", only=("q", "random_draws", "layers", "seed"))
 # The interventions' code is an input of their rules (Snakemake does not track imported
 # packages): editing it reruns them.
 IV_CODE = code_files(
@@ -33,18 +31,19 @@ rule interventions_run:
         directory(C.interventions_path(RESULTS, "{bins}", "{run}")),
     params:
         run_dir=lambda wc: run_dir(wc.run),
-        args=IV_ARGS,
+        settings=IV_SETTINGS,
     log:
         C.log_path(RESULTS, "interventions", "bins-{bins}/{run}"),
     threads: 2
     resources:
         slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
         gpu=1 if IV["device"].startswith("cuda") else 0,  # auto: shares the box
+        device=IV["device"],  # how it runs: a resource, never a params rerun trigger
     conda:
         CONDA_ENV
     shell:
-        "python -m interventions {params.run_dir} --mi {input.mi} --out {output} {params.args}"
-        " --threads {threads} > {log} 2>&1"
+        "python -m interventions {params.run_dir} --mi {input.mi} --out {output}"
+        " --settings-json {params.settings} --device {resources.device} --threads {threads} > {log} 2>&1"
 
 
 rule transplant_pair:
@@ -58,15 +57,17 @@ rule transplant_pair:
     params:
         donor=lambda wc: run_dir(wc.donor),
         recipient=lambda wc: run_dir(wc.recipient),
-        args=f"--q {' '.join(map(str, IV['q']))} --draws {IV['random_draws']} --layers {IV['layers']} --device {IV['device']}",
+        settings=TRANSPLANT_SETTINGS,
     log:
         C.log_path(RESULTS, "interventions", f"bins-{{bins}}/{C.transplant_name('{donor}', '{recipient}')}"),
     threads: 2
     resources:
         slurm_partition=GPU_PARTITION,  # torch on every layer at full width: GPU nodes
         gpu=1 if IV["device"].startswith("cuda") else 0,  # auto: shares the box
+        device=IV["device"],  # how it runs: a resource, never a params rerun trigger
     conda:
         CONDA_ENV
     shell:
         "python -m interventions {params.recipient} --donor {params.donor} --mi {input.mi}"
-        " --out {output} {params.args} --threads {threads} > {log} 2>&1"
+        " --out {output} --settings-json {params.settings} --device {resources.device}"
+        " --threads {threads} > {log} 2>&1"
