@@ -34,6 +34,7 @@ from analyzer.core import all_pairs, metrics, nulls, pca
 from analyzer.core import histogram as est
 from analyzer.core.fused import Binning, channel_mi, fused_pass
 from analyzer.core.kernels import all_pairs_mi, paired_mi, xlogx_table
+from latent_mi.settings import default
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,9 @@ class Plan:
     binning: Binning = field(default_factory=Binning)
     layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
     layer_binning: object = None  # whole_layer.LayerBinning of the whole-layer estimators
-    estimators: tuple[str, ...] = ("histogram",)  # analyzer/estimators.py
-    knn_k: int = 3
-    estimator_dims: int = 4
+    estimators: tuple[str, ...] = default("mi.estimators")  # analyzer/estimators.py
+    knn_k: int = default("mi.knn_k")
+    estimator_dims: int = default("mi.estimator_dims")
 
 
 def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[int, ...]]]:

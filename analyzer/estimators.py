@@ -28,7 +28,6 @@ import math
 import numpy as np
 
 ESTIMATORS = ("histogram", "knn", "gaussian", "probe")
-DEFAULT = ("histogram",)
 
 # estimator -> (the variables it adds, the layer-level label-MI variable the findings use)
 VARIABLES = {

@@ -52,15 +52,15 @@ class Options:
     binning: Binning = field(default_factory=Binning)
     layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
     epoch_block: int | None = None  # epochs computed per write (None: 4 per worker)
-    estimators: tuple[str, ...] = mi_estimators.DEFAULT  # MI estimators (analyzer/estimators.py)
-    knn_k: int = 3  # neighbours of the kNN estimator
-    estimator_dims: int = 4  # principal components of the *_knn_pca / *_gaussian_pca estimates
+    estimators: tuple[str, ...] = default("mi.estimators")  # analyzer/estimators.py
+    knn_k: int = default("mi.knn_k")
+    estimator_dims: int = default("mi.estimator_dims")
 
     def key(self) -> str:
         """JSON of every option that changes results (decides whether old epochs are reusable)."""
         d = dataclasses.asdict(self)
         d.pop("epoch_block")
-        if tuple(self.estimators) == mi_estimators.DEFAULT:  # histogram only: the key as before
+        if tuple(self.estimators) == default("mi.estimators"):  # histogram only: the key as before
             for name in ("estimators", "knn_k", "estimator_dims"):
                 d.pop(name)
         else:
@@ -147,6 +147,8 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
     ]
     n_classes, n_layers = len(classes), len(layers)
     c_max = max(layer.channels for layer in layers)
+    if mi_estimators.check(opts.estimators):
+        raise OptionError(mi_estimators.check(opts.estimators))
     if opts.pca_components > c_max:
         raise OptionError(
             f"--pca-components {opts.pca_components} exceeds the widest layer's {c_max} channels "
