@@ -88,8 +88,9 @@ _KNN = (
     ),
     (
         "assumptions",
-        "T has a density; ties (ReLU zeros) count as ties: a sample whose k-th same-class "
-        "neighbour is at distance 0 counts its tie group; k = analysis option knn_k",
+        "T has a density, or is a mixture with point masses (ReLU zeros): a sample whose "
+        "k-th same-class neighbour is tied with it uses k_i = its same-class tie group and "
+        "m_i = its tie group (Gao et al. 2017's rule); k = analysis option knn_k",
     ),
     (
         "known_bias",
