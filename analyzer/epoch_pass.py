@@ -25,6 +25,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from analyzer import estimators as mi_estimators
 from analyzer import layer_info, memory
 from analyzer import variables as registry
 from analyzer.activations import Layer
@@ -33,6 +34,7 @@ from analyzer.core import all_pairs, metrics, nulls, pca
 from analyzer.core import histogram as est
 from analyzer.core.fused import Binning, channel_mi, fused_pass
 from analyzer.core.kernels import all_pairs_mi, paired_mi, xlogx_table
+from latent_mi.settings import default
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class Plan:
     binning: Binning = field(default_factory=Binning)
     layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
     layer_binning: object = None  # whole_layer.LayerBinning of the whole-layer estimators
+    estimators: tuple[str, ...] = default("mi.estimators")  # analyzer/estimators.py
+    knn_k: int = default("mi.knn_k")
+    estimator_dims: int = default("mi.estimator_dims")
 
 
 def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[int, ...]]]:
@@ -178,6 +183,7 @@ def layer_step(plan: Plan, index: int, lv: LayerView) -> dict:
     out.update(
         layer_info.outputs(lv.values, plan.labels, plan.layer_info, plan.layer_binning, plan.seed)
     )
+    out.update(mi_estimators.layer_outputs(lv.values, plan.labels, lv.mean, lv.sd, plan))
     out.update(
         nulls.null_outputs(
             lv.codes, plan.labels, plan.perms, plan.bins, plan.n_classes, lv.finite, lv.label_counts

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from analyzer import estimators as mi_estimators
 from analyzer import layer_info
 from analyzer.activations import Layer, layers_of, open_activations
 from analyzer.core import histogram as est
@@ -51,11 +52,19 @@ class Options:
     binning: Binning = field(default_factory=Binning)
     layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
     epoch_block: int | None = None  # epochs computed per write (None: 4 per worker)
+    estimators: tuple[str, ...] = default("mi.estimators")  # analyzer/estimators.py
+    knn_k: int = default("mi.knn_k")
+    estimator_dims: int = default("mi.estimator_dims")
 
     def key(self) -> str:
         """JSON of every option that changes results (decides whether old epochs are reusable)."""
         d = dataclasses.asdict(self)
         d.pop("epoch_block")
+        if tuple(self.estimators) == default("mi.estimators"):  # histogram only: the key as before
+            for name in ("estimators", "knn_k", "estimator_dims"):
+                d.pop(name)
+        else:
+            d["estimators"] = list(self.estimators)
         b = self.binning
         digest = hashlib.sha1()
         for v in (b.lo, b.hi):
@@ -138,6 +147,8 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
     ]
     n_classes, n_layers = len(classes), len(layers)
     c_max = max(layer.channels for layer in layers)
+    if mi_estimators.check(opts.estimators):
+        raise OptionError(mi_estimators.check(opts.estimators))
     if opts.pca_components > c_max:
         raise OptionError(
             f"--pca-components {opts.pca_components} exceeds the widest layer's {c_max} channels "
@@ -187,6 +198,9 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
         binning=opts.binning,
         layer_info=opts.layer_info,
         layer_binning=whole,
+        estimators=tuple(opts.estimators),
+        knn_k=opts.knn_k,
+        estimator_dims=opts.estimator_dims,
     )
     cc_epochs = selected_epochs(n_epochs, opts, best)
     cc_layers = selected_layers(layers, opts)

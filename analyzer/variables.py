@@ -64,6 +64,7 @@ class Variable:
     stage: str
     fill: float = math.nan  # padding (past n_channels) and undefined values
     optional: bool = False  # present only when asked for (a zero-length dim otherwise)
+    notes: tuple[tuple[str, str], ...] = ()  # further attrs: (name, text), e.g. known_bias
 
     def __post_init__(self):
         if self.stage not in STAGES:
@@ -76,6 +77,109 @@ class Variable:
 
 
 _NAT, _ONE = "nat", "1"
+
+# --- the estimators beyond the histogram (analyzer/estimators.py; ``mi.estimators``) ---
+_KNN = (
+    (
+        "definition",
+        "Ross (2014) kNN estimator of I(T;Y), T continuous, Y discrete: psi(N) + <psi(k)> - "
+        "<psi(N_y)> - <psi(m)>, m = samples of any class closer than the k-th neighbour of "
+        "the same class (scikit-learn's mutual_info_classif without its noise)",
+    ),
+    (
+        "assumptions",
+        "T has a density, or is a mixture with point masses (ReLU zeros): a sample whose "
+        "k-th same-class neighbour is tied with it uses k_i = its same-class tie group and "
+        "m_i = its tie group (Gao et al. 2017's rule); k = analysis option knn_k",
+    ),
+    (
+        "known_bias",
+        "small, either sign, for a smooth 1-D density at N >= 359 (README ground-truth "
+        "table); grows with the dimension of a projection; not clipped at 0",
+    ),
+)
+_GAUSS = (
+    (
+        "definition",
+        "0.5 (log det S - sum_k p_k log det S_k) = h(T) - h(T|Y) with Gaussian entropies of "
+        "the ML (1-D) or Ledoit-Wolf shrunk (projection) covariances",
+    ),
+    ("assumptions", "T Gaussian given Y and marginally Gaussian"),
+    (
+        "known_bias",
+        "the MI of moment-matched Gaussians: a monotone map of T changes it; a class "
+        "mixture is not Gaussian, so it can exceed H(Y) for well-separated classes",
+    ),
+)
+_PROBE = (
+    (
+        "definition",
+        "H(Y) - held-out cross-entropy of a multinomial logistic regression on the layer's "
+        "whitened leading principal components (fitted per training fold, L2 strength by "
+        "inner cross-validation): a variational lower bound on I(T_l;Y)",
+    ),
+    ("assumptions", "none for validity; tight when p(y|t) is near a linear softmax"),
+    (
+        "known_bias",
+        "below the truth by the probe's misfit and finite-N error; sampling error can put "
+        "it slightly above the truth or below 0; never above H(Y)",
+    ),
+)
+_PROJ = "on the layer's leading estimator_dims principal components (analysis option)"
+
+
+def _estimator_vars() -> list[Variable]:
+    """The optional variables of the kNN, Gaussian and probe estimators."""
+    chan, lay = ("epoch", "layer", "channel"), ("epoch", "layer")
+    out = []
+    for est, notes, what in (("knn", _KNN, "kNN (Ross)"), ("gaussian", _GAUSS, "Gaussian")):
+        out += [
+            Variable(
+                f"channel_label_mi_{est}",
+                chan,
+                "float32",
+                _NAT,
+                f"I(T_lc; Y) by the {what} estimator; NaN past n_channels(layer)",
+                "layer",
+                optional=True,
+                notes=notes,
+            ),
+            Variable(
+                f"label_mi_{est}",
+                lay,
+                "float32",
+                _NAT,
+                f"mean over the layer's channels of channel_label_mi_{est}",
+                "layer",
+                optional=True,
+                notes=notes,
+            ),
+            Variable(
+                f"label_mi_{est}_pca",
+                lay,
+                "float32",
+                _NAT,
+                f"I(T_l; Y) by the {what} estimator {_PROJ}",
+                "layer",
+                optional=True,
+                notes=notes,
+            ),
+        ]
+    out.append(
+        Variable(
+            "label_mi_probe",
+            lay,
+            "float32",
+            _NAT,
+            "I(T_l; Y) >= H(Y) - held-out cross-entropy of a logistic-regression probe",
+            "layer",
+            optional=True,
+            notes=_PROBE,
+        )
+    )
+    return out
+
+
 _FINAL = "mean over the final third of layers"
 
 
@@ -439,6 +543,7 @@ VARIABLES: dict[str, Variable] = declare(
             "store",
         ),
         Variable("lr", ("epoch",), "float64", _ONE, "learning rate (from the store)", "store"),
+        *_estimator_vars(),
     ]
 )
 
@@ -470,6 +575,8 @@ def stack_layers(results: list[dict], sizes: dict[str, int]) -> dict[str, np.nda
         shape = shape_of(var, sizes, skip=2)
         if 0 in shape:  # an optional variable not asked for (e.g. no noise betas)
             continue
+        if var.optional and all(var.name not in r for r in results):
+            continue  # not asked for (e.g. an estimator not in mi.estimators)
         arr = var.empty((len(results), *shape))
         for i, r in enumerate(results):
             if var.name not in r:
@@ -484,4 +591,4 @@ def set_attrs(ds) -> None:
     """Units and description of every registry variable present in ``ds`` (in place)."""
     for name, var in VARIABLES.items():
         if name in ds.variables:
-            ds[name].attrs.update(units=var.units, description=var.description)
+            ds[name].attrs.update(units=var.units, description=var.description, **dict(var.notes))

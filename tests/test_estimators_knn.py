@@ -20,15 +20,32 @@ def _case(rng, n, n_classes, kind):
 
 @pytest.mark.parametrize("kind", ["normal", "relu", "ties"])
 @pytest.mark.parametrize("k", [1, 3, 7])
-def test_equals_sklearn_compute_mi_cd(kind, k):
-    """Same estimator, same data (no noise): equal to rounding, before sklearn's clip."""
+def test_equals_sklearn_compute_mi_cd_where_no_kth_distance_is_zero(kind, k):
+    """Same estimator, same data (no noise): equal to rounding, before sklearn's clip, on
+    every channel where no sample's k-th same-class neighbour is tied with it (there the
+    tie rule departs from scikit-learn; see test_ties_follow_the_mixture_rule)."""
     rng = np.random.default_rng(k)
     for n, n_classes in [(40, 2), (359, 10), (500, 3)]:
         x, y = _case(rng, n, n_classes, kind)
         y[0] = n_classes + 5  # a singleton class: left out by both
         ours = knn_label_mi(x, y, k=k)
         ref = np.array([sk_mi._compute_mi_cd(x[:, j], y, k) for j in range(x.shape[1])])
-        np.testing.assert_allclose(np.maximum(ours, 0), ref, atol=1e-9)
+        free = np.array([not _has_zero_kth(x[:, j], y, k) for j in range(x.shape[1])])
+        np.testing.assert_allclose(np.maximum(ours, 0)[free], ref[free], atol=1e-9)
+        brute = np.array([_brute_force_ross(x[:, j], y, k) for j in range(x.shape[1])])
+        np.testing.assert_allclose(ours, brute, atol=1e-9)
+        if kind == "normal":
+            assert free.all()
+
+
+def _has_zero_kth(v, y, k):
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        if idx.size > 1:
+            kk = min(k, idx.size - 1)
+            if any(np.sort(np.abs(v[idx] - v[i]))[kk] == 0 for i in idx):
+                return True
+    return False
 
 
 def test_close_to_mutual_info_classif_without_ties():
@@ -72,3 +89,91 @@ def test_gaussian_classes_near_truth_and_independent_near_zero():
 def test_bad_k():
     with pytest.raises(ValueError, match="k must be"):
         knn_label_mi(np.zeros((4, 1)), np.array([0, 0, 1, 1]), k=0)
+
+
+def _brute_force_ross(v, y, k):
+    """The definition, O(N^2): I = psi(N) + <psi(k_i)> - <psi(N_y)> - <psi(m_i)>, with the
+    tie rule (k-th distance 0: k_i = the same-class tie group, itself included)."""
+    from scipy.special import digamma
+
+    labels, counts = np.unique(y, return_counts=True)
+    keep = np.isin(y, labels[counts > 1])  # singleton classes are left out
+    v, y = v[keep], y[keep]
+    total = 0.0
+    for label in np.unique(y):
+        idx = np.where(y == label)[0]
+        kk = min(k, idx.size - 1)
+        for i in idx:
+            d = np.sort(np.abs(v[idx] - v[i]))[kk]  # [0] is the sample itself
+            m = (np.abs(v - v[i]) <= np.nextafter(d, 0)).sum()
+            k_i = kk if d > 0 else (v[idx] == v[i]).sum()
+            total += digamma(k_i) - digamma(idx.size) - digamma(m)
+    return digamma(v.size) + total / v.size
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sort_and_count_paths(dtype):
+    """Heavy ties, tiny classes, skewed (bucket overflow -> radix) and negative values:
+    every sort and count path of the kernel against the O(N^2) definition (exact) and
+    _compute_mi_cd. scikit-learn's KD-tree compares squared distances, so in float64 a
+    neighbour at exactly the k-th distance can be counted after rounding (one m_i off:
+    a difference <= 1/N nats); float32 data have exact float64 differences and agree."""
+    rng = np.random.default_rng(7)
+    n = 300
+    y = rng.integers(0, 12, n)
+    y[:3] = 20  # a class of 3
+    y[3] = 30  # a singleton
+    cols = [
+        np.round(rng.normal(size=n), 1),  # many tie groups
+        np.maximum(rng.normal(size=n) + 0.4 * y, 0),  # ReLU zeros
+        np.exp(3 * rng.normal(size=n)),  # heavy tail: overfull buckets
+        -np.abs(rng.standard_cauchy(n)),  # negative, wide range
+        np.where(rng.random(n) < 0.5, 1.0, rng.normal(size=n)),  # ties at the max
+        rng.normal(size=n) * 1e-30 + 1.0,  # nearly constant
+    ]
+    x = np.stack(cols, axis=1).astype(dtype)
+    xd = x.astype(np.float64)
+    for k in (1, 3, 5):
+        ours = knn_label_mi(x, y, k=k)
+        brute = np.array([_brute_force_ross(xd[:, j], y, k) for j in range(x.shape[1])])
+        np.testing.assert_allclose(ours, brute, atol=1e-9)
+        ref = np.array([sk_mi._compute_mi_cd(xd[:, j], y, k) for j in range(x.shape[1])])
+        free = np.array([not _has_zero_kth(xd[:, j], y, k) for j in range(x.shape[1])])
+        tol = 1e-9 if dtype == np.float32 else 1.0 / n + 1e-9
+        np.testing.assert_allclose(np.maximum(ours, 0)[free], ref[free], atol=tol)
+
+
+def test_layer_knn_in_one_dimension_equals_channel_knn_and_finds_2d_signal():
+    from analyzer.core.knn import knn_layer_mi
+
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 4, 500)
+    x = rng.normal(size=500) + 0.6 * y
+    assert np.isclose(knn_layer_mi(x[:, None], y, 3), knn_label_mi(x[:, None], y, 3)[0])
+    # the label lives in the angle of a 2-D point: no single coordinate carries all of it
+    angle = y * np.pi / 2 + 0.2 * rng.normal(size=500)
+    t = np.stack([np.cos(angle), np.sin(angle)], axis=1) + 0.05 * rng.normal(size=(500, 2))
+    both = knn_layer_mi(t, y, 3)
+    assert both > knn_label_mi(t, y, 3).max() + 0.3
+    assert both <= np.log(4) + 0.05
+    assert abs(knn_layer_mi(rng.normal(size=(500, 3)), y, 3)) < 0.05
+
+
+def test_ties_follow_the_mixture_rule():
+    """A ReLU channel (half zeros) against an independent label is ~0 (scikit-learn's
+    _compute_mi_cd, which keeps k_i = k on ties, is far below 0 before its clip); a purely
+    discrete channel gives the plug-in MI up to O(1/count) digamma-vs-log terms."""
+    from sklearn.metrics import mutual_info_score
+
+    rng = np.random.default_rng(3)
+    n = 3925
+    y = rng.integers(0, 10, n)
+    x = np.maximum(rng.normal(size=(n, 8)), 0)
+    mi = knn_label_mi(x, y, 3)  # sd ~0.008 per channel at this N, K (README table)
+    assert abs(mi.mean()) < 0.01 and np.abs(mi).max() < 0.04
+    assert sk_mi._compute_mi_cd(x[:, 0], y, 3) == 0.0  # clipped: its raw value is ~ -2
+    # a discrete channel whose law depends on the label
+    levels = (rng.random(n) < 0.05 + 0.1 * y).astype(int) + (rng.random(n) < 0.5)
+    got = knn_label_mi(levels[:, None].astype(float), y, 3)[0]
+    assert abs(got - mutual_info_score(levels, y)) < 0.01
+    assert mutual_info_score(levels, y) > 0.05  # the check has teeth

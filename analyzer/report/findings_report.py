@@ -19,7 +19,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from analyzer.report import groups
+from analyzer.report import estimator_findings, groups
 from analyzer.report.findings import KEYS as KEYS_ORDER  # noqa: F401  (re-exported: the JSON keys)
 from analyzer.report.findings import Finding, hsic_finding, mi_findings, plain, summary_of
 from analyzer.report.intervention_findings import knockout_findings, transplant_finding
@@ -64,8 +64,13 @@ def _clean(x):
     return None if isinstance(x, float) and math.isnan(x) else x
 
 
-def as_json(findings: list[Finding]) -> dict:
-    return {"findings": [{k: _clean(v) for k, v in f.as_json().items()} for f in findings]}
+def as_json(findings: list[Finding], mi=None) -> dict:
+    """{"findings": [...]}, plus "by_estimator" when the MI Datasets carry estimators
+    beyond the histogram (``estimator_findings.as_json``)."""
+    doc = {"findings": [{k: _clean(v) for k, v in f.as_json().items()} for f in findings]}
+    if mi and len(estimator_findings.present(mi)) > 1:
+        doc["by_estimator"] = estimator_findings.as_json(estimator_findings.by_estimator(mi))
+    return doc
 
 
 def markdown(findings: list[Finding], bins: int | None, n_runs: int, mi=None) -> str:
@@ -95,7 +100,7 @@ def markdown(findings: list[Finding], bins: int | None, n_runs: int, mi=None) ->
             f"{_num(f.null)} | {f.runs} |"
         )
     if mi:
-        lines += ["", *groups.markdown(mi)]
+        lines += ["", *estimator_findings.markdown(mi), *groups.markdown(mi)]
     lines += ["", "## How each statistic is computed", ""]
     lines += [f"- `{f.id}`: {f.how}." for f in findings]
     return "\n".join(lines) + "\n"
@@ -111,7 +116,7 @@ def write_report(findings: list[Finding], out: str | Path, bins=None, n_runs=0, 
     """Write OUT.json and OUT.md (out is the stem, e.g. results/findings/bins-20)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write(out.with_name(out.name + ".json"), json.dumps(as_json(findings), indent=1) + "\n")
+    _write(out.with_name(out.name + ".json"), json.dumps(as_json(findings, mi), indent=1) + "\n")
     _write(out.with_name(out.name + ".md"), markdown(findings, bins, n_runs, mi))
     return out
 

@@ -5,7 +5,10 @@
 For each (bins, sample fraction, binning rule) the label-MI findings (``findings.mi_findings``)
 are measured on every run's sweep Dataset (``analyzer.sweep``) with the same verdict rule as
 the findings report. Intervention and HSIC findings do not depend on the estimator settings
-and are not part of the sweep. Writes OUT.md, OUT.json and OUT.png / OUT.pdf.
+and are not part of the sweep. Writes OUT.md, OUT.json and OUT.png / OUT.pdf. With ``--mi``
+(the runs' MI Datasets), OUT.md and OUT.json also say under which MI estimators (histogram,
+kNN, Gaussian, probe: ``mi.estimators``) each label-MI finding holds
+(``analyzer.report.estimator_findings``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from analyzer.report import estimator_findings
 from analyzer.report.findings import RunSummary, mi_findings, summary_of
 from latent_mi.outputs import safe_output
 from latent_mi.settings import SETTINGS, default, plain_text
@@ -152,16 +156,22 @@ def main(argv: list[str] | None = None) -> int:
         choices=SETTINGS["figures.formats"].value["enum"],
         help="figure formats (the workflow: figures.formats)",
     )
+    p.add_argument(
+        "--mi", nargs="*", default=[], help="the runs' MI Datasets: adds findings per estimator"
+    )
     args = p.parse_args(argv)
     runs = [xr.open_zarr(path).load() for path in args.sweeps]
+    mi = [xr.open_zarr(path) for path in args.mi]
     rows = table(runs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write(
-        out.with_name(out.name + ".json"),
-        json.dumps({"settings": rows, "holds": holds(rows)}, indent=1),
-    )
-    _write(out.with_name(out.name + ".md"), markdown(rows, len(runs)))
+    doc = {"settings": rows, "holds": holds(rows)}
+    extra = estimator_findings.markdown(mi)
+    if extra:
+        doc["by_estimator"] = estimator_findings.as_json(estimator_findings.by_estimator(mi))
+    _write(out.with_name(out.name + ".json"), json.dumps(doc, indent=1))
+    text = markdown(rows, len(runs))
+    _write(out.with_name(out.name + ".md"), text + ("\n" + "\n".join(extra) if extra else ""))
     figure(rows, out, args.formats)
     print(f"wrote {out}.md/.json/.{'/.'.join(args.formats)}", file=sys.stderr)
     return 0
