@@ -5,7 +5,8 @@ Torch-free, standard library only. Every writer of the project uses it:
 * :func:`safe_output` -- ``with safe_output(OUT, "mi-dataset") as tmp:`` write the result
   (a directory or a file) at ``tmp``; on success it is marked as this tool's output of that
   kind and renamed into place (an older output of the same kind is swapped out and removed
-  only then). Anything else at OUT -- a folder holding other files, a plain file, an
+  only then). The marker records every file's size and checksum (:mod:`latent_mi.manifest`,
+  which readers verify). Anything else at OUT -- a folder holding other files, a plain file, an
   output of another kind -- stops with an :class:`OutputError` naming it, before any work.
   A failure leaves OUT as it was and removes the temporary.
 * :func:`lock` / :func:`output_lock` / :func:`dir_lock` -- an exclusive lock (``fcntl.flock``
@@ -314,7 +315,9 @@ def safe_output(out: str | Path, kind: str, recognise=None, **marker) -> Iterato
             yield tmp
             if not os.path.lexists(tmp):
                 raise OutputError(f"nothing was written for {out}")
-            write_marker(tmp, kind, **marker)
+            from latent_mi import manifest  # (imports this module)
+
+            write_marker(tmp, kind, files=manifest.build(tmp), **marker)
             if tmp.is_file():  # a file's marker lives beside it: give it the final name
                 os.replace(marker_path(tmp), out.with_name(f".{out.name}{MARKER}"))
             check_replaceable(out, kind, recognise)  # still ours (the lock keeps our writers out)

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from analyzer.report.findings import RunSummary, mi_findings, summary_of
+from latent_mi.manifest import open_output
 from latent_mi.outputs import safe_output
 
 COLORS = {"reproduced": "#4daf4a", "inconclusive": "#ffbf00", "contradicted": "#e41a1c",
@@ -139,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output stem: OUT.md, OUT.json, OUT.<fmt>")
     p.add_argument("--formats", nargs="+", default=["png", "pdf"])
     args = p.parse_args(argv)
-    runs = [xr.open_zarr(path).load() for path in args.sweeps]
+    try:
+        runs = [open_output(path, "sweep").load() for path in args.sweeps]
+    except (OSError, ValueError) as e:
+        print(f"robustness: error: {e}", file=sys.stderr)
+        return 1
     rows = table(runs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
