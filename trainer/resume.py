@@ -118,7 +118,22 @@ def load_checkpoint(path: Path, device) -> tuple[dict | None, str]:
         return None, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
     if not isinstance(state, dict) or not {"epoch", "model", "rng", "progress"} <= set(state):
         return None, "not a trainer checkpoint"
+    bad = nonfinite_tensor(state)
+    if bad is not None:
+        # a diverged epoch is never checkpointed (the loop stops before saving): damage
+        return None, f"damaged (non-finite values in {bad}; not a divergence)"
     return state, ""
+
+
+def nonfinite_tensor(state: dict) -> str | None:
+    """The first model weight or optimizer buffer of a checkpoint that holds NaN/Inf, or None."""
+    tensors = [(f"weight {k}", v) for k, v in state["model"].items()]
+    for index, buffers in (state.get("optimizer") or {}).get("state", {}).items():
+        tensors += [(f"optimizer {name} of parameter {index}", v) for name, v in buffers.items()]
+    for name, value in tensors:
+        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all():
+            return name
+    return None
 
 
 def candidates(ckpt_dir: Path) -> list[Path]:

@@ -280,6 +280,8 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
             store.append_epoch(store_path, last, act, progress["last_metrics"], dtype)
         store.truncate_epochs(store_path, last + 1)
         resume.check_best(ckpt, state, device, lambda: atomic_torch_save(state, ckpt / C.BEST_CKPT))
+        if point.path.name != C.LAST_CKPT:  # last.pt was damaged or stale: the newest good state
+            atomic_torch_save(state, ckpt / C.LAST_CKPT)
         atomic_write_json(run_dir / C.PROGRESS, progress)  # a kill may have left it stale
         run_files.remove_stale_temps(run_dir)
         log.info("resuming %s after epoch %d", run_dir, last)
