@@ -6,6 +6,7 @@ uninterrupted run (the ``epoch_seconds`` timings aside).
 
 import json
 import logging
+import threading
 
 import pytest
 import torch
@@ -52,6 +53,9 @@ def killed_run(run_dir, monkeypatch, at_epoch: int = EPOCHS):
     with pytest.raises(KeyboardInterrupt):
         run(tiny_config(*CFG), run_dir)
     monkeypatch.setattr(train, "atomic_write_json", real_write)
+    for thread in threading.enumerate():  # the background store append of the last epoch
+        if thread.name.startswith("store-writer"):
+            thread.join()
 
 
 @pytest.mark.parametrize("at_epoch", [1, EPOCHS])

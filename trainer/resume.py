@@ -29,7 +29,8 @@ import torch
 import zarr
 
 from latent_mi import contract as C
-from latent_mi.store_check import find_damage
+from latent_mi.store_check import find_damage, metadata_problem
+from trainer import store
 from trainer.run_files import own_checkpoints
 
 log = logging.getLogger("trainer")
@@ -143,14 +144,31 @@ def candidates(ckpt_dir: Path) -> list[Path]:
 
 
 def intact_epochs(store_path: Path) -> int:
-    """Leading store entries numbered 0, 1, ... whose activation chunks are present and decode."""
+    """Leading store entries numbered 0, 1, ... whose chunks are present and decode.
+
+    Damaged array metadata is first restored from the store's consolidated copy (a finished
+    store has one); metadata that cannot be restored makes the whole store unusable (0).
+    """
+    if not store_path.is_dir():
+        return 0
+    for meta in store.restore_metadata(store_path):
+        log.warning(
+            "%s was missing or damaged: restored from the store's consolidated metadata", meta
+        )
+    rebuilt = store.rebuild_epoch_coord(store_path)
+    if rebuilt:
+        log.warning("%s/epoch was lost: rebuilt it as epochs 0-%d", store_path, rebuilt - 1)
+    problem = metadata_problem(store_path)
+    if problem:
+        log.warning("activation store %s: %s; recomputing its epochs", store_path, problem)
+        return 0
     try:
         values = zarr.open_group(store_path, mode="r", use_consolidated=False)["epoch"][:]
     except Exception:
         return 0  # no store, or not readable
     ok = values == np.arange(len(values))
     n = int(len(values) if ok.all() else np.argmin(ok))
-    damage = find_damage(store_path, indices=range(n), decode=True)
+    damage = find_damage(store_path, indices=range(n), decode=True)  # every epoch-indexed array
     if damage is not None:
         log.warning("%s: re-dumping from there", damage.short(store_path))
         return damage.index
