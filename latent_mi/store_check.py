@@ -75,14 +75,14 @@ def epoch_arrays(store: str | Path) -> list[str]:
 
 def find_damage(
     store: str | Path,
-    variable: str | None = None,
+    variable: str | None = C.ACTIVATION,
     indices: range | None = None,
     decode: bool = False,
 ) -> Damage | None:
     """The first missing (or, with ``decode``, unreadable) chunk in ``indices``.
 
-    ``variable``: one array, or None for every epoch-indexed array (the trainer writes all of
-    their chunks). Only local directory stores are checked for missing chunk files (others
+    ``variable``: one array, or None for every epoch-indexed array (the trainer's resume: it
+    writes all their chunks, where other writers may skip a chunk holding the fill value). Only local directory stores are checked for missing chunk files (others
     return None).
     """
     store = Path(store)
@@ -133,8 +133,9 @@ def _json_problem(path: Path) -> str | None:
 
 
 def metadata_problem(store: str | Path) -> str | None:
-    """The first ``zarr.json`` of a local store (the group's, the ``epoch`` coordinate's, or
-    any array's named by the group or found on disk) that is missing or not readable, as
+    """The first ``zarr.json`` of a local store (the group's, the ``epoch`` coordinate's of an
+    activation store, or any array's named by the group or found on disk) that is missing or
+    not readable, as
     "its metadata file PATH is missing|damaged (...)"; None if all read."""
     store = Path(store)
     root = store / "zarr.json"
@@ -144,7 +145,9 @@ def metadata_problem(store: str | Path) -> str | None:
     listed = json.loads(root.read_bytes()).get("consolidated_metadata") or {}
     names = {n for n in (listed.get("metadata") or {}) if "/" not in n}
     names |= {p.name for p in store.iterdir() if p.is_dir() and (p / "zarr.json").exists()}
-    for name in sorted(names | {"epoch"}):
+    if C.ACTIVATION in names:  # an activation store: its epoch coordinate is required
+        names.add("epoch")
+    for name in sorted(names):
         problem = _json_problem(store / name / "zarr.json")
         if problem:
             return problem

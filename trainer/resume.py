@@ -168,7 +168,9 @@ def intact_epochs(store_path: Path) -> int:
         return 0  # no store, or not readable
     ok = values == np.arange(len(values))
     n = int(len(values) if ok.all() else np.argmin(ok))
-    damage = find_damage(store_path, indices=range(n), decode=True)  # every epoch-indexed array
+    damage = find_damage(
+        store_path, None, indices=range(n), decode=True
+    )  # every epoch-indexed array
     if damage is not None:
         log.warning("%s: re-dumping from there", damage.short(store_path))
         return damage.index
