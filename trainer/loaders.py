@@ -78,14 +78,30 @@ class SeededSamples(Dataset):
             gen.set_state(state)
 
 
-def granted_cores(cores: int | None = None) -> int:
-    """Cores this process may use: ``cores`` if given, else its CPU affinity."""
-    if cores:
-        return cores
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity; the CPU count off Linux)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def granted_cores(cores: int | None = None) -> int:
+    """Cores this process may use: ``cores`` if given, never more than its CPU affinity
+    (``--cores 8`` on a 2-core machine grants 2)."""
+    usable = usable_cores()
+    return min(cores, usable) if cores else usable
+
+
+def cap_threads(cores: int) -> int:
+    """At most ``cores`` intra-op threads for torch, and for the loader workers it spawns
+    (``OMP_NUM_THREADS``); returns the thread count now in use."""
+    if torch.get_num_threads() > cores:
+        torch.set_num_threads(cores)
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if not omp.isdigit() or int(omp) > cores:
+        os.environ["OMP_NUM_THREADS"] = str(cores)
+    return torch.get_num_threads()
 
 
 def resolve_workers(setting: int | str, dataset: Dataset, device: torch.device, cores: int) -> int:

@@ -31,7 +31,7 @@ from trainer import resume, run_files, store
 from trainer.config import config_json
 from trainer.data import INPUT_FEATURES, load_dataset
 from trainer.epoch import DivergedError, evaluate, train_one_epoch
-from trainer.loaders import granted_cores, make_loaders, resolve_workers
+from trainer.loaders import cap_threads, granted_cores, make_loaders, resolve_workers, usable_cores
 from trainer.precision import resolve_precision
 from trainer.sites import Site, find_sites
 from trainer.zoo import model_from_config
@@ -135,6 +135,7 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     runtime = runtime or Runtime()
+    cap_threads(granted_cores(runtime.cores))  # never more threads than usable cores (26.1)
     if "live" in cfg.get("train", {}):  # how this process runs, not part of the run's identity
         live = bool(cfg["train"]["live"])
         cfg = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "live"}}
@@ -178,15 +179,20 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
         optimizer, mode="max", factor=tcfg["lr_factor"], patience=tcfg["lr_patience"]
     )
     setting = tcfg["num_workers"] if runtime.workers is None else runtime.workers
-    workers = resolve_workers(setting, data.train, device, granted_cores(runtime.cores))
+    cores = granted_cores(runtime.cores)
+    workers = resolve_workers(setting, data.train, device, cores)
     loaders = make_loaders(data, tcfg["batch_size"], cfg["seed"], workers, device)
     train_loader, val_loader = loaders.train, loaders.val
     log.info(
-        "device %s, %d loader workers, amp %s, channels_last %s",
+        "device %s, %d loader workers, amp %s, channels_last %s, torch threads %d (%d cores "
+        "granted, %d usable)",
         device,
         workers,
         prec.amp,
         prec.channels_last,
+        torch.get_num_threads(),
+        cores,
+        usable_cores(),
     )
     store_path = run_dir / C.STORE
     ckpt = run_dir / C.CHECKPOINTS

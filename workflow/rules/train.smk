@@ -20,7 +20,7 @@ rule train_run:
     resources:
         gpu=1,  # the one GPU key (never also `gres`): one trainer per GPU
         slurm_partition=GPU_PARTITION,
-    threads: 8  # capped at --cores by Snakemake
+    threads: min(8, len(os.sched_getaffinity(0)))  # never more than the usable cores (26.1)
     conda:
         CONDA_ENV
     shell:
