@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from latent_mi import contract as C
-from latent_mi import outputs
+from latent_mi import outputs, parent_watch
 from trainer import resume, run_files, store
 from trainer.config import config_json
 from trainer.data import INPUT_FEATURES, load_dataset
@@ -38,6 +38,8 @@ from trainer.zoo import model_from_config
 
 log = logging.getLogger("trainer")
 
+
+LOCK_WAIT_SECONDS = 30  # how long a workflow-started trainer waits for the run's lock
 
 __all__ = ["DivergedError", "Runtime", "evaluate", "run", "train_one_epoch"]
 
@@ -140,7 +142,10 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
         live = bool(cfg["train"]["live"])
         cfg = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "live"}}
         runtime = replace(runtime, live=runtime.live or live)
-    with outputs.dir_lock(run_dir):
+    # started by the workflow: end with it (a kill -9 of Snakemake orphans no trainer), and
+    # wait for an orphan of a killed workflow to release the run directory
+    watched = parent_watch.exit_with_workflow("trainer")
+    with outputs.dir_lock(run_dir, wait=LOCK_WAIT_SECONDS if watched else 0):
         if (
             cfg["arch"] == "twelve_bit_mlp"
         ):  # many cheap epochs, dumps on an epoch grid: its own loop

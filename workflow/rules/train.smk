@@ -24,4 +24,4 @@ rule train_run:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --cores {threads} {params.live} --out {params.out} > {log} 2>&1"
+        "LATENT_MI_EXIT_WITH=$PPID OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --cores {threads} {params.live} --out {params.out} > {log} 2>&1"
