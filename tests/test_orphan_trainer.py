@@ -38,6 +38,7 @@ def _wait_for(predicate, seconds: float) -> bool:
     shutil.which("snakemake") is None and not Path(sys.executable).with_name("snakemake").exists(),
     reason="needs snakemake",
 )
+@pytest.mark.slow  # a real Snakemake and trainer: ~20 s
 def test_trainer_dies_with_a_killed_snakemake(tmp_path):
     run_dir = tmp_path / "run"
     overrides = " ".join(LONG)

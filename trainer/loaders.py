@@ -17,6 +17,7 @@ cores come from ``python -m trainer --cores N`` (the workflow passes Snakemake's
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -76,6 +77,30 @@ class SeededSamples(Dataset):
             return self.dataset[index]
         finally:
             gen.set_state(state)
+
+
+class ImageError(ValueError):
+    """An image file that cannot be decoded; one line naming it, also when raised in a
+    DataLoader worker (torch re-raises it with the worker's traceback in the message)."""
+
+    def __str__(self) -> str:
+        text = super().__str__().strip()
+        last = text.splitlines()[-1] if text else text
+        return re.sub(r"^(?:[\w.]+\.)?ImageError: ", "", last)
+
+
+def open_image(path: str):
+    """The RGB image at ``path`` (the ImageFolder loader); a damaged file is an ImageError."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as e:  # PIL.UnidentifiedImageError is an OSError
+        why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise ImageError(
+            f"image {path} cannot be read ({type(e).__name__}: {why}): replace or remove it"
+        ) from None
 
 
 def usable_cores() -> int:
