@@ -107,3 +107,34 @@ def test_manifest_lists_every_file_and_an_intact_output_verifies(analyzed):
     assert set(files) == on_disk - {".latent-mi-output.json"}
     manifest.verify(mi)  # no error
     xr.testing.assert_identical(manifest.open_output(mi).load(), xr.open_zarr(mi).load())
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 16 KiB tmpfs (needs root and mount rights; else the test is skipped)."""
+    import subprocess
+
+    where = tmp_path / "mnt"
+    where.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(where)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_figures_out_on_a_read_only_or_full_file_system_is_one_line(
+    analyzed, small_mount, capsys, fault
+):
+    import subprocess
+
+    _, mi = analyzed
+    if fault == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    args = [str(mi), "--out", str(small_mount / "figs"), "--names", "fig1_depth_mi"]
+    assert figures([*args, "--formats", "png", "pdf"]) == 1
+    err = capsys.readouterr().err.strip()
+    want = "Read-only file system" if fault == "read-only" else "No space left on device"
+    assert len(err.splitlines()) == 1 and want in err and str(small_mount) in err, err
