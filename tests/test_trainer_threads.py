@@ -32,3 +32,17 @@ def test_cores_8_on_one_core_runs_one_torch_thread(tmp_path):
     assert found.groups() == ("1", "1", "1")
     log = (tmp_path / "run" / "train.log").read_text()
     assert "torch threads 1 (1 cores granted, 1 usable)" in log
+
+
+@pytest.mark.slow  # a Snakemake dry run of the whole workflow: ~15 s
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux)")
+def test_workflow_train_jobs_get_at_most_the_usable_cores(tmp_path):
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    cmd = ["taskset", "-c", "0", snakemake, "-n", "-p", "--cores", "8", "train"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    train_jobs = proc.stdout.split("rule train_run:")[1:]
+    assert train_jobs, proc.stdout[-2000:]
+    for job in train_jobs:
+        assert "threads:" not in job  # Snakemake prints threads only when more than 1
+        assert "OMP_NUM_THREADS=1 " in job and "--cores 1 " in job

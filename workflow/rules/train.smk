@@ -3,6 +3,15 @@
 # state (store, checkpoints, progress.json) must survive a killed job.
 
 
+# Issue 26.1: `--cores N` beyond the cores this machine lets us use (CPU affinity) would run
+# N threads' worth of jobs at once on fewer cores; a local run gets at most the usable cores.
+USABLE_CORES = len(os.sched_getaffinity(0))
+if workflow.local_exec and (workflow.global_resources["_cores"].value or 0) > USABLE_CORES:
+    from snakemake.resources import Resource
+
+    workflow.global_resources["_cores"] = Resource("_cores", USABLE_CORES)
+
+
 rule train:
     input:
         expand(f"{C.run_dir(RESULTS, '{run}')}/{C.DONE}", run=RUNS),
@@ -20,7 +29,7 @@ rule train_run:
     resources:
         gpu=1,  # the one GPU key (never also `gres`): one trainer per GPU
         slurm_partition=GPU_PARTITION,
-    threads: min(8, len(os.sched_getaffinity(0)))  # never more than the usable cores (26.1)
+    threads: min(8, USABLE_CORES)  # never more than the usable cores (26.1)
     conda:
         CONDA_ENV
     shell:
