@@ -186,3 +186,12 @@ def test_epoch_arrays_are_listed_activation_first(ref_run):
     assert names[0] == C.ACTIVATION and names[-1] == "epoch"
     assert set(names) == {C.ACTIVATION, "epoch", *trainer_store.EPOCH_VARS}
     assert json.loads((ref_run / C.STORE / "zarr.json").read_text())["attributes"]
+
+
+def test_corrupt_epoch_chunk_is_rebuilt_without_recomputing(ref_run, tmp_path, caplog):
+    run_dir, store = _copy(ref_run, tmp_path)
+    (store / "epoch" / "c" / "1").write_bytes(b'{"garbage')
+    run(tiny_config(*CFG), run_dir)
+    assert any("epoch was lost: rebuilt it" in r.message for r in caplog.records)
+    assert not any("train_loss" in r.message for r in caplog.records)
+    assert_stores_equal(ref_run / C.STORE, store)
