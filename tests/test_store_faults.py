@@ -172,11 +172,14 @@ def test_readers_of_a_running_store_never_land_inside_an_append(ref_run, tmp_pat
             trainer_store.append_epoch(
                 store, epoch, row.activation.values, metrics, str(ref.activation.dtype)
             )
+            deadline = time.monotonic() + 30
+            while epoch + 1 not in seen and not errors and time.monotonic() < deadline:
+                time.sleep(0.05)  # the reader sees this epoch before the next append
     finally:
         stop.set()
         thread.join()
     assert not errors, errors[:3]
-    assert len(seen) >= 2, seen
+    assert set(range(2, EPOCHS + 2)) <= seen, seen  # each appended epoch seen whole
 
 
 def test_epoch_arrays_are_listed_activation_first(ref_run):
