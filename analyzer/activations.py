@@ -14,7 +14,7 @@ from pathlib import Path
 import xarray as xr
 
 from latent_mi import contract as C
-from latent_mi.store_check import check_epoch_coord, find_damage
+from latent_mi.store_check import check_epoch_coord, find_damage, metadata_problem, open_complete
 
 REQUIRED_VARS = (C.ACTIVATION, C.LABEL, C.VAL_ACC)
 FINISHED = ("complete", "diverged")
@@ -47,12 +47,19 @@ def open_activations(
     path = Path(path)
     if not path.exists():
         raise StoreError(f"activation store {path} does not exist")
+    problem = metadata_problem(path) if (path / "zarr.json").is_file() else None
+    if problem:
+        raise StoreError(
+            f"activation store {path}: {problem}; rerun the trainer on its run directory to "
+            "repair it"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter(
                 "ignore", RuntimeWarning
             )  # no consolidated metadata while running
-            ds = xr.open_zarr(path, chunks=None) if lazy else xr.open_zarr(path)
+            # whole epochs only, also while an append is landing (--allow-running)
+            ds = open_complete(path, chunks=None) if lazy else open_complete(path)
     except Exception as e:  # zarr raises many types for a broken store
         raise StoreError(
             f"activation store {path} cannot be opened as Zarr: {type(e).__name__}: {e}"
@@ -71,15 +78,16 @@ def open_activations(
         raise StoreError(
             f"{path}: activation has dims {ds.activation.dims}, expected (epoch, sample, unit)"
         )
+    # a missing chunk would read as an all-NaN epoch (or a repeated epoch 0)
+    damage = find_damage(path, indices=range(ds.sizes["epoch"]))
+    if damage is not None:
+        raise StoreError(damage.message(path))
     problem = check_epoch_coord(ds.epoch.values)
     if problem:
         raise StoreError(
-            f"activation store {path} is not usable: {problem} (were two trainers writing its "
-            "run directory?); delete the run directory and train it again"
+            f"activation store {path} is not usable: {problem}; rerun the trainer on its run "
+            "directory to repair it (it keeps the epochs stored in order and recomputes the rest)"
         )
-    damage = find_damage(path)  # a missing chunk would read as an all-NaN epoch
-    if damage is not None:
-        raise StoreError(damage.message(path))
     return ds
 
 

@@ -21,6 +21,7 @@ import zarr
 from analyzer import variables as registry
 from analyzer.prepare import ANALYZER_VERSION, Setup
 from latent_mi import contract as C
+from latent_mi.manifest import verify
 
 WHOLE_AXIS = [v.name for v in registry.VARIABLES.values() if v.stage in ("dynamics", "selected")]
 
@@ -30,8 +31,9 @@ def reusable_epochs(out: Path, setup: Setup) -> int:
     if not (out / "zarr.json").exists():
         return 0
     try:
+        verify(out)  # a damaged chunk is not reused
         old = xr.open_zarr(out)
-    except Exception:  # not a readable Zarr group: rewrite
+    except Exception:  # not a readable Zarr group, or damaged: rewrite
         return 0
     attrs, new = old.attrs, setup.attrs
     same = (

@@ -19,6 +19,7 @@ import xarray as xr
 from torch import nn
 
 from latent_mi import contract as C
+from latent_mi.manifest import open_output
 from trainer.sites import Site, find_sites
 
 
@@ -141,10 +142,7 @@ def open_mi(mi_path) -> xr.Dataset:
     path = Path(mi_path)
     if not path.exists():
         raise FileNotFoundError(f"MI Dataset {path} does not exist (run the analyzer first)")
-    try:
-        ds = xr.open_zarr(path)
-    except Exception as e:
-        raise ValueError(f"--mi {path} cannot be opened as Zarr ({type(e).__name__})") from None
+    ds = open_output(path, "--mi")  # a missing or altered chunk: one line naming it
     if C.CHANNEL_LABEL_MI not in ds or C.VAL_ACC not in ds:
         hint = ""
         if C.ACTIVATION in ds:

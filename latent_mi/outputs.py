@@ -5,7 +5,8 @@ Torch-free, standard library only. Every writer of the project uses it:
 * :func:`safe_output` -- ``with safe_output(OUT, "mi-dataset") as tmp:`` write the result
   (a directory or a file) at ``tmp``; on success it is marked as this tool's output of that
   kind and renamed into place (an older output of the same kind is swapped out and removed
-  only then). Anything else at OUT -- a folder holding other files, a plain file, an
+  only then). The marker records every file's size and checksum (:mod:`latent_mi.manifest`,
+  which readers verify). Anything else at OUT -- a folder holding other files, a plain file, an
   output of another kind -- stops with an :class:`OutputError` naming it, before any work.
   A failure leaves OUT as it was and removes the temporary.
 * :func:`lock` / :func:`output_lock` / :func:`dir_lock` -- an exclusive lock (``fcntl.flock``
@@ -26,6 +27,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -175,20 +177,34 @@ def _holder(path: Path) -> str:
 
 
 @contextmanager
-def lock(lock_file: str | Path, what: str | Path) -> Iterator[Path]:
+def lock(lock_file: str | Path, what: str | Path, wait: float = 0) -> Iterator[Path]:
     """Hold an exclusive lock on ``lock_file`` (a PID file) while writing ``what``.
 
-    Raises LockError naming the holder's PID if another live process holds it. The lock
+    Raises LockError naming the holder's PID if another live process holds it for more
+    than ``wait`` seconds (waiting is said once on the ``latent_mi`` logger). The lock
     file is removed on release.
     """
     lock_file = Path(lock_file)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
+    deadline, said = time.monotonic() + wait, False
     while True:
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            if time.monotonic() < deadline:
+                if not said:
+                    logging.getLogger("latent_mi").warning(
+                        "%s is held by %s (lock %s): waiting up to %.0f s for it to end",
+                        what,
+                        _holder(lock_file),
+                        lock_file,
+                        wait,
+                    )
+                    said = True
+                time.sleep(0.2)
+                continue
             raise LockError(
                 f"{what} is being written by {_holder(lock_file)} (lock {lock_file}); "
                 "wait for it to finish or stop it"
@@ -219,10 +235,10 @@ def output_lock(out: str | Path):
     return lock(out.with_name(f".{out.name}.lock"), out)
 
 
-def dir_lock(directory: str | Path):
+def dir_lock(directory: str | Path, wait: float = 0):
     """The lock of a directory written in place (a run directory): ``DIR/.latent-mi.lock``."""
     directory = Path(directory)
-    return lock(directory / LOCK_NAME, directory)
+    return lock(directory / LOCK_NAME, directory, wait)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -314,7 +330,9 @@ def safe_output(out: str | Path, kind: str, recognise=None, **marker) -> Iterato
             yield tmp
             if not os.path.lexists(tmp):
                 raise OutputError(f"nothing was written for {out}")
-            write_marker(tmp, kind, **marker)
+            from latent_mi import manifest  # (imports this module)
+
+            write_marker(tmp, kind, files=manifest.build(tmp), **marker)
             if tmp.is_file():  # a file's marker lives beside it: give it the final name
                 os.replace(marker_path(tmp), out.with_name(f".{out.name}{MARKER}"))
             check_replaceable(out, kind, recognise)  # still ours (the lock keeps our writers out)

@@ -6,11 +6,14 @@ so a chunk file that is absent means damage, never "all values were NaN". Two ch
 * :func:`check_epoch_coord` -- the ``epoch`` coordinate is strictly increasing and unique
   (two trainers on one run directory would interleave their appends);
 * :func:`find_damage` -- the first epoch-indexed chunk of a variable that is missing
-  (cheap: file existence) or, with ``decode=True``, cannot be read back (a full read).
+  (cheap: file existence) or, with ``decode=True``, cannot be read back (a full read);
+* :func:`metadata_problem` -- a ``zarr.json`` that is missing or not readable, named;
+* :func:`open_complete` -- open a store showing whole epochs only, even mid-append.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,22 +57,51 @@ def check_epoch_coord(epochs: np.ndarray) -> str | None:
     return f"its epoch coordinate is not strictly increasing ({what})"
 
 
+def epoch_arrays(store: str | Path) -> list[str]:
+    """Names of the store's arrays indexed by ``epoch`` first (``activation`` first, ``epoch``
+    last), from their ``zarr.json`` files (unreadable ones are left to :func:`metadata_problem`)."""
+    store = Path(store)
+    names = []
+    for meta in sorted(store.glob("*/zarr.json")):
+        try:
+            doc = json.loads(meta.read_bytes())
+        except (OSError, ValueError):
+            continue
+        dims = doc.get("dimension_names") or [] if isinstance(doc, dict) else []
+        if dims and dims[0] == "epoch":
+            names.append(meta.parent.name)
+    return sorted(names, key=lambda n: (n != C.ACTIVATION, n == "epoch", n))
+
+
 def find_damage(
     store: str | Path,
-    variable: str = C.ACTIVATION,
+    variable: str | None = C.ACTIVATION,
     indices: range | None = None,
     decode: bool = False,
 ) -> Damage | None:
-    """The first missing (or, with ``decode``, unreadable) chunk of ``variable`` in ``indices``.
+    """The first missing (or, with ``decode``, unreadable) chunk in ``indices``.
 
-    Only local directory stores are checked for missing chunk files (others return None).
+    ``variable``: one array, or None for every epoch-indexed array (the trainer's resume: it
+    writes all their chunks, where other writers may skip a chunk holding the fill value). Only local directory stores are checked for missing chunk files (others
+    return None).
     """
     store = Path(store)
     try:
-        array = zarr.open_array(store / variable, mode="r")
         epochs = zarr.open_array(store / "epoch", mode="r")[:]
     except Exception:
         return None  # not a zarr v3 store on disk: the open checks report it
+    for name in [variable] if variable else epoch_arrays(store):
+        damage = _array_damage(store, name, epochs, indices, decode)
+        if damage is not None:
+            return damage
+    return None
+
+
+def _array_damage(store: Path, variable: str, epochs, indices, decode: bool) -> Damage | None:
+    try:
+        array = zarr.open_array(store / variable, mode="r")
+    except Exception:
+        return None  # its metadata: see metadata_problem
     indices = range(array.shape[0]) if indices is None else indices
     rest = [range(n) for n in array.cdata_shape[1:]]
     for i in indices:
@@ -86,3 +118,77 @@ def find_damage(
                 msg = f"corrupt: {type(e).__name__}: {e}".replace("\n", " ")
                 return Damage(variable, i, epoch, msg, store / variable)
     return None
+
+
+def _json_problem(path: Path) -> str | None:
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return f"its metadata file {path} is missing"
+    except (OSError, ValueError) as e:
+        return f"its metadata file {path} is damaged ({type(e).__name__}: {e})"
+    if not isinstance(doc, dict) or doc.get("zarr_format") != 3:
+        return f"its metadata file {path} is damaged (not a Zarr v3 document)"
+    return None
+
+
+def metadata_problem(store: str | Path) -> str | None:
+    """The first ``zarr.json`` of a local store (the group's, the ``epoch`` coordinate's of an
+    activation store, or any array's named by the group or found on disk) that is missing or
+    not readable, as
+    "its metadata file PATH is missing|damaged (...)"; None if all read."""
+    store = Path(store)
+    root = store / "zarr.json"
+    problem = _json_problem(root)
+    if problem:
+        return problem
+    listed = json.loads(root.read_bytes()).get("consolidated_metadata") or {}
+    names = {n for n in (listed.get("metadata") or {}) if "/" not in n}
+    names |= {p.name for p in store.iterdir() if p.is_dir() and (p / "zarr.json").exists()}
+    if C.ACTIVATION in names:  # an activation store: its epoch coordinate is required
+        names.add("epoch")
+    for name in sorted(names):
+        problem = _json_problem(store / name / "zarr.json")
+        if problem:
+            return problem
+    return None
+
+
+def epoch_lengths(store: str | Path) -> dict[str, int]:
+    """Rows of each epoch-indexed array, the ``epoch`` coordinate read first.
+
+    An append writes each array's rows, then its ``zarr.json`` (atomically), and the
+    ``epoch`` coordinate last; arrays only grow while a trainer runs. The minimum of these
+    lengths is therefore a number of whole epochs, whenever a reader looks.
+    """
+    store = Path(store)
+    names = ["epoch", *[n for n in epoch_arrays(store) if n != "epoch"]]
+    return {n: int(json.loads((store / n / "zarr.json").read_bytes())["shape"][0]) for n in names}
+
+
+def open_complete(store: str | Path, **kwargs):
+    """``xr.open_zarr(store, **kwargs)`` showing only whole epochs (a running store).
+
+    A reader may land inside an append (the activation row written, the metric rows not
+    yet): arrays longer than the complete epochs are opened apart and cut to them.
+    """
+    import xarray as xr
+
+    for attempt in range(5):
+        try:
+            lengths = epoch_lengths(store)
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return xr.open_zarr(store, **kwargs)  # not a local Zarr v3 store: zarr says why
+        n = min(lengths.values())
+        longer = [name for name, rows in lengths.items() if rows > n]
+        try:
+            ds = xr.open_zarr(store, drop_variables=longer, **kwargs)
+            for name in longer:
+                others = [v for v in lengths if v != name]
+                part = xr.open_zarr(store, drop_variables=others, **kwargs)[name]
+                ds[name] = part.isel(epoch=slice(0, n)).variable
+            return ds.isel(epoch=slice(0, n))
+        except ValueError as e:  # an append landed between our reads: look again
+            if "conflicting sizes" not in str(e) or attempt == 4:
+                raise
+    raise AssertionError("unreachable")

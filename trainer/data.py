@@ -133,10 +133,14 @@ def load_imagenette_bundle(root: str, size: str, image_size: int, download: bool
             normalize,
         ]
     )
+    from trainer.loaders import open_image  # a damaged image: one line naming it
+
     train = datasets.Imagenette(
-        root, split="train", size=size, download=download, transform=train_tf
+        root, split="train", size=size, download=download, transform=train_tf, loader=open_image
     )
-    val = datasets.Imagenette(root, split="val", size=size, download=False, transform=val_tf)
+    val = datasets.Imagenette(
+        root, split="val", size=size, download=False, transform=val_tf, loader=open_image
+    )
     classes = [names[0] for names in train.classes]
     return DataBundle(train, val, classes, image_size)
 

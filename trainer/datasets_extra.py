@@ -50,8 +50,10 @@ def load_imagefolder_bundle(root: str, image_size: int) -> DataBundle:
                 f"imagefolder: {Path(root) / split} not found (dataset.root must hold train/ and val/)"
             )
     train_tf, val_tf = paper_transforms(image_size)
-    train = datasets.ImageFolder(str(Path(root) / "train"), transform=train_tf)
-    val = datasets.ImageFolder(str(Path(root) / "val"), transform=val_tf)
+    from trainer.loaders import open_image  # a damaged image: one line naming it
+
+    train = datasets.ImageFolder(str(Path(root) / "train"), transform=train_tf, loader=open_image)
+    val = datasets.ImageFolder(str(Path(root) / "val"), transform=val_tf, loader=open_image)
     if train.classes != val.classes:
         only = sorted(set(train.classes) ^ set(val.classes))
         raise ValueError(

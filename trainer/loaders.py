@@ -17,6 +17,7 @@ cores come from ``python -m trainer --cores N`` (the workflow passes Snakemake's
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -78,14 +79,54 @@ class SeededSamples(Dataset):
             gen.set_state(state)
 
 
-def granted_cores(cores: int | None = None) -> int:
-    """Cores this process may use: ``cores`` if given, else its CPU affinity."""
-    if cores:
-        return cores
+class ImageError(ValueError):
+    """An image file that cannot be decoded; one line naming it, also when raised in a
+    DataLoader worker (torch re-raises it with the worker's traceback in the message)."""
+
+    def __str__(self) -> str:
+        text = super().__str__().strip()
+        last = text.splitlines()[-1] if text else text
+        return re.sub(r"^(?:[\w.]+\.)?ImageError: ", "", last)
+
+
+def open_image(path: str):
+    """The RGB image at ``path`` (the ImageFolder loader); a damaged file is an ImageError."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError) as e:  # PIL.UnidentifiedImageError is an OSError
+        why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise ImageError(
+            f"image {path} cannot be read ({type(e).__name__}: {why}): replace or remove it"
+        ) from None
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity; the CPU count off Linux)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def granted_cores(cores: int | None = None) -> int:
+    """Cores this process may use: ``cores`` if given, never more than its CPU affinity
+    (``--cores 8`` on a 2-core machine grants 2)."""
+    usable = usable_cores()
+    return min(cores, usable) if cores else usable
+
+
+def cap_threads(cores: int) -> int:
+    """At most ``cores`` intra-op threads for torch, and for the loader workers it spawns
+    (``OMP_NUM_THREADS``); returns the thread count now in use."""
+    if torch.get_num_threads() > cores:
+        torch.set_num_threads(cores)
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if not omp.isdigit() or int(omp) > cores:
+        os.environ["OMP_NUM_THREADS"] = str(cores)
+    return torch.get_num_threads()
 
 
 def resolve_workers(setting: int | str, dataset: Dataset, device: torch.device, cores: int) -> int:

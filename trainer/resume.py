@@ -30,7 +30,8 @@ import zarr
 
 from latent_mi import contract as C
 from latent_mi.settings import may_change
-from latent_mi.store_check import find_damage
+from latent_mi.store_check import find_damage, metadata_problem
+from trainer import store
 from trainer.run_files import own_checkpoints
 
 log = logging.getLogger("trainer")
@@ -113,7 +114,22 @@ def load_checkpoint(path: Path, device) -> tuple[dict | None, str]:
         return None, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
     if not isinstance(state, dict) or not {"epoch", "model", "rng", "progress"} <= set(state):
         return None, "not a trainer checkpoint"
+    bad = nonfinite_tensor(state)
+    if bad is not None:
+        # a diverged epoch is never checkpointed (the loop stops before saving): damage
+        return None, f"damaged (non-finite values in {bad}; not a divergence)"
     return state, ""
+
+
+def nonfinite_tensor(state: dict) -> str | None:
+    """The first model weight or optimizer buffer of a checkpoint that holds NaN/Inf, or None."""
+    tensors = [(f"weight {k}", v) for k, v in state["model"].items()]
+    for index, buffers in (state.get("optimizer") or {}).get("state", {}).items():
+        tensors += [(f"optimizer {name} of parameter {index}", v) for name, v in buffers.items()]
+    for name, value in tensors:
+        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all():
+            return name
+    return None
 
 
 def candidates(ckpt_dir: Path) -> list[Path]:
@@ -123,14 +139,33 @@ def candidates(ckpt_dir: Path) -> list[Path]:
 
 
 def intact_epochs(store_path: Path) -> int:
-    """Leading store entries numbered 0, 1, ... whose activation chunks are present and decode."""
+    """Leading store entries numbered 0, 1, ... whose chunks are present and decode.
+
+    Damaged array metadata is first restored from the store's consolidated copy (a finished
+    store has one); metadata that cannot be restored makes the whole store unusable (0).
+    """
+    if not store_path.is_dir():
+        return 0
+    for meta in store.restore_metadata(store_path):
+        log.warning(
+            "%s was missing or damaged: restored from the store's consolidated metadata", meta
+        )
+    rebuilt = store.rebuild_epoch_coord(store_path)
+    if rebuilt:
+        log.warning("%s/epoch was lost: rebuilt it as epochs 0-%d", store_path, rebuilt - 1)
+    problem = metadata_problem(store_path)
+    if problem:
+        log.warning("activation store %s: %s; recomputing its epochs", store_path, problem)
+        return 0
     try:
         values = zarr.open_group(store_path, mode="r", use_consolidated=False)["epoch"][:]
     except Exception:
         return 0  # no store, or not readable
     ok = values == np.arange(len(values))
     n = int(len(values) if ok.all() else np.argmin(ok))
-    damage = find_damage(store_path, indices=range(n), decode=True)
+    damage = find_damage(
+        store_path, None, indices=range(n), decode=True
+    )  # every epoch-indexed array
     if damage is not None:
         log.warning("%s: re-dumping from there", damage.short(store_path))
         return damage.index

@@ -160,6 +160,62 @@ def truncate_epochs(path: Path, n_epochs: int) -> None:
             array.resize((n_epochs, *array.shape[1:]))
 
 
+def restore_metadata(path: Path) -> list[Path]:
+    """Rewrite the missing or damaged ``zarr.json`` of an array from the group's consolidated
+    metadata (a finished store carries it: shapes as finalized); returns the files restored.
+    """
+    path = Path(path)
+    try:
+        root = json.loads((path / "zarr.json").read_bytes())
+        listed = root["consolidated_metadata"]["metadata"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # no copy to restore from
+    restored = []
+    for name, doc in listed.items():
+        meta = path / name / "zarr.json"
+        if "/" in name or not (meta.parent.is_dir() or name == "epoch"):
+            continue
+        try:
+            json.loads(meta.read_bytes())
+            continue
+        except (OSError, ValueError):
+            pass
+        meta.parent.mkdir(exist_ok=True)
+        zarr_rows._write_atomic(meta, json.dumps(doc, indent=2).encode())
+        restored.append(meta)
+    return restored
+
+
+def rebuild_epoch_coord(path: Path) -> int:
+    """Rewrite a lost ``epoch`` coordinate (its ``zarr.json`` or chunks missing or damaged) of a store of
+    the main trainer, whose epochs are 0, 1, ..., n - 1: n is the number of rows every other
+    epoch-indexed array holds. Returns the rows written (0: nothing was lost)."""
+    path = Path(path)
+    lengths, template = {}, None
+    for name in [*EPOCH_VARS, C.ACTIVATION]:
+        try:
+            doc = zarr_rows.read_doc(path / name)
+            lengths[name] = int(doc["shape"][0])
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return 0  # other damage: the resume check recomputes the epochs
+        if name == C.VAL_ACC:
+            template = doc
+    n = min(lengths.values())
+    try:
+        rows = min(n, int(zarr_rows.read_doc(path / "epoch")["shape"][0]))
+        if all((path / "epoch" / "c" / str(i)).is_file() for i in range(rows)):
+            zarr.open_array(path / "epoch", mode="r")[:rows]  # decodes (checksums)
+            return 0  # intact (an epoch still to append is no loss)
+    except Exception:  # unreadable metadata or chunk: rebuilt below
+        pass
+    doc = {**template, "data_type": "int32", "fill_value": 0, "attributes": {}, "shape": [0]}
+    (path / "epoch").mkdir(exist_ok=True)
+    for i in range(n):
+        zarr_rows.append_row(path / "epoch", doc, np.array(i, dtype=np.int32))
+        doc = {**doc, "shape": [i + 1]}
+    return n
+
+
 def reopen_store(path: Path) -> None:
     """Mark a store being resumed ``running`` again and drop its consolidated metadata, which
     would describe the array shapes as they were when it was last finalized."""

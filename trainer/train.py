@@ -26,18 +26,20 @@ import numpy as np
 import torch
 
 from latent_mi import contract as C
-from latent_mi import outputs
+from latent_mi import outputs, parent_watch
 from trainer import resume, run_files, store
 from trainer.config import config_json
 from trainer.data import INPUT_FEATURES, load_dataset
 from trainer.epoch import DivergedError, evaluate, train_one_epoch
-from trainer.loaders import granted_cores, make_loaders, resolve_workers
+from trainer.loaders import cap_threads, granted_cores, make_loaders, resolve_workers, usable_cores
 from trainer.precision import resolve_precision
 from trainer.sites import Site, find_sites
 from trainer.zoo import model_from_config
 
 log = logging.getLogger("trainer")
 
+
+LOCK_WAIT_SECONDS = 30  # how long a workflow-started trainer waits for the run's lock
 
 __all__ = ["DivergedError", "Runtime", "evaluate", "run", "train_one_epoch"]
 
@@ -135,11 +137,15 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     runtime = runtime or Runtime()
+    cap_threads(granted_cores(runtime.cores))  # never more threads than usable cores (26.1)
     if "live" in cfg.get("train", {}):  # how this process runs, not part of the run's identity
         live = bool(cfg["train"]["live"])
         cfg = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "live"}}
         runtime = replace(runtime, live=runtime.live or live)
-    with outputs.dir_lock(run_dir):
+    # started by the workflow: end with it (a kill -9 of Snakemake orphans no trainer), and
+    # wait for an orphan of a killed workflow to release the run directory
+    watched = parent_watch.exit_with_workflow("trainer")
+    with outputs.dir_lock(run_dir, wait=LOCK_WAIT_SECONDS if watched else 0):
         if (
             cfg["arch"] == "twelve_bit_mlp"
         ):  # many cheap epochs, dumps on an epoch grid: its own loop
@@ -178,15 +184,20 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
         optimizer, mode="max", factor=tcfg["lr_factor"], patience=tcfg["lr_patience"]
     )
     setting = tcfg["num_workers"] if runtime.workers is None else runtime.workers
-    workers = resolve_workers(setting, data.train, device, granted_cores(runtime.cores))
+    cores = granted_cores(runtime.cores)
+    workers = resolve_workers(setting, data.train, device, cores)
     loaders = make_loaders(data, tcfg["batch_size"], cfg["seed"], workers, device)
     train_loader, val_loader = loaders.train, loaders.val
     log.info(
-        "device %s, %d loader workers, amp %s, channels_last %s",
+        "device %s, %d loader workers, amp %s, channels_last %s, torch threads %d (%d cores "
+        "granted, %d usable)",
         device,
         workers,
         prec.amp,
         prec.channels_last,
+        torch.get_num_threads(),
+        cores,
+        usable_cores(),
     )
     store_path = run_dir / C.STORE
     ckpt = run_dir / C.CHECKPOINTS
@@ -280,6 +291,8 @@ def _run_locked(cfg: dict, run_dir: Path, runtime: Runtime) -> dict:
             store.append_epoch(store_path, last, act, progress["last_metrics"], dtype)
         store.truncate_epochs(store_path, last + 1)
         resume.check_best(ckpt, state, device, lambda: atomic_torch_save(state, ckpt / C.BEST_CKPT))
+        if point.path.name != C.LAST_CKPT:  # last.pt was damaged or stale: the newest good state
+            atomic_torch_save(state, ckpt / C.LAST_CKPT)
         atomic_write_json(run_dir / C.PROGRESS, progress)  # a kill may have left it stale
         run_files.remove_stale_temps(run_dir)
         log.info("resuming %s after epoch %d", run_dir, last)

@@ -14,6 +14,7 @@ import xarray as xr
 from analyzer.figures.drawing import Drawn, band, bins_of, finish, new_figure
 from analyzer.figures.grouping import group_datasets, group_label
 from latent_mi.contract import is_transplant
+from latent_mi.manifest import open_output
 
 FORMATS = ("png", "pdf")
 SEL_STYLE = {"top": ("tab:red", "-"), "random": ("tab:gray", "--"), "bottom": ("tab:blue", ":")}
@@ -22,8 +23,8 @@ Q_LABEL = "MI mass q of the top-MI set (random, bottom: sets of the same size)"
 
 def open_interventions(paths) -> tuple[list[xr.Dataset], list[xr.Dataset]]:
     """(per-run results, transplant results), opened lazily."""
-    runs = [xr.open_zarr(p) for p in paths if not is_transplant(p)]
-    pairs = [xr.open_zarr(p) for p in paths if is_transplant(p)]
+    runs = [open_output(p, "interventions") for p in paths if not is_transplant(p)]
+    pairs = [open_output(p, "transplants") for p in paths if is_transplant(p)]
     return runs, pairs
 
 

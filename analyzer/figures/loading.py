@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from latent_mi.manifest import OutputDamaged, open_output
+
 # fill values of the per-layer coords where a run has no such layer (NaN for data variables)
 LAYER_FILL = {"depth": -1, "n_channels": 0, "layer_kind": ""}
 
@@ -80,7 +82,9 @@ def load_runs(paths: list[str | Path]) -> xr.Dataset:
 def _read(path) -> xr.Dataset:
     """One MI Dataset read whole (small); a damaged one is a ValueError naming the file."""
     try:
-        return xr.open_zarr(path).load()
+        return open_output(path).load()  # checked against its manifest first
+    except OutputDamaged:
+        raise
     except Exception as e:  # zarr and codecs raise many kinds on a damaged chunk
         msg = str(e).splitlines()[0] if str(e) else ""
         raise ValueError(

@@ -24,6 +24,7 @@ from analyzer.report.findings import KEYS as KEYS_ORDER  # noqa: F401  (re-expor
 from analyzer.report.findings import Finding, hsic_finding, mi_findings, plain, summary_of
 from analyzer.report.intervention_findings import knockout_findings, transplant_finding
 from latent_mi import contract as C
+from latent_mi.manifest import open_output
 from latent_mi.outputs import OutputError, safe_output
 from latent_mi.settings import plain_text
 
@@ -132,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output stem: writes OUT.json and OUT.md")
     args = p.parse_args(argv)
     try:
-        mi = [xr.open_zarr(path) for path in args.mi]
-        iv = [xr.open_zarr(path) for path in args.interventions]
+        mi = [open_output(path) for path in args.mi]
+        iv = [open_output(path, "interventions") for path in args.interventions]
     except (OSError, ValueError, KeyError) as e:
         print(f"findings: error: cannot open an input: {e}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ import xarray as xr
 
 from analyzer.report import estimator_findings
 from analyzer.report.findings import RunSummary, mi_findings, summary_of
+from latent_mi.manifest import open_output
 from latent_mi.outputs import safe_output
 from latent_mi.settings import SETTINGS, default, plain_text
 
@@ -160,8 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         "--mi", nargs="*", default=[], help="the runs' MI Datasets: adds findings per estimator"
     )
     args = p.parse_args(argv)
-    runs = [xr.open_zarr(path).load() for path in args.sweeps]
-    mi = [xr.open_zarr(path) for path in args.mi]
+    try:
+        runs = [open_output(path, "sweep").load() for path in args.sweeps]
+        mi = [open_output(path, "MI Dataset") for path in args.mi]
+    except (OSError, ValueError) as e:
+        print(f"robustness: error: {e}", file=sys.stderr)
+        return 1
     rows = table(runs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

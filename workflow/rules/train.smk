@@ -5,6 +5,15 @@
 # input: editing it never retrains a finished run (README, "What reruns when").
 
 
+# Issue 26.1: `--cores N` beyond the cores this machine lets us use (CPU affinity) would run
+# N threads' worth of jobs at once on fewer cores; a local run gets at most the usable cores.
+USABLE_CORES = len(os.sched_getaffinity(0))
+if workflow.local_exec and (workflow.global_resources["_cores"].value or 0) > USABLE_CORES:
+    from snakemake.resources import Resource
+
+    workflow.global_resources["_cores"] = Resource("_cores", USABLE_CORES)
+
+
 rule train_run:
     output:
         manifest=C.done_path(C.run_dir(RESULTS, "{trained}")),
@@ -12,7 +21,7 @@ rule train_run:
         C.log_path(RUNS_ROOT, "train", "{trained}"),
     conda:
         CONDA_ENV
-    threads: 8  # capped at --cores by Snakemake
+    threads: min(8, USABLE_CORES)  # never more than the usable cores (26.1)
     resources:
         gpu=1,  # the one GPU key (never also `gres`): one trainer per GPU
         slurm_partition=GPU_PARTITION,
@@ -25,7 +34,7 @@ rule train_run:
         out=lambda wc, output: os.path.dirname(output.manifest),
         live=Unrecorded("--live" if config.get("train", {}).get("live") else ""),
     shell:
-        "OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --cores {threads} {params.live} --out {params.out} > {log} 2>&1"
+        "LATENT_MI_EXIT_WITH=$PPID OMP_NUM_THREADS={threads} python -m trainer --config-json {params.cfg} --cores {threads} {params.live} --out {params.out} > {log} 2>&1"
 
 
 rule train:

@@ -35,7 +35,7 @@ rule twelve_bit_train_run:
         ),
         out=lambda wc, output: os.path.dirname(output.manifest),
     shell:
-        "OMP_NUM_THREADS=1 python -m trainer --config-json {params.cfg} --out {params.out} > {log} 2>&1"
+        "LATENT_MI_EXIT_WITH=$PPID OMP_NUM_THREADS=1 python -m trainer --config-json {params.cfg} --out {params.out} > {log} 2>&1"
 
 
 rule twelve_bit_analyze_run:
