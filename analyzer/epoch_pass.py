@@ -33,6 +33,7 @@ from analyzer.core import all_pairs, metrics, nulls, pca
 from analyzer.core import histogram as est
 from analyzer.core.fused import Binning, channel_mi, fused_pass
 from analyzer.core.kernels import all_pairs_mi, paired_mi, xlogx_table
+from analyzer.core.null_mean import pair_null_means
 
 
 @dataclass(frozen=True)
@@ -197,26 +198,39 @@ def layer_step(plan: Plan, index: int, lv: LayerView) -> dict:
 
 
 def epoch_step(plan: Plan, results: list[dict]) -> dict[str, np.ndarray]:
-    """The 'epoch'-stage variables: layer-layer MI from the sampled and PC1 codes."""
+    """The 'epoch'-stage variables: layer-layer MI from the sampled and PC1 codes, and the
+    exact permutation-null mean of the sampled-pair layer-layer MI (its bias level)."""
     n_layers = len(results)
     layer_mi = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
+    layer_mi_null = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     layer_mi_pc1 = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     ok = [i for i, r in enumerate(results) if r["pc1_codes"] is not None]
     if ok:
         xlogx = xlogx_table(len(plan.labels))
         pc1 = np.stack([results[i]["pc1_codes"] for i in ok]).astype(np.uint8)
         layer_mi_pc1[np.ix_(ok, ok)] = all_pairs_mi(pc1, plan.bins, xlogx)
+        sizes = {i: bin_sizes(results[i]["pair_codes"], plan.bins) for i in ok}
         for a in ok:
             for b in ok[ok.index(a) :]:
                 ca, cb = results[a]["pair_codes"], results[b]["pair_codes"]
-                if a == b:
-                    cb = np.roll(ca, -1, axis=0)
+                sa, sb = sizes[a], sizes[b]
+                if a == b:  # different channels of one layer: each with the next one
+                    cb, sb = np.roll(ca, -1, axis=0), np.roll(sa, -1, axis=0)
                 p = min(len(ca), len(cb))
                 v = paired_mi(
                     np.ascontiguousarray(ca[:p]), np.ascontiguousarray(cb[:p]), plan.bins, xlogx
                 )
                 layer_mi[a, b] = layer_mi[b, a] = v.mean()
-    return {"layer_mi": layer_mi, "layer_mi_pc1": layer_mi_pc1}
+                null = pair_null_means(sa[:p], sb[:p])
+                layer_mi_null[a, b] = layer_mi_null[b, a] = null.mean()
+    return {"layer_mi": layer_mi, "layer_mi_null": layer_mi_null, "layer_mi_pc1": layer_mi_pc1}
+
+
+def bin_sizes(codes: np.ndarray, n_bins: int) -> np.ndarray:
+    """(rows, n_bins) int64 samples per bin of each row of codes (rows, samples)."""
+    rows = len(codes)
+    flat = codes.astype(np.int64) + (np.arange(rows, dtype=np.int64) * n_bins)[:, None]
+    return np.bincount(flat.ravel(), minlength=rows * n_bins).reshape(rows, n_bins)
 
 
 def pair_codes(plan: Plan, epoch: int, layer_index: int) -> tuple:

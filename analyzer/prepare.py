@@ -25,7 +25,7 @@ from analyzer.core.fused import Binning
 from analyzer.epoch_pass import Plan, segments_of
 from latent_mi import contract as C
 
-ANALYZER_VERSION = "4"  # 4: exact null means; bump when a change alters results: old MI Datasets are then rewritten
+ANALYZER_VERSION = "5"  # 5: layer_mi_null, any store layout; 4: exact null means; bump when a change alters results: old MI Datasets are then rewritten
 
 
 @dataclass
