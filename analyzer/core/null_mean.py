@@ -11,6 +11,10 @@ is a sum of cell terms, so its mean over all N! permutations is exact from the t
 class-indicator MI I(T; 1[pi(Y) = k]) has cells n_bk and a_b - n_bk, the latter
 Hypergeometric(N, N - n_k, a_b), so its exact null mean comes from the tables of n_k and N - n_k.
 
+The same holds for the plug-in MI of two binned variables under a random permutation of one
+against the other (:func:`pair_null_means`: the bias level of layer-layer MI, whose cells
+are Hypergeometric(N, c_d, a_b) with the other variable's bin sizes c_d as the classes).
+
 Tables: for each distinct class size, every a in 0..N, the pmf from its mode outwards by the
 ratio recurrence until a term falls below 1e-30 of the mode's (the pmf is log-concave, so the
 rest is negligible), normalized by the sum; cost ~O(N sqrt(N)) per size, once per process.
@@ -26,11 +30,13 @@ import numpy as np
 from analyzer.core.kernels import xlogx_table
 
 _TAIL = 1e-30  # pmf terms below this fraction of the mode's are dropped (see the module doc)
+_PAIR_TAIL = 1e-18  # the pair null: dropped terms change a cell by < 1e-14 of its value
 
 
 @nb.njit(cache=True, nogil=True)
-def _cell(n, m, a, xlogx):
-    """E[x log x] for x ~ Hypergeometric(population n, m successes, a draws)."""
+def _cell(n, m, a, xlogx, tail):
+    """E[x log x] for x ~ Hypergeometric(population n, m successes, a draws); pmf terms below
+    ``tail`` of the mode's are dropped."""
     rest = n - m
     lo = max(0, a - rest)
     hi = min(a, m)
@@ -40,14 +46,14 @@ def _cell(n, m, a, xlogx):
     acc = xlogx[mode]
     w = 1.0
     x = mode
-    while x < hi and w > _TAIL:  # p(x + 1) / p(x) = (m - x)(a - x) / ((x + 1)(rest - a + x + 1))
+    while x < hi and w > tail:  # p(x + 1) / p(x) = (m - x)(a - x) / ((x + 1)(rest - a + x + 1))
         w *= (m - x) * (a - x) / ((x + 1.0) * (rest - a + x + 1.0))
         x += 1
         total += w
         acc += w * xlogx[x]
     w = 1.0
     x = mode
-    while x > lo and w > _TAIL:  # p(x - 1) / p(x) = x (rest - a + x) / ((m - x + 1)(a - x + 1))
+    while x > lo and w > tail:  # p(x - 1) / p(x) = x (rest - a + x) / ((m - x + 1)(a - x + 1))
         w *= x * (rest - a + x) / ((m - x + 1.0) * (a - x + 1.0))
         x -= 1
         total += w
@@ -60,7 +66,7 @@ def _expected_xlogx(n, m, xlogx):
     """(n + 1,) float64: E[x log x] for x ~ Hypergeometric(population n, m successes, a draws)."""
     out = np.empty(n + 1)
     for a in range(n + 1):
-        out[a] = _cell(n, m, a, xlogx)
+        out[a] = _cell(n, m, a, xlogx, _TAIL)
     return out
 
 
@@ -152,7 +158,7 @@ def _pair_means(sizes_x, sizes_y, xlogx):
             for d in range(sizes_y.shape[1]):
                 m = sizes_y[p, d]
                 if m > 0:
-                    s += _cell(n, m, a, xlogx)
+                    s += _cell(n, m, a, xlogx, _PAIR_TAIL)
         v = (s - marg) / n + np.log(n)
         out[p] = v if v > 0.0 else 0.0
     return out
