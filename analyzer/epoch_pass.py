@@ -60,16 +60,31 @@ class Plan:
     layer_binning: object = None  # whole_layer.LayerBinning of the whole-layer estimators
 
 
-def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[int, ...]]]:
-    """Unit ranges cut where a layer boundary meets a chunk boundary (chunk: units per chunk)."""
+SEGMENT_BYTES = 64 * 2**20  # float32 values of a segment past which any layer boundary cuts
+
+
+def segments_of(
+    layers: list[Layer], chunk: int, max_units: int | None = None
+) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Unit ranges cut where a layer boundary meets a chunk boundary (chunk: units per chunk),
+    and also at the first layer boundary past ``max_units`` units: where a store's chunks never
+    align with its layers (written by another tool), a segment stays bounded instead of
+    growing to the whole epoch; a chunk straddling such a cut is decoded by both segments."""
     out, start, members = [], 0, []
     for i, layer in enumerate(layers):
         members.append(i)
         stop = layer.start + layer.channels
-        if stop % chunk == 0 or i == len(layers) - 1:
+        long = max_units is not None and stop - start >= max_units
+        if stop % chunk == 0 or i == len(layers) - 1 or long:
             out.append((start, stop, tuple(members)))
             start, members = stop, []
     return out
+
+
+def max_segment_units(chunk: int, n_samples: int) -> int:
+    """The ``max_units`` of :func:`segments_of`: :data:`SEGMENT_BYTES` of float32 values, and
+    never less than one stored chunk's width."""
+    return max(chunk, SEGMENT_BYTES // (4 * max(1, n_samples)))
 
 
 @dataclass

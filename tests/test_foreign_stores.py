@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from analyzer import epoch_pass
 from analyzer.chunk_reader import UnitReader
 from analyzer.mi_tensors import Options, analyze
+from analyzer.prepare import prepare
 from tests.test_analyzer_scale import WIDTHS
 
 OPTS = dict(bins=8, pair_samples=6, cc_layers="all", permutations=3, run="toy", epoch_block=2)
@@ -61,6 +63,7 @@ LAYOUTS = {  # name: (activation dtype, activation chunks (epoch, sample, unit))
     "unit_chunk_1024": ("float32", (1, N, 1024)),  # wider than the 88 units
     "chunks_span_epochs": ("float32", (3, N, 32)),
     "chunks_split_samples": ("float32", (2, 100, 16)),
+    "units_never_aligned": ("float32", (1, N, 30)),  # no layer boundary is a chunk boundary
 }
 
 
@@ -90,10 +93,15 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_every_layout_gives_the_trainer_layouts_mi(reference, tmp_path, layout):
+def test_every_layout_gives_the_trainer_layouts_mi(reference, tmp_path, layout, monkeypatch):
     store, expected = reference
     foreign = tmp_path / "run" / "activations.zarr"
     to_zarr_copy(store, foreign, layout)
+    # segments of at most ~20 units' values (or one chunk): cuts off chunk boundaries too
+    monkeypatch.setattr(epoch_pass, "SEGMENT_BYTES", N * 4 * 20)
+    if layout == "units_never_aligned":
+        segments = prepare(foreign, Options(**OPTS)).plan.segments
+        assert [s[:2] for s in segments] == [(0, 32), (32, 72), (72, 88)]
     assert "blosc" not in (foreign / "activation" / "zarr.json").read_text()
     got = mi_dataset(foreign, tmp_path / "mi.zarr")
     xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())
@@ -136,3 +144,18 @@ def test_peak_memory_does_not_grow_with_the_epochs(tmp_path, layout):
     epoch_bytes = N * sum(WIDTHS) * 4
     assert outputs[16] - outputs[4] < 2 * epoch_bytes
     assert peaks[16] - peaks[4] < 1.5 * (outputs[16] - outputs[4]) + epoch_bytes / 2, peaks
+
+
+def test_segments_stay_bounded_where_chunks_never_meet_layer_boundaries():
+    from analyzer.activations import Layer
+
+    widths, layers, start = [64, 64, 128, 128, 256, 256, 256] + [512] * 6, [], 0
+    for i, c in enumerate(widths):
+        layers.append(Layer(f"conv{i}", "conv-relu", start, c))
+        start += c
+    assert len(epoch_pass.segments_of(layers, 1000)) == 1  # the whole epoch: no alignment
+    bounded = epoch_pass.segments_of(layers, 1000, max_units=1000)
+    assert max(stop - lo for lo, stop, _ in bounded) < 1000 + 512  # one layer past the bound
+    assert [m for *_, ms in bounded for m in ms] == list(range(len(layers)))
+    assert epoch_pass.segments_of(layers, 1024, 4248) == epoch_pass.segments_of(layers, 1024)
+    assert epoch_pass.max_segment_units(1024, 3949) == 4248  # the trainer's VGG-16: one segment
