@@ -159,3 +159,19 @@ def test_segments_stay_bounded_where_chunks_never_meet_layer_boundaries():
     assert [m for *_, ms in bounded for m in ms] == list(range(len(layers)))
     assert epoch_pass.segments_of(layers, 1024, 4248) == epoch_pass.segments_of(layers, 1024)
     assert epoch_pass.max_segment_units(1024, 3949) == 4248  # the trainer's VGG-16: one segment
+
+
+def test_sweep_reads_any_layout_one_epoch_at_a_time(reference, tmp_path):
+    from analyzer.sweep import SweepOptions, _unit_ranges, sweep
+
+    store, _ = reference
+    foreign = tmp_path / "run" / "activations.zarr"
+    to_zarr_copy(store, foreign, "chunks_span_epochs")
+    everything = xr.open_zarr(store).activation.values  # (epoch, sample, unit)
+    lo, hi = _unit_ranges(UnitReader(str(foreign)), *everything.shape[::2])
+    np.testing.assert_array_equal(lo, np.nanmin(everything, axis=(0, 1)))
+    np.testing.assert_array_equal(hi, np.nanmax(everything, axis=(0, 1)))
+    opts = SweepOptions(bins=(6,), fractions=(0.5, 1.0))
+    expected = sweep(store, opts)
+    got = sweep(foreign, opts)
+    xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())
