@@ -21,7 +21,9 @@ bigger machine:
 
     python benchmarks/bench_foreign_store.py                       # small, ~3 min
     python benchmarks/bench_foreign_store.py --samples 3949 --epochs 8 24 --threads 2 \\
-        --layouts trainer to_zarr float16 epochs4                  # paper width
+        --layouts trainer to_zarr float16 epochs4 zarr_auto        # paper width
+    git worktree add /tmp/main main && python benchmarks/bench_foreign_store.py \\
+        --baseline /tmp/main                                       # side by side with main
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 VGG16 = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]  # channels per site
-LAYOUTS = ("trainer", "to_zarr", "float16", "epochs4")
+LAYOUTS = ("trainer", "to_zarr", "float16", "epochs4", "zarr_auto")
 
 
 def epoch_values(e: int, n_epochs: int, labels: np.ndarray, n_units: int) -> np.ndarray:
@@ -77,12 +79,17 @@ def write_trainer_store(path: Path, n_epochs: int, n_samples: int) -> None:
 
 
 def write_foreign_store(src: Path, path: Path, layout: str) -> None:
-    """``src`` re-saved by ``xr.Dataset.to_zarr`` with zarr's default codecs (bytes + zstd)."""
+    """``src`` re-saved by ``xr.Dataset.to_zarr`` with zarr's default codecs (bytes + zstd):
+    chunks [1, N, 1024] (``to_zarr``, ``float16``), [4, N, 1024] (``epochs4``), or, for an
+    in-memory Dataset saved with no encoding, zarr's own guess (``zarr_auto``)."""
     import xarray as xr
 
     ds = xr.open_zarr(src)
     for var in ds.variables.values():
         var.encoding = {}
+    if layout == "zarr_auto":
+        ds.load().to_zarr(path, mode="w")
+        return
     epochs_per_chunk = 4 if layout == "epochs4" else 1
     if layout == "float16":
         ds["activation"] = ds.activation.astype(np.float16)
@@ -110,10 +117,11 @@ print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxr
 """
 
 
-def child(code: str, *args) -> list[float]:
-    """Run ``code`` in a fresh interpreter (its own ru_maxrss); the numbers it prints."""
+def child(code: str, *args, cwd: Path = ROOT) -> list[float]:
+    """Run ``code`` in a fresh interpreter (its own ru_maxrss) whose imports come first from
+    ``cwd`` (a checkout); the numbers it prints."""
     proc = subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=cwd
     )
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])
@@ -141,41 +149,64 @@ def build(tmp: Path, layouts, n_epochs: int, n_samples: int) -> dict[str, Path]:
     return stores
 
 
+def chunk_shape(store: Path) -> str:
+    doc = json.loads((store / "activation" / "zarr.json").read_text())
+    return "x".join(map(str, doc["chunk_grid"]["configuration"]["chunk_shape"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--epochs", type=int, nargs=2, default=[4, 12], metavar=("E1", "E2"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--layouts", nargs="+", default=["trainer", "to_zarr"], choices=LAYOUTS)
+    parser.add_argument("--repeats", type=int, default=1, help="analyzer runs per cell (median)")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout's analyzer, run side by side (e.g. main)"
+    )
     parser.add_argument("--tmp", default=None, help="scratch folder (default: a temp dir)")
     args = parser.parse_args()
     layouts = ["trainer", *[n for n in args.layouts if n != "trainer"]]
+    trees = {"this": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         tmp = Path(tmp)
         stores = {e: build(tmp, layouts, e, args.samples) for e in args.epochs}
-        e1 = args.epochs[0]
-        child(ANALYZE, stores[e1]["trainer"], tmp / "warm.zarr", 1)  # numba cache, page cache
+        for tree in trees.values():  # numba caches, page cache
+            child(ANALYZE, stores[args.epochs[0]]["trainer"], tmp / "warm.zarr", 1, cwd=tree)
         rows = {}
         for e in args.epochs:
             for name in layouts:
                 load, load_rss = child(LOAD, stores[e][name])
-                sec, rss = child(ANALYZE, stores[e][name], tmp / "mi.zarr", args.threads)
-                rows[name, e] = (sec, load, load_rss, rss)
+                for tag, tree in trees.items():
+                    try:
+                        runs = [
+                            child(ANALYZE, stores[e][name], tmp / "mi.zarr", args.threads, cwd=tree)
+                            for _ in range(args.repeats)
+                        ]
+                    except RuntimeError as err:  # e.g. a baseline that refuses the layout
+                        print(
+                            f"{name}, {e} epochs, {tag}: failed: {str(err).strip().splitlines()[-1]}"
+                        )
+                        runs = [(np.nan, np.nan)]
+                    sec, rss = np.median(runs, axis=0)
+                    rows[name, e, tag] = (sec, load, load_rss, rss)
         mb = sum(VGG16) * args.samples * 4 / 1e6
         print(
             f"VGG-16 widths: {sum(VGG16)} channels x {args.samples} samples ({mb:.0f} MB/epoch "
-            f"float32), epochs {args.epochs}, {args.threads} analyzer thread(s); analyzer: "
-            "--permutations 0, no channel pairs"
+            f"float32), epochs {args.epochs}, {args.threads} analyzer thread(s), median of "
+            f"{args.repeats}; analyzer: --permutations 0, no channel pairs; ratio = analyzer s / "
+            "open_zarr().load() s (fresh processes)"
         )
-        print(f"{'layout':<9}{'epochs':>7}{'analyzer s':>12}{'load s':>9}{'ratio':>8}"
-              f"{'analyzer peak RSS MB':>22}{'load peak RSS MB':>18}")  # fmt: skip
+        print(f"{'layout':<10}{'chunks':>16}{'analyzer':>9}{'epochs':>7}{'analyzer s':>11}"
+              f"{'load s':>8}{'ratio':>7}{'peak RSS MB':>12}{'load RSS MB':>12}")  # fmt: skip
         for name in layouts:
             for e in args.epochs:
-                sec, load, load_rss, rss = rows[name, e]
-                print(
-                    f"{name:<9}{e:>7}{sec:>12.2f}{load:>9.2f}{sec / load:>8.2f}{rss:>22.0f}"
-                    f"{load_rss:>18.0f}"
-                )
+                for tag in trees:
+                    sec, load, load_rss, rss = rows[name, e, tag]
+                    print(
+                        f"{name:<10}{chunk_shape(stores[e][name]):>16}{tag:>9}{e:>7}{sec:>11.2f}"
+                        f"{load:>8.2f}{sec / load:>7.2f}{rss:>12.0f}{load_rss:>12.0f}"
+                    )
 
 
 if __name__ == "__main__":
