@@ -19,6 +19,12 @@ E = 4 and 12 epochs, 1 thread, no nulls, no channel pairs (the read path is what
 The issue's VGG-16 figures (4,224 channels x 3,949 samples x 24 epochs, 2 threads) need a
 bigger machine:
 
+Measured on the shared 2-core machine (2026-12-05; timings noisy under other jobs' load):
+3,949 samples, 8 threads (8 epochs in flight), peak RSS trainer layout 1,130 MB at 8 epochs,
+1,148 at 16; to_zarr 1,141 / 1,155 (flat: per worker one segment and one chunk); ratios
+0.9-1.9 for both layouts. Before this change (``--baseline`` at main d7a3767) stores with
+chunks spanning epochs (``epochs4``, ``zarr_auto``) were refused as "damaged".
+
     python benchmarks/bench_foreign_store.py                       # small, ~3 min
     python benchmarks/bench_foreign_store.py --samples 3949 --epochs 8 24 --threads 2 \\
         --layouts trainer to_zarr float16 epochs4 zarr_auto        # paper width
