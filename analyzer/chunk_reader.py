@@ -1,20 +1,27 @@
 """Read one epoch's unit range of a stored activation array into a reused per-thread buffer.
 
-Through zarr's array API every read allocates its output and one decode buffer per chunk
-(at VGG-16 width ~150 MB per epoch), which the kernel maps in page by page and unmaps again:
-2.7x the page faults of this reader, ~0.35 s of system time per 6-epoch analysis on 2 cores,
-~150 MB more peak memory, and two worker threads faulting at once contend in the kernel.
-Here, for the layout the trainer writes (a local Zarr v3 array, chunks of one epoch x every
-sample x a unit range, little-endian float32/float64, Blosc or no compressor, then optionally
-zarr's ``crc32c`` checksum, verified here as zarr does), each chunk file
-is decoded by numcodecs' Blosc (the library zarr's own Blosc codec calls) straight into a
-per-thread scratch chunk and copied into a per-thread output buffer; both are reused by the
-thread's next read. Any other layout (a remote store, sharding, other codecs or dtypes) is
-read through zarr's array API. Values are identical either way (``tests/test_chunk_reader.py``).
+Every read, whatever wrote the store, fills the calling thread's ``out`` buffer (sample,
+units) one stored chunk at a time, so a read holds the output plus one decoded chunk, never
+the epoch or the run; memory is bounded by the largest segment plus one stored chunk per
+worker, independent of the epoch count, the codecs and the chunking.
+
+* Fast path (:mod:`analyzer.chunk_layout`: a local Zarr v3 array with any regular chunk grid,
+  little-endian float16/32/64, Blosc, Zstd, GZip or no compressor, an optional ``crc32c``
+  checksum, verified here as zarr does): each chunk file is decoded by numcodecs straight
+  into a per-thread scratch chunk and copied (float16 widened to float32) into ``out``. This
+  covers the trainer's layout and ``xr.Dataset.to_zarr``'s default (bytes + zstd).
+* General path (anything else ``xr.open_zarr`` opens: sharding, other codecs, Zarr v2, a
+  remote store): zarr's array API reads one stored unit chunk's width at a time into ``out``.
+
+Through zarr's array API a whole-range read allocates its output and one decode buffer per
+chunk at once (at VGG-16 width ~150 MB per epoch): 2.7x the page faults of the fast path.
+A chunk spanning several epochs is decoded once per epoch that reads it (its decode cost is
+repeated; its memory is one chunk). Values are identical on every path
+(``tests/test_chunk_reader.py``, ``tests/test_foreign_stores.py``).
 
 The returned array is a view of the calling thread's buffer: valid until that thread's next
 :meth:`UnitReader.read`; nothing derived from it may keep a view (the epoch pass keeps only
-computed arrays). The buffers (one segment and one chunk per worker thread) live until
+computed arrays). The buffers (one output and one chunk per worker thread) live until
 :func:`release_buffers`, which :func:`analyzer.mi_tensors.analyze` calls when it ends.
 """
 
@@ -22,74 +29,19 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-import google_crc32c
-import numcodecs
 import numpy as np
 import zarr
 
 from analyzer.activations import StoreError, corrupt_chunk_message
+from analyzer.chunk_layout import (  # noqa: F401  (FastLayout, parse_fast_layout: public here)
+    FastLayout,
+    codec_of,
+    decode_chunk,
+    parse_fast_layout,
+)
 from latent_mi import contract as C
-
-
-@dataclass(frozen=True)
-class FastLayout:
-    """What this reader needs of a local Zarr v3 array's ``zarr.json`` (read with json)."""
-
-    shape: tuple[int, ...]
-    chunks: tuple[int, ...]
-    fill_value: float
-    separator: str  # chunk keys: "c/0/0/3" (default encoding) or "0.0.3" (v2 encoding)
-    default_keys: bool
-    compressed: bool  # Blosc after the bytes codec
-    checksum: bool  # crc32c last: 4 bytes (little-endian CRC-32C of the rest) end each chunk
-
-    def encode_chunk_key(self, index: tuple[int, ...]) -> str:
-        key = self.separator.join(str(i) for i in index)
-        return f"c{self.separator}{key}" if self.default_keys else key
-
-
-def parse_fast_layout(doc: dict) -> tuple[FastLayout, np.dtype] | None:
-    """The layout and dtype of a (epoch, sample, unit) array this reader decodes, else None."""
-    codecs = [c.get("name") for c in doc["codecs"]]
-    first = doc["codecs"][0].get("configuration") or {}
-    checksum = codecs[-1:] == ["crc32c"]
-    rest = codecs[:-1] if checksum else codecs
-    keys = doc["chunk_key_encoding"]
-    chunks = tuple(doc["chunk_grid"]["configuration"]["chunk_shape"])
-    shape = tuple(doc["shape"])
-    ok = (
-        doc.get("zarr_format") == 3
-        and doc["chunk_grid"].get("name") == "regular"
-        and keys.get("name") in ("default", "v2")
-        and len(shape) == 3
-        and chunks[:2] == (1, shape[1])
-        and rest in (["bytes"], ["bytes", "blosc"])
-        and first.get("endian") == "little"
-        and doc["data_type"] in ("float32", "float64")
-        and not doc.get("storage_transformers")
-    )
-    if not ok:
-        return None
-    default = keys["name"] == "default"
-    separator = (keys.get("configuration") or {}).get("separator", "/" if default else ".")
-    layout = FastLayout(
-        shape, chunks, float(doc["fill_value"]), separator, default, len(rest) == 2, checksum
-    )
-    return layout, np.dtype(doc["data_type"]).newbyteorder("<")
-
-
-def strip_checksum(raw: bytes, name: str) -> bytes:
-    """The chunk bytes before zarr's crc32c trailer, after checking it (ValueError if wrong)."""
-    if len(raw) < 4:
-        raise ValueError(f"chunk {name}: {len(raw)} bytes, too short for its checksum")
-    data = raw[:-4]
-    if google_crc32c.value(data) != int.from_bytes(raw[-4:], "little"):
-        raise ValueError(f"chunk {name}: checksum mismatch (the file changed after it was written)")
-    return data
-
 
 _buffers: dict[int, dict[str, np.ndarray]] = {}  # thread id -> name -> 1-D buffer, grown on demand
 
@@ -100,6 +52,7 @@ def _buffer(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     mine = _buffers.setdefault(threading.get_ident(), {})
     buf = mine.get(name)
     if buf is None or buf.size < n:
+        mine.pop(name, None)  # the old one is freed before the larger one is allocated
         buf = mine[name] = np.empty(n, dtype=np.uint8)
     return buf[:n].view(dtype).reshape(shape)
 
@@ -108,6 +61,11 @@ def release_buffers() -> None:
     """Drop every thread's buffers (the analyzer calls it when an analysis ends; a read in
     progress keeps its own reference)."""
     _buffers.clear()
+
+
+def _out_dtype(dtype: np.dtype) -> np.dtype:
+    """float32 and float64 are returned as stored; anything else as float32."""
+    return np.dtype(dtype) if dtype in (np.float32, np.float64) else np.dtype(np.float32)
 
 
 class UnitReader:
@@ -120,30 +78,27 @@ class UnitReader:
         self.meta = self._fast_layout()
         if self.meta is None:
             self.array = zarr.open_array(str(self.dir), mode="r")
+            self.unit_width = int((self.array.shards or self.array.chunks)[2])
+            self.out_dtype = _out_dtype(self.array.dtype)
+        else:
+            self.unit_width = self.meta.chunks[2]
+            self.out_dtype = _out_dtype(self.meta.dtype)
+            self.codec = codec_of(self.meta)
 
     def _fast_layout(self) -> FastLayout | None:
         """The array's layout when this reader decodes its chunks itself, else None."""
         try:
-            parsed = parse_fast_layout(json.loads((self.dir / "zarr.json").read_bytes()))
+            return parse_fast_layout(json.loads((self.dir / "zarr.json").read_bytes()))
         except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError):
             return None  # not a local Zarr v3 array: zarr reads it (or names the problem)
-        if parsed is None:
-            return None
-        meta, self.dtype = parsed
-        self.blosc = numcodecs.Blosc() if meta.compressed else None
-        return meta
 
     def read(self, epoch: int, start: int, stop: int) -> np.ndarray:
-        """Values (sample, stop - start) of epoch index ``epoch``: float32 or float64; a view of
-        this thread's buffer when read here (valid until its next read), else a new array."""
+        """Values (sample, stop - start) of epoch index ``epoch``, float32 (float16 and other
+        stored types widened) or float64: a view of this thread's buffer, valid until its
+        next read."""
         try:
             if self.meta is None:
-                values = self.array[epoch, :, start:stop]
-                return (
-                    values
-                    if values.dtype in (np.float32, np.float64)
-                    else values.astype(np.float32)
-                )
+                return self._read_zarr(epoch, start, stop)
             return self._read_chunks(epoch, start, stop)
         except Exception as e:  # a corrupt chunk: name the store, epoch and variable
             raise StoreError(
@@ -152,31 +107,42 @@ class UnitReader:
                 f"activation chunk: {type(e).__name__}: {e}"
             ) from None
 
-    def _read_chunks(self, epoch: int, start: int, stop: int) -> np.ndarray:
-        n_epochs, n, n_units = self.meta.shape
-        if not (0 <= epoch < n_epochs and 0 <= start < stop <= n_units):
-            raise IndexError(f"epoch {epoch}, units {start}-{stop} outside shape {self.meta.shape}")
-        width = self.meta.chunks[2]
-        out = _buffer("out", (n, stop - start), self.dtype)
-        chunk = _buffer("chunk", (n, width), self.dtype)
+    def _pieces(self, start: int, stop: int):
+        """(chunk column j, lo, hi): the stored unit chunks covering [start, stop)."""
+        width = self.unit_width
         for j in range(start // width, (stop - 1) // width + 1):
-            lo, hi = max(start, j * width), min(stop, (j + 1) * width)
-            path = self.dir / self.meta.encode_chunk_key((epoch, 0, j))
-            try:
-                raw = path.read_bytes()
-            except FileNotFoundError:  # never written: the fill value, as zarr reads it
-                out[:, lo - start : hi - start] = self.meta.fill_value
-                continue
-            if self.meta.checksum:
-                raw = strip_checksum(raw, path.name)
-            if self.blosc is not None:
-                # the Blosc header's bytes 4-8: the decoded size (little-endian uint32)
-                if len(raw) < 16 or int.from_bytes(raw[4:8], "little") != chunk.nbytes:
-                    raise ValueError(f"chunk {path.name}: does not decode to {chunk.nbytes} bytes")
-                self.blosc.decode(raw, out=chunk)
-            elif len(raw) == chunk.nbytes:
-                chunk.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
-            else:
-                raise ValueError(f"chunk {path.name}: {len(raw)} bytes, expected {chunk.nbytes}")
-            out[:, lo - start : hi - start] = chunk[:, lo - j * width : hi - j * width]
+            yield j, max(start, j * width), min(stop, (j + 1) * width)
+
+    def _read_zarr(self, epoch: int, start: int, stop: int) -> np.ndarray:
+        n_epochs, n, n_units = self.array.shape
+        if not (0 <= epoch < n_epochs and 0 <= start < stop <= n_units):
+            raise IndexError(
+                f"epoch {epoch}, units {start}-{stop} outside shape {self.array.shape}"
+            )
+        out = _buffer("out", (n, stop - start), self.out_dtype)
+        for _, lo, hi in self._pieces(start, stop):
+            out[:, lo - start : hi - start] = self.array[epoch, :, lo:hi]
+        return out
+
+    def _read_chunks(self, epoch: int, start: int, stop: int) -> np.ndarray:
+        meta = self.meta
+        n_epochs, n, n_units = meta.shape
+        if not (0 <= epoch < n_epochs and 0 <= start < stop <= n_units):
+            raise IndexError(f"epoch {epoch}, units {start}-{stop} outside shape {meta.shape}")
+        ce, cs, cu = meta.chunks
+        out = _buffer("out", (n, stop - start), self.out_dtype)
+        chunk = _buffer("chunk", meta.chunks, meta.dtype)
+        row = epoch % ce
+        for j, lo, hi in self._pieces(start, stop):
+            for i in range(-(-n // cs)):  # the chunks along the sample axis
+                s_lo, s_hi = i * cs, min(n, (i + 1) * cs)
+                target = out[s_lo:s_hi, lo - start : hi - start]
+                path = self.dir / meta.encode_chunk_key((epoch // ce, i, j))
+                try:
+                    raw = path.read_bytes()
+                except FileNotFoundError:  # never written: the fill value, as zarr reads it
+                    target[:] = meta.fill_value
+                    continue
+                decode_chunk(raw, meta, self.codec, chunk, path.name)
+                target[:] = chunk[row, : s_hi - s_lo, lo - j * cu : hi - j * cu]
         return out

@@ -34,6 +34,7 @@ from analyzer.core import all_pairs, metrics, nulls, pca
 from analyzer.core import histogram as est
 from analyzer.core.fused import Binning, channel_mi, fused_pass
 from analyzer.core.kernels import all_pairs_mi, paired_mi, xlogx_table
+from analyzer.core.null_mean import pair_null_means
 from latent_mi.settings import default
 
 
@@ -64,16 +65,31 @@ class Plan:
     estimator_dims: int = default("mi.estimator_dims")
 
 
-def segments_of(layers: list[Layer], chunk: int) -> list[tuple[int, int, tuple[int, ...]]]:
-    """Unit ranges cut where a layer boundary meets a chunk boundary (chunk: units per chunk)."""
+SEGMENT_BYTES = 64 * 2**20  # float32 values of a segment past which any layer boundary cuts
+
+
+def segments_of(
+    layers: list[Layer], chunk: int, max_units: int | None = None
+) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Unit ranges cut where a layer boundary meets a chunk boundary (chunk: units per chunk),
+    and also at the first layer boundary past ``max_units`` units: where a store's chunks never
+    align with its layers (written by another tool), a segment stays bounded instead of
+    growing to the whole epoch; a chunk straddling such a cut is decoded by both segments."""
     out, start, members = [], 0, []
     for i, layer in enumerate(layers):
         members.append(i)
         stop = layer.start + layer.channels
-        if stop % chunk == 0 or i == len(layers) - 1:
+        long = max_units is not None and stop - start >= max_units
+        if stop % chunk == 0 or i == len(layers) - 1 or long:
             out.append((start, stop, tuple(members)))
             start, members = stop, []
     return out
+
+
+def max_segment_units(chunk: int, n_samples: int) -> int:
+    """The ``max_units`` of :func:`segments_of`: :data:`SEGMENT_BYTES` of float32 values, and
+    never less than one stored chunk's width."""
+    return max(chunk, SEGMENT_BYTES // (4 * max(1, n_samples)))
 
 
 @dataclass
@@ -203,26 +219,39 @@ def layer_step(plan: Plan, index: int, lv: LayerView) -> dict:
 
 
 def epoch_step(plan: Plan, results: list[dict]) -> dict[str, np.ndarray]:
-    """The 'epoch'-stage variables: layer-layer MI from the sampled and PC1 codes."""
+    """The 'epoch'-stage variables: layer-layer MI from the sampled and PC1 codes, and the
+    exact permutation-null mean of the sampled-pair layer-layer MI (its bias level)."""
     n_layers = len(results)
     layer_mi = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
+    layer_mi_null = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     layer_mi_pc1 = np.full((n_layers, n_layers), np.nan, dtype=np.float32)
     ok = [i for i, r in enumerate(results) if r["pc1_codes"] is not None]
     if ok:
         xlogx = xlogx_table(len(plan.labels))
         pc1 = np.stack([results[i]["pc1_codes"] for i in ok]).astype(np.uint8)
         layer_mi_pc1[np.ix_(ok, ok)] = all_pairs_mi(pc1, plan.bins, xlogx)
+        sizes = {i: bin_sizes(results[i]["pair_codes"], plan.bins) for i in ok}
         for a in ok:
             for b in ok[ok.index(a) :]:
                 ca, cb = results[a]["pair_codes"], results[b]["pair_codes"]
-                if a == b:
-                    cb = np.roll(ca, -1, axis=0)
+                sa, sb = sizes[a], sizes[b]
+                if a == b:  # different channels of one layer: each with the next one
+                    cb, sb = np.roll(ca, -1, axis=0), np.roll(sa, -1, axis=0)
                 p = min(len(ca), len(cb))
                 v = paired_mi(
                     np.ascontiguousarray(ca[:p]), np.ascontiguousarray(cb[:p]), plan.bins, xlogx
                 )
                 layer_mi[a, b] = layer_mi[b, a] = v.mean()
-    return {"layer_mi": layer_mi, "layer_mi_pc1": layer_mi_pc1}
+                null = pair_null_means(sa[:p], sb[:p])
+                layer_mi_null[a, b] = layer_mi_null[b, a] = null.mean()
+    return {"layer_mi": layer_mi, "layer_mi_null": layer_mi_null, "layer_mi_pc1": layer_mi_pc1}
+
+
+def bin_sizes(codes: np.ndarray, n_bins: int) -> np.ndarray:
+    """(rows, n_bins) int64 samples per bin of each row of codes (rows, samples)."""
+    rows = len(codes)
+    flat = codes.astype(np.int64) + (np.arange(rows, dtype=np.int64) * n_bins)[:, None]
+    return np.bincount(flat.ravel(), minlength=rows * n_bins).reshape(rows, n_bins)
 
 
 def pair_codes(plan: Plan, epoch: int, layer_index: int) -> tuple:

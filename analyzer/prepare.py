@@ -23,11 +23,11 @@ from analyzer.activations import Layer, layers_of, open_activations
 from analyzer.core import histogram as est
 from analyzer.core import nulls, pca
 from analyzer.core.fused import Binning
-from analyzer.epoch_pass import Plan, segments_of
+from analyzer.epoch_pass import Plan, max_segment_units, segments_of
 from latent_mi import contract as C
 from latent_mi.settings import default
 
-ANALYZER_VERSION = "4"  # 4: exact null means; bump when a change alters results: old MI Datasets are then rewritten
+ANALYZER_VERSION = "5"  # 5: layer_mi_null, any store layout; 4: exact null means; bump when a change alters results: old MI Datasets are then rewritten
 
 
 class OptionError(ValueError):
@@ -162,7 +162,7 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
         )
     else:
         summary_codes = np.zeros(len(labels), dtype=np.int64)
-    chunk = src[C.ACTIVATION].encoding.get("chunks", (1, 1, src.sizes["unit"]))[2]
+    chunk = int(src[C.ACTIVATION].encoding.get("chunks", (1, 1, src.sizes["unit"]))[2])
     sizes = {
         "epoch": n_epochs,
         "layer": n_layers,
@@ -179,7 +179,7 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
     plan = Plan(
         store=str(store_path),
         layers=tuple(layers),
-        segments=tuple(segments_of(layers, int(chunk))),
+        segments=tuple(segments_of(layers, int(chunk), max_segment_units(chunk, len(labels)))),
         labels=labels,
         n_classes=n_classes,
         summary_codes=summary_codes.astype(np.int64),

@@ -5,7 +5,9 @@ For every (bins, sample fraction, binning rule) the run's stored GAP values are 
 (``binning.subsample``), and per (epoch, layer) the channel-label MI, its label-permutation
 null (``nulls.channel_null``), the Gini of the channel MI and the channel entropy H(Bin T_lc)
 are reduced to the layer level exactly as in the MI Dataset. No retraining; the trainer's store
-is only read. The ``fixed`` rule bins each channel over its min and max across all epochs.
+is only read, one epoch at a time (``analyzer.chunk_reader``: any store layout, memory one
+epoch). The ``fixed`` rule bins each channel over its min and max across all epochs (a first
+pass over the epochs).
 
     python -m analyzer.sweep RUN_DIR/activations.zarr --out results/robustness/runs/RUN.zarr
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from analyzer.activations import StoreError, layers_of, open_activations
+from analyzer.chunk_reader import UnitReader
 from analyzer.core import metrics
 from analyzer.core.binning import RULES, codes_for, subsample
 from analyzer.core.nulls import channel_null
@@ -63,22 +67,44 @@ def layer_values(values, labels, perms, n_bins, n_classes, rule, bounds) -> dict
 VARS = ("label_mi", "label_mi_null", "gini", "input_mi")
 
 
+def _unit_ranges(reader: UnitReader, n_epochs: int, n_units: int) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) of each unit over every epoch and sample, float32, NaN where never finite
+    (the ``fixed`` rule's bounds), one epoch in memory at a time."""
+    lo = np.full(n_units, np.inf, dtype=np.float32)
+    hi = np.full(n_units, -np.inf, dtype=np.float32)
+    seen = np.zeros(n_units, dtype=bool)
+    for e in range(n_epochs):
+        values = reader.read(e, 0, n_units)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN unit this epoch
+            lo = np.fmin(lo, np.nanmin(values, axis=0).astype(np.float32))
+            hi = np.fmax(hi, np.nanmax(values, axis=0).astype(np.float32))
+        seen |= ~np.isnan(values).all(axis=0)
+    lo[~seen], hi[~seen] = np.nan, np.nan
+    return lo, hi
+
+
 def sweep(store_path: str | Path, opts: SweepOptions) -> xr.Dataset:
     """Dataset (bins, fraction, rule, epoch, layer) of the layer-level quantities of one run."""
     src = open_activations(store_path)
     layers = layers_of(src)
     labels_all = src.label.values.astype(np.int64)
     n_classes = int(labels_all.max()) + 1
-    values_all = np.asarray(src.activation.values, dtype=np.float32)  # (epoch, sample, unit)
-    lo, hi = np.nanmin(values_all, axis=(0, 1)), np.nanmax(values_all, axis=(0, 1))
-    shape = (len(opts.bins), len(opts.fractions), len(opts.rules), src.sizes["epoch"], len(layers))
+    reader = UnitReader(str(store_path))  # one epoch at a time, whatever the store's layout
+    n_epochs, n_units = src.sizes["epoch"], src.sizes["unit"]
+    if "fixed" in opts.rules:  # an extra pass over the epochs
+        lo, hi = _unit_ranges(reader, n_epochs, n_units)
+    else:
+        lo = hi = np.full(n_units, np.nan, dtype=np.float32)  # unused by the other rules
+    shape = (len(opts.bins), len(opts.fractions), len(opts.rules), n_epochs, len(layers))
     out = {name: np.full(shape, np.nan) for name in VARS}
-    for fi, fraction in enumerate(opts.fractions):
-        keep = subsample(labels_all, fraction, opts.seed)
-        labels = labels_all[keep]
-        perms = np.empty((0, len(labels)), dtype=np.int64)  # the null mean is exact
-        for e in range(src.sizes["epoch"]):
-            epoch_values = values_all[e][keep]
+    keeps = [subsample(labels_all, fraction, opts.seed) for fraction in opts.fractions]
+    for e in range(n_epochs):
+        values_e = reader.read(e, 0, n_units)  # (sample, unit), this thread's reused buffer
+        for fi, keep in enumerate(keeps):
+            labels = labels_all[keep]
+            perms = np.empty((0, len(labels)), dtype=np.int64)  # the null mean is exact
+            epoch_values = values_e[keep].astype(np.float32, copy=False)
             for li, layer in enumerate(layers):
                 values = np.ascontiguousarray(epoch_values[:, layer.units])
                 bounds = (lo[layer.units], hi[layer.units])

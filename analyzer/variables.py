@@ -468,6 +468,16 @@ VARIABLES: dict[str, Variable] = declare(
             "epoch",
         ),
         Variable(
+            "layer_mi_null",
+            ("epoch", "layer", "layer_b"),
+            "float32",
+            _NAT,
+            "bias level of layer_mi: mean over the same P channel pairs of the exact mean of "
+            "their plug-in MI over all permutations of one channel's samples (independent "
+            "channels, same bins and N; analyzer/core/null_mean.py)",
+            "epoch",
+        ),
+        Variable(
             "layer_mi_pc1",
             ("epoch", "layer", "layer_b"),
             "float32",

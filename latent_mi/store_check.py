@@ -103,11 +103,14 @@ def _array_damage(store: Path, variable: str, epochs, indices, decode: bool) -> 
     except Exception:
         return None  # its metadata: see metadata_problem
     indices = range(array.shape[0]) if indices is None else indices
-    rest = [range(n) for n in array.cdata_shape[1:]]
+    stored = array.shards or array.chunks  # what is stored per key (a shard, if sharded)
+    per_chunk = int(stored[0])  # epochs per stored chunk
     for i in indices:
         epoch = int(epochs[i]) if i < len(epochs) else i
-        for coords in np.ndindex(*[len(r) for r in rest]):
-            key = array.metadata.encode_chunk_key((i, *coords))
+        for coords in np.ndindex(
+            *[-(-n // c) for n, c in zip(array.shape[1:], stored[1:], strict=True)]
+        ):
+            key = array.metadata.encode_chunk_key((i // per_chunk, *coords))
             path = store / variable / key
             if not path.is_file():
                 return Damage(variable, i, epoch, "missing", path)

@@ -51,28 +51,49 @@ def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     )
 
 
+def layer_mi_shown(g: xr.Dataset) -> tuple[xr.DataArray, str]:
+    """What Fig 2 draws: layer_mi minus its exact permutation-null mean ``layer_mi_null``
+    (the plug-in bias of independent channels at these bins and N), or the raw layer_mi of
+    an MI Dataset written before the null existed; and a phrase saying which."""
+    if "layer_mi_null" in g:
+        null = g.layer_mi_null
+        shown = (g.layer_mi - null).assign_attrs(units="nat")
+        lo, hi = float(null.min()), float(null.max())
+        return shown, f"minus its permutation-null mean ({lo:.2f}-{hi:.2f} nat, subtracted)"
+    return g.layer_mi, "raw plug-in MI, not null-corrected (no layer_mi_null: rerun the analyzer)"
+
+
 def fig2_layer_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
-    """Layer-layer MI heatmaps, trained against random (mean over seeds)."""
+    """Layer-layer MI heatmaps minus the exact permutation-null mean, trained against random
+    (mean over seeds)."""
     gs = groups(ds)
     fig, axes = new_figure(len(gs), 2, 4.5, 4.0)
+    notes = set()
     for row, (key, g) in enumerate(gs.items()):
-        trained = at_best(g.layer_mi, g).mean("run").values
-        random = g.layer_mi.isel(epoch=0).mean("run").values
-        vmax = np.nanmax([trained, random])
+        shown, note = layer_mi_shown(g)
+        notes.add(note.split(" (")[0])
+        trained = at_best(shown, g).mean("run").values
+        random = shown.isel(epoch=0).mean("run").values
+        vmin, vmax = min(0.0, np.nanmin([trained, random])), np.nanmax([trained, random])
         for col, (mat, name) in enumerate(((trained, "trained"), (random, "random"))):
             ax = axes[row, col]
-            im = ax.imshow(mat, vmin=0, vmax=vmax, cmap="viridis")
-            ax.set_title(f"{label(key, g)}: {name}", fontsize=8)
+            im = ax.imshow(mat, vmin=vmin, vmax=vmax, cmap="viridis")
+            ax.set_title(f"{label(key, g)}: {name}\nlayer_mi {note}", fontsize=7)
             sites = [str(n) for n in g.layer.values]
             ax.set_xticks(np.arange(len(sites)), sites, rotation=90, fontsize=5)
             ax.set_yticks(np.arange(len(sites)), sites, fontsize=5)
             ax.set_xlabel("layer b (measurement site)")
             ax.set_ylabel("layer a (measurement site)")
-            fig.colorbar(im, ax=ax, label="mean channel-pair MI [nat]")
+            corrected = "layer_mi_null" in g
+            fig.colorbar(
+                im,
+                ax=ax,
+                label="mean channel-pair MI" + (" - null" if corrected else " (raw)") + " [nat]",
+            )
     return finish(
         fig,
-        f"Fig 2: layer-layer MI ({bins_of(ds)}); diagonal: MI between different channels "
-        "of the same layer",
+        f"Fig 2: layer-layer MI ({bins_of(ds)}) {' / '.join(sorted(notes))}; diagonal: MI "
+        "between different channels of the same layer",
         out,
         formats,
     )
