@@ -158,6 +158,7 @@ def fig8_trajectories(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
                 ax,
                 g.epoch.values,
                 g.input_mi.sel(layer=layer).values,
+                limits=bounds("input_mi"),
                 lw=1,
                 ms=2,
                 label=f"{layer} (slope {slope})",
