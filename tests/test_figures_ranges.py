@@ -17,6 +17,8 @@ INF = math.inf
 RANGES = (
     ("corrected", None),
     ("above the null", None),
+    ("- null", None),  # e.g. Fig 2's "mean channel-pair MI - null [nat]"
+    ("minus", None),
     ("dI(", None),
     ("within - between", (-2.0, 2.0)),
     ("cosine", (-1.0, 1.0)),
