@@ -113,3 +113,14 @@ def test_twelve_bit_info_plane_layers_are_a_legend_not_overlapping_labels():
     boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_text()]
     for i, a in enumerate(boxes):  # no text labels left to overlap
         assert not any(a.overlaps(b) for b in boxes[i + 1 :])
+
+
+def test_twelve_bit_info_plane_title_names_the_binning_never_nan():
+    from analyzer.figures.twelve_bit import info_plane
+    from tests.test_figures_ranges import twelve_bit_runs
+
+    ds = twelve_bit_runs()  # combined runs of differing binning: no layer_binning attrs
+    title = info_plane(ds).figure.get_suptitle().replace("\n", " ")  # wrapped
+    assert "nan" not in title and "attrs layer_binning" in title
+    ds.attrs["layer_binning"] = "fixed bin size b = 0.0667: bin = floor(t / b) per unit"
+    assert "b = 0.0667" in info_plane(ds).figure.get_suptitle().replace("\n", " ")

@@ -70,11 +70,18 @@ def info_plane(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         fig.colorbar(sc, ax=ax, label="epoch")
     return finish(
         fig,
-        f"Information plane, 12-bit task, whole layers ({bins_of(ds)}, bin size "
-        f"{ds.attrs.get('layer_binning_param', float('nan')):.4g}); dotted: H(Y), ln N",
+        f"Information plane, 12-bit task, whole layers ({_binning(ds)}); dotted: H(Y), ln N",
         out,
         formats,
     )
+
+
+def _binning(ds: xr.Dataset) -> str:
+    """The whole-layer binning of the runs (attrs ``layer_binning``), or, where runs differ
+    (combining runs drops differing attrs: tanh 'size', ReLU 'range'), where to find it."""
+    if "layer_binning" in ds.attrs:
+        return str(ds.attrs["layer_binning"])
+    return f"{bins_of(ds)}; each run's rule in its attrs layer_binning"
 
 
 def _h_y(g: xr.Dataset) -> float:
