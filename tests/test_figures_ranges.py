@@ -137,6 +137,21 @@ def test_fig9_two_seeds_loss_spike_does_not_flatten_the_rest(default_grid):
     acc_ax = next(ax for ax in fig.axes if "accuracy" in ax.get_ylabel())
     assert loss_ax.get_ylim()[0] >= 0.0 and loss_ax.get_ylim()[1] < 5.0  # not up to 400
     assert 0.0 <= acc_ax.get_ylim()[0] and acc_ax.get_ylim()[1] <= 1.06
+    legend = [t.get_text() for t in acc_ax.get_legend().get_texts()]
+    # epochs to 95% of the final accuracy: each seed (2 seeds), no interval beyond the epochs
+    # run (was "4.0 [-8.7, 16.7]")
+    assert legend and all("at epoch 1, 3 (each seed)" in t for t in legend), legend
+    assert not any("[" in t.split("at epoch")[1] for t in legend)
+
+
+def test_fig9_speed_interval_stays_within_the_epochs_run(default_grid):
+    from analyzer.figures.mi import _speed, groups
+
+    g = groups(default_grid)[("resnet18", "relu", "none")]
+    three = g.isel(run=[0, 1, 0]).assign_coords(seed=("run", [0, 1, 2]))
+    text = _speed(three)  # epochs 1, 3, 1: the t-interval alone reaches below epoch 0
+    lo, hi = (float(v) for v in text.split("[")[1].rstrip("]").split(","))
+    assert 0 <= lo <= hi <= 3 and text.startswith("1.7 [")
 
 
 def twelve_bit_runs() -> xr.Dataset:

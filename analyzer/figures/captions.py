@@ -155,7 +155,8 @@ FIGURES: dict[str, FigureInfo] = {
             "fig8_input_mi_trajectories",
             "Fig 8: I(X;T) trajectories",
             "mi",
-            "I(X;T) over epochs for the final third of layers (mean, 95% t-interval over seeds), dotted: "
+            "I(X;T) over epochs for the final third of layers (each seed thin, mean bold, 95% "
+            "t-interval band with 3 or more seeds), dotted: "
             "each seed's least-squares line after the plateau epoch of I(T;Y) (first epoch at "
             "95% of its maximum); legend: mean slope in nat/epoch.",
             "post-plateau slopes are near 0: compression after fitting is weak and depends on "
@@ -181,9 +182,10 @@ FIGURES: dict[str, FigureInfo] = {
             "Fig 9: HSIC regularization",
             "mi",
             "Validation accuracy and loss against epoch, cross-entropy (dashed) vs "
-            "cross-entropy + HSIC (solid), per (arch, activation), mean and 95% t-interval over "
-            "seeds; the legend gives the epochs to reach 95% of the final validation accuracy "
-            "(mean over seeds).",
+            "cross-entropy + HSIC (solid), per (arch, activation): each seed thin, the mean bold, "
+            "a 95% t-interval band with 3 or more seeds (clipped to [0, 1] and loss >= 0); the "
+            "legend gives the epochs to reach 95% of the final validation accuracy (each seed "
+            "with fewer than 3 seeds, else mean [95% t-interval within the epochs run]).",
             "the HSIC regularizer speeds convergence and improves accuracy slightly.",
             "the solid curve reaching the plateau earlier (or higher) reproduces the paper.",
             estimator="training curves (no MI estimate)",

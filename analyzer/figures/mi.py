@@ -2,7 +2,8 @@
 
 Every function takes the combined Dataset, an output path without suffix (None: only
 return the figure) and the file formats, and returns a :class:`Drawn`. Each line or panel
-is one (arch, activation, regularizer) group: mean over its seeds, band its 95% t-interval; "trained"
+is one (arch, activation, regularizer) group: each seed thin, the mean bold, a 95% t-interval band
+only with >= 3 seeds (``SPREAD``); "trained"
 is each run's best-validation-accuracy epoch, "random" its epoch 0 (initialization).
 """
 
@@ -13,7 +14,7 @@ import xarray as xr
 from matplotlib import colormaps
 
 from analyzer.core.stats import t_interval
-from analyzer.figures.depth import bounds, depth_lines, depth_ticks, null_band
+from analyzer.figures.depth import MIN_BAND_SEEDS, bounds, depth_lines, depth_ticks, null_band
 from analyzer.figures.depth import ci_band as band
 from analyzer.figures.drawing import Drawn, bins_of, finish, new_figure
 from analyzer.figures.grouping import at_best, groups, label, seeds
@@ -21,6 +22,7 @@ from analyzer.report.findings import epochs_to_fraction
 from latent_mi import contract as C
 
 FORMATS = ("png", "pdf")
+SPREAD = f"each seed thin, mean bold, 95% t-interval band with >= {MIN_BAND_SEEDS} seeds"
 
 
 def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
@@ -45,7 +47,7 @@ def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
     return finish(
         fig,
         f"Fig 1: layer-label and input MI against depth ({bins_of(ds)})\n"
-        "mean and 95% t-interval over seeds; grey: label-permutation null",
+        f"{SPREAD}; grey: label-permutation null",
         out,
         formats,
     )
@@ -98,8 +100,7 @@ def fig3_concentration(ds: xr.Dataset, out=None, formats=FORMATS, k: float = 10.
             ax.legend(fontsize=6)
     return finish(
         fig,
-        f"Fig 3/4: concentration of channel-label MI within layers ({bins_of(ds)}, mean and "
-        "95% t-interval over seeds)",
+        f"Fig 3/4: concentration of channel-label MI within layers ({bins_of(ds)}; {SPREAD})",
         out,
         formats,
     )
@@ -144,7 +145,7 @@ def _slope_line(run: xr.Dataset, layer: str):
 
 
 def fig8_trajectories(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
-    """I(X;T) over epochs for the final third of layers (mean, 95% t-interval over seeds), with each
+    """I(X;T) over epochs for the final third of layers (each seed, mean, band: ``SPREAD``), with each
     seed's post-plateau slope fit (dotted)."""
     gs = groups(ds)
     fig, axes = new_figure(1, len(gs), 4.5, 4.0)
@@ -173,7 +174,7 @@ def fig8_trajectories(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         ax.legend(fontsize=6, title="layer (mean slope, nat/epoch)", title_fontsize=6)
     return finish(
         fig,
-        f"Fig 8: I(X;T) trajectories ({bins_of(ds)}, mean and 95% t-interval over seeds); "
+        f"Fig 8: I(X;T) trajectories ({bins_of(ds)}; {SPREAD}); "
         "dotted: each seed's post-plateau fit",
         out,
         formats,
@@ -214,13 +215,17 @@ def info_plane(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
 
 
 def _speed(g: xr.Dataset) -> str:
-    """Epochs to reach 95% of the final validation accuracy: mean [95% t-interval] over seeds."""
+    """Epochs to reach 95% of the final validation accuracy: each seed's value with fewer
+    than MIN_BAND_SEEDS seeds, else mean [95% t-interval] clipped to the epochs run."""
     values = [
         epochs_to_fraction(g.epoch.values, g.val_acc.isel(run=i).values)
         for i in range(g.sizes["run"])
     ]
     iv = t_interval(values)
-    return f"{iv.mean:.1f}" + ("" if iv.n < 2 else f" [{iv.lo:.1f}, {iv.hi:.1f}]")
+    if iv.n < MIN_BAND_SEEDS:
+        return ", ".join(f"{v:g}" for v in values) + (" (each seed)" if len(values) > 1 else "")
+    lo, hi = np.clip([iv.lo, iv.hi], g.epoch.values.min(), g.epoch.values.max())
+    return f"{iv.mean:.1f} [{lo:.1f}, {hi:.1f}]"
 
 
 def robust_ylim(ax) -> None:
@@ -266,7 +271,7 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         robust_ylim(axes[1, col])
     return finish(
         fig,
-        f"Fig 9: HSIC regularization ({bins_of(ds)} runs), mean and 95% t-interval over seeds",
+        f"Fig 9: HSIC regularization (training curves, no MI): {SPREAD}",
         out,
         formats,
     )
