@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from tests.test_figures import EPOCHS, RESNET, VGG, intervention_dataset, mi_dataset, write
+from tests.test_figures import (
+    EPOCHS,
+    RESNET,
+    VGG,
+    intervention_dataset,
+    mi_dataset,
+    not_flattened,
+    write,
+)
 
 INF = math.inf
 # (text in an axis label, the range its quantity can take); the first match wins; None: a
@@ -135,7 +143,9 @@ def test_fig9_two_seeds_loss_spike_does_not_flatten_the_rest(default_grid):
     fig = fig9_hsic(default_grid).figure
     loss_ax = next(ax for ax in fig.axes if "loss" in ax.get_ylabel())
     acc_ax = next(ax for ax in fig.axes if "accuracy" in ax.get_ylabel())
-    assert loss_ax.get_ylim()[0] >= 0.0 and loss_ax.get_ylim()[1] < 5.0  # not up to 400
+    assert loss_ax.get_ylim()[0] > 0.0 and loss_ax.get_yscale() == "log"
+    assert loss_ax.get_ylim()[1] >= 400.0  # the spike is shown, not cut
+    assert not_flattened(loss_ax)  # and the rest is not flattened by it
     assert 0.0 <= acc_ax.get_ylim()[0] and acc_ax.get_ylim()[1] <= 1.06
     legend = [t.get_text() for t in acc_ax.get_legend().get_texts()]
     # epochs to 95% of the final accuracy: each seed (2 seeds), no interval beyond the epochs
@@ -202,3 +212,21 @@ def test_twelve_bit_and_intervention_figures_stay_in_range_with_two_seeds(tmp_pa
     for name, draw in INTERVENTION_FIGURES.items():
         fig = draw(paths).figure
         assert not out_of_range(fig), (name, out_of_range(fig))
+
+
+def test_fig9_loss_axis_cuts_only_an_outlier_and_says_so():
+    """No spike: every loss is shown (the initial 2.3 too); a 400 spike: off scale, noted."""
+    from matplotlib.figure import Figure
+
+    from analyzer.figures.mi import robust_ylim
+
+    epochs = np.arange(6)
+    for spike, cut in ((2.5, False), (400.0, True)):
+        ax = Figure().subplots()
+        ax.plot(epochs, [2.3, spike, 0.9, 0.5, 0.3, 0.2])
+        robust_ylim(ax)
+        lo, hi = ax.get_ylim()
+        assert lo >= 0.0 and (hi < 3.0 if cut else hi >= spike)
+        notes = [t.get_text() for t in ax.texts]
+        assert notes == (["off scale: up to 400 at epoch 1"] if cut else [])
+        assert hi >= 2.3  # the initial loss stays visible

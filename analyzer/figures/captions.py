@@ -185,7 +185,8 @@ FIGURES: dict[str, FigureInfo] = {
             "cross-entropy + HSIC (solid), per (arch, activation): each seed thin, the mean bold, "
             "a 95% t-interval band with 3 or more seeds (clipped to [0, 1] and loss >= 0); the "
             "legend gives the epochs to reach 95% of the final validation accuracy (each seed "
-            "with fewer than 3 seeds, else mean [95% t-interval within the epochs run]).",
+            "with fewer than 3 seeds, else mean [95% t-interval within the epochs run]). The loss "
+            "axis is logarithmic, so an early loss spike and the late losses are both readable.",
             "the HSIC regularizer speeds convergence and improves accuracy slightly.",
             "the solid curve reaching the plateau earlier (or higher) reproduces the paper.",
             estimator="training curves (no MI estimate)",

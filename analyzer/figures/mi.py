@@ -228,17 +228,49 @@ def _speed(g: xr.Dataset) -> str:
     return f"{iv.mean:.1f} [{lo:.1f}, {hi:.1f}]"
 
 
-def robust_ylim(ax) -> None:
-    """y-limits from the 2nd-98th percentile of the lines' finite values past epoch 1, so an
-    epoch-1 loss spike does not flatten the rest (the spike runs off the top)."""
-    ys = [ln.get_ydata()[ln.get_xdata() > 1] for ln in ax.get_lines()]
-    ys = np.concatenate([np.asarray(y, dtype=float) for y in ys]) if ys else np.array([])
-    ys = ys[np.isfinite(ys)]
-    if ys.size < 2:
+def robust_ylim(ax, floor: float = 0.0, reach: float = 3.0) -> None:
+    """y-limits that show every value except outliers: a value above the highest one past
+    epoch 1 by more than ``reach`` times the range past epoch 1 (an epoch-1 loss spike of 400
+    next to losses of 0.02-2.3) runs off the top, and the axes say so; nothing is cut when
+    there is no such outlier (the initial loss stays visible)."""
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata())]
+    if not lines:
         return
-    lo, hi = np.percentile(ys, [2, 98])
-    pad = 0.1 * (hi - lo) or 0.1 * abs(hi) or 0.1
-    ax.set_ylim(max(lo - pad, 0.0), hi + pad)
+    x = np.concatenate([np.asarray(ln.get_xdata(), dtype=float) for ln in lines])
+    y = np.concatenate([np.asarray(ln.get_ydata(), dtype=float) for ln in lines])
+    keep = np.isfinite(y)
+    x, y = x[keep], y[keep]
+    late = y[x > 1]
+    if late.size < 2:
+        return
+    cut = late.max() + reach * max(late.max() - late.min(), 1e-12)
+    shown = y[y <= cut]
+    hi, lo = shown.max(), max(floor, shown.min())
+    pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.05
+    ax.set_ylim(max(lo - pad, floor), hi + pad)
+    if y.max() > cut:
+        ax.text(
+            0.99,
+            0.98,
+            f"off scale: up to {y.max():.3g} at epoch {x[np.argmax(y)]:g}",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=6,
+            color="0.3",
+        )
+
+
+def loss_yscale(ax) -> None:
+    """A log loss axis when every drawn loss is > 0 (an epoch-1 spike of 400 and late losses
+    of 0.02-0.3 both stay readable, nothing is cut), else :func:`robust_ylim`."""
+    y = np.concatenate([np.asarray(ln.get_ydata(), dtype=float) for ln in ax.get_lines()])
+    y = y[np.isfinite(y)]
+    if y.size == 0 or (y <= 0).any():
+        robust_ylim(ax)
+        return
+    ax.set_yscale("log")
+    ax.set_ylim(y.min() / 1.3, y.max() * 1.3)  # from the lines: a band clipped at 0 is not used
 
 
 def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
@@ -252,6 +284,8 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
             g = gs.get((*base, reg))
             if g is None:
                 continue
+            name = f"{'CE' if reg == 'none' else 'CE+HSIC'} (seeds {seeds(g)})"
+            speed = f"{name}; 95% of final acc. at epoch {_speed(g)}"
             for row, var in enumerate(("val_acc", "val_loss")):
                 band(
                     axes[row, col],
@@ -259,8 +293,7 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
                     g[var].values,
                     limits=bounds(var),
                     ls=ls,
-                    label=("CE" if reg == "none" else "CE+HSIC")
-                    + f" (seeds {seeds(g)}; 95% of final acc. at epoch {_speed(g)})",
+                    label=speed if var == "val_acc" else name,
                 )
         axes[0, col].set_title(" ".join(base), fontsize=8)
         axes[0, col].set_ylabel("validation accuracy")
@@ -268,7 +301,7 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         for row in range(2):
             axes[row, col].set_xlabel("epoch")
             axes[row, col].legend(fontsize=7)
-        robust_ylim(axes[1, col])
+        loss_yscale(axes[1, col])
     return finish(
         fig,
         f"Fig 9: HSIC regularization (training curves, no MI): {SPREAD}",
