@@ -46,7 +46,7 @@ def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
             ax.legend(fontsize=6)
     return finish(
         fig,
-        f"Fig 1: layer-label and input MI against depth ({bins_of(ds)})\n"
+        f"Fig 1: layer-label and input MI against depth ({bins_of(ds)}); "
         f"{SPREAD}; grey: label-permutation null",
         out,
         formats,
