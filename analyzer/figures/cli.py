@@ -99,10 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        runs = (
-            len([p for p in iv_paths if not is_transplant(p)])
-            if FIGURES[name].source == "interventions"
-            else run_keys(ds)
-        )
+        runs = run_keys(ds)  # N = the runs drawn: intervention results, or transplant pairs
+        if FIGURES[name].source == "interventions":
+            runs = sum(is_transplant(p) == (name == "transplants") for p in iv_paths)
         print(f"{', '.join(map(str, drawn.paths))}\n  {caption(name, bins, runs)}")
     return 0
