@@ -16,6 +16,7 @@ cores come from ``python -m trainer --cores N`` (the workflow passes Snakemake's
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -28,7 +29,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from trainer.data import DataBundle, TensorImages
 
 PREFETCH_FACTOR = 4  # batches each worker keeps ready
+MAX_DROPPED = 0.01  # the last partial batch is dropped only when it is at most this fraction
 VAL_BATCH = 256
+log = logging.getLogger("trainer.loaders")  # propagates to the run's train.log
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -144,6 +147,7 @@ class Loaders:
     val: DataLoader
     sampler: EpochSampler
     workers: int
+    images_per_epoch: int  # training images used per epoch (drops_last_batch)
 
 
 def _loader(dataset, batch_size, workers, pin, **kwargs) -> DataLoader:
@@ -175,14 +179,30 @@ def make_loaders(
     """Training loader (seeded per epoch: call ``sampler.set_epoch``) and the fixed-order
     validation loader of the dump, both with ``workers`` persistent workers."""
     pin = device.type == "cuda"
-    sampler = EpochSampler(len(data.train), seed)
+    n = len(data.train)
+    sampler = EpochSampler(n, seed)
+    drop = drops_last_batch(n, batch_size)
     train = _loader(
-        SeededSamples(data.train),
+        SeededSamples(data.train), batch_size, workers, pin, sampler=sampler, drop_last=drop
+    )
+    used = n - (n % batch_size if drop else 0)
+    why = "BatchNorm cannot train on 1 image" if n - used == 1 else f"<= {MAX_DROPPED:.0%}"
+    dropped = f"; the last partial batch of {n - used} dropped: {why}" if drop else ""
+    log.info(
+        "training on %d of %d images per epoch (%d batches of up to %d%s)",
+        used,
+        n,
+        len(train),
         batch_size,
-        workers,
-        pin,
-        sampler=sampler,
-        drop_last=len(data.train) > batch_size,
+        dropped,
     )
     val = _loader(data.val, max(VAL_BATCH, batch_size), workers, pin, shuffle=False)
-    return Loaders(train, val, sampler, workers)
+    return Loaders(train, val, sampler, workers, used)
+
+
+def drops_last_batch(n: int, batch_size: int) -> bool:
+    """Drop the last partial training batch only when it is a single image (BatchNorm cannot
+    normalize one sample) or holds at most MAX_DROPPED of the ``n`` images (a tiny, noisy
+    step); on a small folder (90 images, batches of 64) every image trains every epoch."""
+    rest = n % batch_size
+    return n > batch_size and rest > 0 and (rest == 1 or rest <= MAX_DROPPED * n)

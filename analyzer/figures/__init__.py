@@ -14,6 +14,7 @@ import importlib
 
 _WHERE = {
     "captions": ("FIGURES", "FigureInfo", "caption", "names"),
+    "depth": ("site_kinds",),
     "drawing": ("Drawn",),
     "grouping": ("GROUP", "at_best", "group_datasets", "groups", "label", "run_keys", "seeds"),
     "interventions": (

@@ -7,6 +7,7 @@ each) and by the README's "Reading the figures" section (``python -m analyzer.fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 ESTIMATOR = (
@@ -16,8 +17,10 @@ ESTIMATOR = (
 GROUPS = (
     "One line or panel per (arch, activation, regularizer) group: each seed thin, the mean "
     "bold, and a 95% Student-t band only with 3 or more seeds (clipped to the quantity's "
-    "range); depth ticks name the measurement sites, ResNet branch and "
-    "post-add sites are separate series."
+    "range); depth ticks name the measurement sites. Colour and marker are the site kind "
+    "in every panel (blue circles: VGG sites and ResNet post-add sites; orange squares: "
+    "ResNet branch sites, a separate series); line style is the epoch (solid trained, "
+    "dashed random)."
 )
 
 
@@ -35,6 +38,7 @@ class FigureInfo:
     estimator: str = ESTIMATOR
     requires: str = ""  # '' always drawn; 'hsic': only with HSIC runs; 'transplants'; 'twelve_bit'
     binned: bool = True  # drawn from the B-bin estimates (the caption names B); False: no B
+    runs: str = "all"  # which runs it draws: 'all', 'unregularized', 'hsic_pairs' (runs_drawn)
 
 
 FIGURES: dict[str, FigureInfo] = {
@@ -54,6 +58,7 @@ FIGURES: dict[str, FigureInfo] = {
             "the solid top curve rising above the dashed one and above the grey null "
             "band in late layers; input MI "
             "depends on the activation (ReLU vs tanh), so compare groups, not only depths.",
+            runs="unregularized",
         ),
         FigureInfo(
             "fig2_layer_mi",
@@ -68,6 +73,7 @@ FIGURES: dict[str, FigureInfo] = {
             "show higher MI between many layers.",
             "the off-diagonal mass of the two panels, compared; the colour scale is shared "
             "within a row.",
+            runs="unregularized",
         ),
         FigureInfo(
             "fig3_concentration",
@@ -79,6 +85,7 @@ FIGURES: dict[str, FigureInfo] = {
             "entropy modestly: label information concentrates in few channels.",
             "a solid curve above the dashed one in late layers (Gini, Top-10%) is "
             "concentration; on small data (digits) the opposite has been seen: report it as is.",
+            runs="unregularized",
         ),
         FigureInfo(
             "fig5_knockouts",
@@ -149,13 +156,15 @@ FIGURES: dict[str, FigureInfo] = {
             "fig8_input_mi_trajectories",
             "Fig 8: I(X;T) trajectories",
             "mi",
-            "I(X;T) over epochs for the final third of layers (mean, 95% t-interval over seeds), dotted: "
+            "I(X;T) over epochs for the final third of layers (each seed thin, mean bold, 95% "
+            "t-interval band with 3 or more seeds), dotted: "
             "each seed's least-squares line after the plateau epoch of I(T;Y) (first epoch at "
             "95% of its maximum); legend: mean slope in nat/epoch.",
             "post-plateau slopes are near 0: compression after fitting is weak and depends on "
             "the activation and architecture.",
             "a clearly negative dotted slope is post-fitting compression; near-flat lines are "
             "the paper's typical case.",
+            runs="unregularized",
         ),
         FigureInfo(
             "info_plane",
@@ -174,13 +183,16 @@ FIGURES: dict[str, FigureInfo] = {
             "Fig 9: HSIC regularization",
             "mi",
             "Validation accuracy and loss against epoch, cross-entropy (dashed) vs "
-            "cross-entropy + HSIC (solid), per (arch, activation), mean and 95% t-interval over "
-            "seeds; the legend gives the epochs to reach 95% of the final validation accuracy "
-            "(mean over seeds).",
+            "cross-entropy + HSIC (solid), per (arch, activation): each seed thin, the mean bold, "
+            "a 95% t-interval band with 3 or more seeds (clipped to [0, 1] and loss >= 0); the "
+            "legend gives the epochs to reach 95% of the final validation accuracy (each seed "
+            "with fewer than 3 seeds, else mean [95% t-interval within the epochs run]). The loss "
+            "axis is logarithmic, so an early loss spike and the late losses are both readable.",
             "the HSIC regularizer speeds convergence and improves accuracy slightly.",
             "the solid curve reaching the plateau earlier (or higher) reproduces the paper.",
             estimator="training curves (no MI estimate)",
             binned=False,
+            runs="hsic_pairs",
             requires="hsic",
         ),
         FigureInfo(
@@ -188,7 +200,8 @@ FIGURES: dict[str, FigureInfo] = {
             "Information plane of the 12-bit task (seeds 003)",
             "twelve_bit",
             "I(X;T) = H(Bin T) against I(T;Y) of each whole hidden layer of the 12-10-7-5-4-3-2 "
-            "MLP over a log-spaced epoch grid (colour), mean over seeds; one panel per "
+            "MLP over a log-spaced epoch grid (colour), mean over seeds, one marker shape per "
+            "layer (legend); one panel per "
             "(activation, training noise beta). Dotted: H(Y) and ln 4096.",
             "Shwartz-Ziv & Tishby: with tanh, a fitting phase (I(T;Y) rises) then a long "
             "compression phase (I(X;T) falls) in the deeper layers; Saxe et al. / Goldfeld et al.: "
@@ -287,10 +300,43 @@ def names(
     ]
 
 
-def caption(name: str, bins: int | str, n_runs: int | None = None) -> str:
-    """The report caption (reStructuredText) of one figure: what, estimator, bins, N."""
+LEFT_OUT = {
+    "unregularized": "regularized, drawn in Fig 7, Fig 9 and the information plane",
+    "hsic_pairs": "of an (arch, activation) without an HSIC run",
+}
+
+
+def runs_drawn(name: str, keys: Sequence[tuple[str, str, str]]) -> int:
+    """How many of the runs with these (arch, activation, regularizer) keys figure ``name``
+    draws: Figs 1-3 and 8 only unregularized runs, Fig 9 only the (arch, activation) pairs
+    that have an HSIC run (all, when none has), the others every run."""
+    how = FIGURES[name].runs
+    if how == "unregularized":
+        return sum(1 for k in keys if k[2] == "none")
+    if how == "hsic_pairs":
+        pairs = {k[:2] for k in keys if k[2] == "hsic"}
+        return sum(1 for k in keys if not pairs or k[:2] in pairs)
+    return len(keys)
+
+
+def caption(
+    name: str, bins: int | str, runs: int | Sequence[tuple[str, str, str]] | None = None
+) -> str:
+    """The report caption (reStructuredText) of one figure: what, estimator, bins, N.
+
+    runs: the run count, or each run's (arch, activation, regularizer): N is then the runs
+    the figure draws (:func:`runs_drawn`), and the caption says how many it leaves out."""
     f = FIGURES[name]
-    n = "" if n_runs is None else f" N = {n_runs} runs."
+    if runs is None:
+        n = ""
+    elif isinstance(runs, int):
+        n = f" N = {runs} runs."
+    else:
+        drawn, total = runs_drawn(name, runs), len(runs)
+        n = f" N = {drawn} runs."
+        if drawn < total:
+            why = LEFT_OUT.get(f.runs, "not drawn here")
+            n = f" N = {drawn} runs ({total - drawn} of the {total} runs are {why})."
     b = f" ({bins} bins)" if f.binned else ""
     return (
         f"**{f.title}**{b}.{n} {f.shows}\n\n"

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.mi or not args.out:
         print("analyzer.figures: error: give MI Datasets and --out DIR", file=sys.stderr)
         return 2
-    from analyzer.figures import draw, load_runs
+    from analyzer.figures import draw, load_runs, run_keys
     from analyzer.figures.captions import caption
     from analyzer.figures.interventions import is_transplant
 
@@ -99,5 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(f"{', '.join(map(str, drawn.paths))}\n  {caption(name, bins, ds.sizes['run'])}")
+        runs = run_keys(ds)  # N = the runs drawn: intervention results, or transplant pairs
+        if FIGURES[name].source == "interventions":
+            runs = sum(is_transplant(p) == (name == "transplants") for p in iv_paths)
+        print(f"{', '.join(map(str, drawn.paths))}\n  {caption(name, bins, runs)}")
     return 0

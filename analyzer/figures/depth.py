@@ -3,6 +3,9 @@
 * x is the integer depth index of the measurement site, ticks carry the site names;
 * ResNet branch (before the skip addition) and post-add (after it) sites are separate
   series, as the paper separates them; other archs draw one series;
+* one meaning per encoding in every panel: colour and marker are the site kind (blue
+  circles: the main path, i.e. every VGG / other-arch site and ResNet post-add sites; orange
+  squares: ResNet branch sites), the line style is the epoch (solid trained, dashed random);
 * lines are the mean over seeds with a 95% Student-t interval band (``analyzer.core.stats``);
 * :func:`null_band` shades the label-permutation null of the layer MI (``label_mi_null_lo``
   .. ``label_mi_null_hi``, mean over seeds): MI inside it is what a channel without label
@@ -18,7 +21,7 @@ from analyzer.core.stats import t_band
 from analyzer.figures.grouping import at_best
 
 SPLIT_KINDS = ("post-add", "branch")  # drawn as separate series when both are present
-KIND_COLOR = {"post-add": "C0", "branch": "C1"}
+KIND_COLOR = {"post-add": "C0", "branch": "C1"}  # any other kind: the main path's C0
 KIND_MARKER = {"post-add": "o", "branch": "s"}
 
 
@@ -63,12 +66,14 @@ def site_kinds(g: xr.Dataset) -> np.ndarray:
 
 
 def depth_lines(ax, g: xr.Dataset, values, label: str, **kw) -> list:
-    """Plot ``values`` (run, layer) of a group against integer depth, split by site kind."""
+    """Plot ``values`` (run, layer) of a group against integer depth, split by site kind:
+    colour and marker say the kind (module doc), the caller's ``ls`` says trained/random."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     kinds = site_kinds(g)
     x = np.arange(len(kinds))
-    if not set(SPLIT_KINDS) <= set(kinds):
-        return [ci_band(ax, x, values, label=label, **kw)]
+    if not set(SPLIT_KINDS) <= set(kinds):  # one series: the main path's colour and marker
+        style = {"color": KIND_COLOR["post-add"], "marker": KIND_MARKER["post-add"]}
+        return [ci_band(ax, x, values, label=label, **{**style, **kw})]
     lines = []
     for kind in dict.fromkeys(kinds):
         idx = np.flatnonzero(kinds == kind)

@@ -32,13 +32,15 @@ def new_figure(nrows: int, ncols: int, width: float, height: float):
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
-def band(ax, x, values, **kw):
-    """Mean line and +-1 sd band over the first axis (seeds); returns the line."""
+def band(ax, x, values, limits=(None, None), **kw):
+    """Mean line and +-1 sd band over the first axis (seeds), the band clipped to ``limits``
+    (the range the quantity can take); returns the line."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     mean, sd = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
     (line,) = ax.plot(x, mean, **{"marker": "o", "ms": 3, **kw})
     if values.shape[0] > 1:
-        ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, lw=0)
+        lo, hi = np.clip(mean - sd, *limits), np.clip(mean + sd, *limits)
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
     return line
 
 

@@ -18,6 +18,7 @@ from latent_mi.manifest import open_output
 
 FORMATS = ("png", "pdf")
 SEL_STYLE = {"top": ("tab:red", "-"), "random": ("tab:gray", "--"), "bottom": ("tab:blue", ":")}
+DROP_RANGE = (-100.0, 100.0)  # an accuracy drop in points: baseline - accuracy, both in [0, 100]
 Q_LABEL = "MI mass q of the top-MI set (random, bottom: sets of the same size)"
 
 
@@ -64,7 +65,15 @@ def fig5_knockouts(paths, out=None, formats=FORMATS) -> Drawn:
                 ]  # (q, draw) each
                 values = np.concatenate([d.T for d in drops])  # (seeds * draws, q)
                 values = values[np.isfinite(values).any(axis=1)]
-                band(ax, group[0].q.values, values * 100, color=color, ls=ls, label=f"{sel}-MI")
+                band(
+                    ax,
+                    group[0].q.values,
+                    values * 100,
+                    limits=DROP_RANGE,
+                    color=color,
+                    ls=ls,
+                    label=f"{sel}-MI",
+                )
             ax.set_xlabel(Q_LABEL, fontsize=7)
             ax.set_ylabel("accuracy drop [points]")
             ax.set_title(
@@ -105,11 +114,13 @@ def fig6_class_knockouts(paths, out=None, formats=FORMATS) -> Drawn:
                 )  # (seed, draw, label)
                 drops = drops.reshape(-1, n_labels) * 100
                 drops = drops[np.isfinite(drops).any(axis=1)]
+                mean, sd = np.nanmean(drops, axis=0), np.nanstd(drops, axis=0)
+                lo, hi = np.clip(mean - sd, *DROP_RANGE), np.clip(mean + sd, *DROP_RANGE)
                 ax.bar(
                     np.arange(n_labels) + (i - 1) * width,
-                    np.nanmean(drops, axis=0),
+                    mean,
                     width,
-                    yerr=np.nanstd(drops, axis=0) if drops.shape[0] > 1 else None,
+                    yerr=np.stack([mean - lo, hi - mean]) if drops.shape[0] > 1 else None,
                     capsize=1.5,
                     error_kw={"lw": 0.6},
                     color=SEL_STYLE[sel][0],
@@ -150,7 +161,15 @@ def transplant_figure(paths, out=None, formats=FORMATS) -> Drawn:
                 ]
             )
             values = values[np.isfinite(values).any(axis=1)]
-            band(ax, group[0].q.values, values * 100, color=color, ls=ls, label=f"{sel}-MI")
+            band(
+                ax,
+                group[0].q.values,
+                values * 100,
+                limits=DROP_RANGE,
+                color=color,
+                ls=ls,
+                label=f"{sel}-MI",
+            )
         ax.set_xlabel("donor MI mass q transplanted (random, bottom: same size)", fontsize=7)
         ax.set_ylabel("recipient accuracy drop [points]")
         ax.set_title(f"donor {group_label(key, group)} -> next seed", fontsize=7)
@@ -183,6 +202,7 @@ def cover_and_skip_gain(paths, out=None, formats=FORMATS) -> Drawn:
                 ax,
                 group[0].cover_q.values,
                 drops * 100,
+                limits=DROP_RANGE,
                 ls=ls,
                 label=f"{group_label(key, group)}: {var.split('_')[0]}",
             )
@@ -198,6 +218,7 @@ def cover_and_skip_gain(paths, out=None, formats=FORMATS) -> Drawn:
                 ax,
                 group[0].gain.values,
                 np.stack([r.skip_gain_accuracy.values for r in group]) * 100,
+                limits=(0.0, 100.0),
                 label=group_label(key, group),
             )
     ax.set_xlabel("identity-path gain g (1 = trained network)")

@@ -2,7 +2,8 @@
 
 Every function takes the combined Dataset, an output path without suffix (None: only
 return the figure) and the file formats, and returns a :class:`Drawn`. Each line or panel
-is one (arch, activation, regularizer) group: mean over its seeds, band its 95% t-interval; "trained"
+is one (arch, activation, regularizer) group: each seed thin, the mean bold, a 95% t-interval band
+only with >= 3 seeds (``SPREAD``); "trained"
 is each run's best-validation-accuracy epoch, "random" its epoch 0 (initialization).
 """
 
@@ -13,7 +14,7 @@ import xarray as xr
 from matplotlib import colormaps
 
 from analyzer.core.stats import t_interval
-from analyzer.figures.depth import bounds, depth_lines, depth_ticks, null_band
+from analyzer.figures.depth import MIN_BAND_SEEDS, bounds, depth_lines, depth_ticks, null_band
 from analyzer.figures.depth import ci_band as band
 from analyzer.figures.drawing import Drawn, bins_of, finish, new_figure
 from analyzer.figures.grouping import at_best, groups, label, seeds
@@ -21,6 +22,7 @@ from analyzer.report.findings import epochs_to_fraction
 from latent_mi import contract as C
 
 FORMATS = ("png", "pdf")
+SPREAD = f"each seed thin, mean bold, 95% t-interval band with >= {MIN_BAND_SEEDS} seeds"
 
 
 def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
@@ -44,8 +46,8 @@ def fig1_depth_mi(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
             ax.legend(fontsize=6)
     return finish(
         fig,
-        f"Fig 1: layer-label and input MI against depth ({bins_of(ds)})\n"
-        "mean and 95% t-interval over seeds; grey: label-permutation null",
+        f"Fig 1: layer-label and input MI against depth ({bins_of(ds)}); "
+        f"{SPREAD}; grey: label-permutation null",
         out,
         formats,
     )
@@ -119,8 +121,7 @@ def fig3_concentration(ds: xr.Dataset, out=None, formats=FORMATS, k: float = 10.
             ax.legend(fontsize=6)
     return finish(
         fig,
-        f"Fig 3/4: concentration of channel-label MI within layers ({bins_of(ds)}, mean and "
-        "95% t-interval over seeds)",
+        f"Fig 3/4: concentration of channel-label MI within layers ({bins_of(ds)}; {SPREAD})",
         out,
         formats,
     )
@@ -165,7 +166,7 @@ def _slope_line(run: xr.Dataset, layer: str):
 
 
 def fig8_trajectories(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
-    """I(X;T) over epochs for the final third of layers (mean, 95% t-interval over seeds), with each
+    """I(X;T) over epochs for the final third of layers (each seed, mean, band: ``SPREAD``), with each
     seed's post-plateau slope fit (dotted)."""
     gs = groups(ds)
     fig, axes = new_figure(1, len(gs), 4.5, 4.0)
@@ -179,6 +180,7 @@ def fig8_trajectories(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
                 ax,
                 g.epoch.values,
                 g.input_mi.sel(layer=layer).values,
+                limits=bounds("input_mi"),
                 lw=1,
                 ms=2,
                 label=f"{layer} (slope {slope})",
@@ -193,7 +195,7 @@ def fig8_trajectories(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         ax.legend(fontsize=6, title="layer (mean slope, nat/epoch)", title_fontsize=6)
     return finish(
         fig,
-        f"Fig 8: I(X;T) trajectories ({bins_of(ds)}, mean and 95% t-interval over seeds); "
+        f"Fig 8: I(X;T) trajectories ({bins_of(ds)}; {SPREAD}); "
         "dotted: each seed's post-plateau fit",
         out,
         formats,
@@ -234,26 +236,62 @@ def info_plane(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
 
 
 def _speed(g: xr.Dataset) -> str:
-    """Epochs to reach 95% of the final validation accuracy: mean [95% t-interval] over seeds."""
+    """Epochs to reach 95% of the final validation accuracy: each seed's value with fewer
+    than MIN_BAND_SEEDS seeds, else mean [95% t-interval] clipped to the epochs run."""
     values = [
         epochs_to_fraction(g.epoch.values, g.val_acc.isel(run=i).values)
         for i in range(g.sizes["run"])
     ]
     iv = t_interval(values)
-    return f"{iv.mean:.1f}" + ("" if iv.n < 2 else f" [{iv.lo:.1f}, {iv.hi:.1f}]")
+    if iv.n < MIN_BAND_SEEDS:
+        return ", ".join(f"{v:g}" for v in values) + (" (each seed)" if len(values) > 1 else "")
+    lo, hi = np.clip([iv.lo, iv.hi], g.epoch.values.min(), g.epoch.values.max())
+    return f"{iv.mean:.1f} [{lo:.1f}, {hi:.1f}]"
 
 
-def robust_ylim(ax) -> None:
-    """y-limits from the 2nd-98th percentile of the lines' finite values past epoch 1, so an
-    epoch-1 loss spike does not flatten the rest (the spike runs off the top)."""
-    ys = [ln.get_ydata()[ln.get_xdata() > 1] for ln in ax.get_lines()]
-    ys = np.concatenate([np.asarray(y, dtype=float) for y in ys]) if ys else np.array([])
-    ys = ys[np.isfinite(ys)]
-    if ys.size < 2:
+def robust_ylim(ax, floor: float = 0.0, reach: float = 3.0) -> None:
+    """y-limits that show every value except outliers: a value above the highest one past
+    epoch 1 by more than ``reach`` times the range past epoch 1 (an epoch-1 loss spike of 400
+    next to losses of 0.02-2.3) runs off the top, and the axes say so; nothing is cut when
+    there is no such outlier (the initial loss stays visible)."""
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata())]
+    if not lines:
         return
-    lo, hi = np.percentile(ys, [2, 98])
-    pad = 0.1 * (hi - lo) or 0.1 * abs(hi) or 0.1
-    ax.set_ylim(max(lo - pad, 0.0), hi + pad)
+    x = np.concatenate([np.asarray(ln.get_xdata(), dtype=float) for ln in lines])
+    y = np.concatenate([np.asarray(ln.get_ydata(), dtype=float) for ln in lines])
+    keep = np.isfinite(y)
+    x, y = x[keep], y[keep]
+    late = y[x > 1]
+    if late.size < 2:
+        return
+    cut = late.max() + reach * max(late.max() - late.min(), 1e-12)
+    shown = y[y <= cut]
+    hi, lo = shown.max(), max(floor, shown.min())
+    pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.05
+    ax.set_ylim(max(lo - pad, floor), hi + pad)
+    if y.max() > cut:
+        ax.text(
+            0.99,
+            0.98,
+            f"off scale: up to {y.max():.3g} at epoch {x[np.argmax(y)]:g}",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=6,
+            color="0.3",
+        )
+
+
+def loss_yscale(ax) -> None:
+    """A log loss axis when every drawn loss is > 0 (an epoch-1 spike of 400 and late losses
+    of 0.02-0.3 both stay readable, nothing is cut), else :func:`robust_ylim`."""
+    y = np.concatenate([np.asarray(ln.get_ydata(), dtype=float) for ln in ax.get_lines()])
+    y = y[np.isfinite(y)]
+    if y.size == 0 or (y <= 0).any():
+        robust_ylim(ax)
+        return
+    ax.set_yscale("log")
+    ax.set_ylim(y.min() / 1.3, y.max() * 1.3)  # from the lines: a band clipped at 0 is not used
 
 
 def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
@@ -267,6 +305,8 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
             g = gs.get((*base, reg))
             if g is None:
                 continue
+            name = f"{'CE' if reg == 'none' else 'CE+HSIC'} (seeds {seeds(g)})"
+            speed = f"{name}; 95% of final acc. at epoch {_speed(g)}"
             for row, var in enumerate(("val_acc", "val_loss")):
                 band(
                     axes[row, col],
@@ -274,8 +314,7 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
                     g[var].values,
                     limits=bounds(var),
                     ls=ls,
-                    label=("CE" if reg == "none" else "CE+HSIC")
-                    + f" (seeds {seeds(g)}; 95% of final acc. at epoch {_speed(g)})",
+                    label=speed if var == "val_acc" else name,
                 )
         axes[0, col].set_title(" ".join(base), fontsize=8)
         axes[0, col].set_ylabel("validation accuracy")
@@ -283,10 +322,10 @@ def fig9_hsic(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         for row in range(2):
             axes[row, col].set_xlabel("epoch")
             axes[row, col].legend(fontsize=7)
-        robust_ylim(axes[1, col])
+        loss_yscale(axes[1, col])
     return finish(
         fig,
-        f"Fig 9: HSIC regularization ({bins_of(ds)} runs), mean and 95% t-interval over seeds",
+        f"Fig 9: HSIC regularization (training curves, no MI): {SPREAD}",
         out,
         formats,
     )

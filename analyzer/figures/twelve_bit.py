@@ -15,6 +15,7 @@ from analyzer.figures.drawing import Drawn, bins_of, finish, new_figure
 from analyzer.figures.grouping import _per_run
 
 FORMATS = ("png", "pdf")
+LAYER_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")  # one per layer of the info plane
 
 
 def twelve_bit_groups(ds: xr.Dataset) -> dict[tuple[str, float], xr.Dataset]:
@@ -41,8 +42,8 @@ def _epochs(g: xr.Dataset) -> np.ndarray:
 
 
 def info_plane(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
-    """I(X;T) = H(Bin T) against I(T;Y) of whole layers, mean over seeds; one line per layer,
-    points coloured by epoch (log scale), seed-003 style."""
+    """I(X;T) = H(Bin T) against I(T;Y) of whole layers, mean over seeds; one line and one
+    marker shape per layer (legend), points coloured by epoch (log scale), seed-003 style."""
     gs = twelve_bit_groups(ds)
     fig, axes = new_figure(1, len(gs), 5.0, 4.2)
     norm = LogNorm(vmin=0.5, vmax=max(1.0, float(ds.epoch.max())))
@@ -52,13 +53,15 @@ def info_plane(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         x = g.layer_input_mi.mean("run")
         y = g.layer_label_mi.mean("run")
         ep = _epochs(g)
-        for layer in g.layer.values:
+        for i, layer in enumerate(g.layer.values):
             xl, yl = x.sel(layer=layer).values, y.sel(layer=layer).values
+            marker = LAYER_MARKERS[i % len(LAYER_MARKERS)]
             ax.plot(xl, yl, color="0.6", lw=0.6, zorder=1)
-            sc = ax.scatter(xl, yl, c=ep, cmap=cmap, norm=norm, s=14, zorder=2)
-            ax.annotate(
-                str(layer), (xl[-1], yl[-1]), fontsize=6, xytext=(3, -8), textcoords="offset points"
-            )
+            sc = ax.scatter(xl, yl, c=ep, cmap=cmap, norm=norm, s=14, marker=marker, zorder=2)
+            ax.plot([], [], marker, color="0.3", ms=4, label=str(layer))  # legend entry only
+        # the layer is the marker (legend), never a text label: deep layers end at the same
+        # point (I(T;Y) = H(Y)), where labels would overlap
+        ax.legend(fontsize=6, title="layer", title_fontsize=6, loc="best")
         ax.axhline(_h_y(g), color="k", ls=":", lw=0.8)
         ax.axvline(math.log(int(g.attrs.get("n_samples", 4096))), color="k", ls=":", lw=0.8)
         ax.set_xlabel("I(X;T) = H(Bin T) [nat]")
@@ -67,11 +70,18 @@ def info_plane(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
         fig.colorbar(sc, ax=ax, label="epoch")
     return finish(
         fig,
-        f"Information plane, 12-bit task, whole layers ({bins_of(ds)}, bin size "
-        f"{ds.attrs.get('layer_binning_param', float('nan')):.4g}); dotted: H(Y), ln N",
+        f"Information plane, 12-bit task, whole layers ({_binning(ds)}); dotted: H(Y), ln N",
         out,
         formats,
     )
+
+
+def _binning(ds: xr.Dataset) -> str:
+    """The whole-layer binning of the runs (attrs ``layer_binning``), or, where runs differ
+    (combining runs drops differing attrs: tanh 'size', ReLU 'range'), where to find it."""
+    if "layer_binning" in ds.attrs:
+        return str(ds.attrs["layer_binning"])
+    return f"{bins_of(ds)}; each run's rule in its attrs layer_binning"
 
 
 def _h_y(g: xr.Dataset) -> float:
