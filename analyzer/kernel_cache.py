@@ -86,7 +86,7 @@ def _exclusive(lock: Path, say):
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            say("another process is compiling the analyzer's kernels (first run only); waiting...")
+            say("waiting for another process to compile the analyzer's kernels (first run only)...")
             t0 = time.perf_counter()
             fcntl.flock(f, fcntl.LOCK_EX)
             say(f"... waited {time.perf_counter() - t0:.0f} s")
@@ -177,17 +177,18 @@ def tiny_store(path: Path, activation: str = "relu", seed: int = 0) -> Path:
 
 def warm_up() -> None:
     """Compile (and cache) every kernel an analysis calls: analyze tiny relu and tanh stores,
-    one with the noisy whole-layer estimator, on one thread."""
+    one with the noisy whole-layer estimator, one on 1 and one on 2 dask threads."""
     import dask
 
     from analyzer.layer_info import LayerInfoOptions
     from analyzer.mi_tensors import Options, analyze
 
     with tempfile.TemporaryDirectory(prefix="latent-mi-warm-up-") as tmp:
-        for activation, betas in (("relu", ()), ("tanh", (0.1,))):
+        # 2 workers split the all-pairs MI into pieces (strided position arrays), 1 does not
+        for activation, betas, workers in (("relu", (), 2), ("tanh", (0.1,), 1)):
             store = tiny_store(Path(tmp) / f"{activation}.zarr", activation)
             opts = Options(bins=8, permutations=4, layer_info=LayerInfoOptions(betas=betas))
-            with dask.config.set(scheduler="threads", num_workers=1):
+            with dask.config.set(scheduler="threads", num_workers=workers):
                 analyze(store, Path(tmp) / f"{activation}-mi.zarr", opts)
 
 
