@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-COMPILE_SECONDS = 60  # typical one-core compile time (2-core AMD EPYC VM: 50-60 s)
+COMPILE_SECONDS = 30  # one idle core (2-core AMD EPYC VM: 27-28 s CPU; ~110 s wall at load 12)
 _ready = False  # this process checked (or made) the cache
 _warming = False  # this process is compiling: the warm-up's own analysis must not recurse
 
@@ -118,7 +118,10 @@ def ensure_compiled(say=_say) -> bool:
         if stamp.exists():  # another process compiled them while this one waited
             _ready = True
             return False
-        say(f"compiling the analyzer's kernels (first run only, ~{COMPILE_SECONDS} s)...")
+        say(
+            f"compiling the analyzer's kernels (first run only, ~{COMPILE_SECONDS} s on an idle "
+            "core)..."
+        )
         t0 = time.perf_counter()
         _warming = True
         try:
