@@ -33,7 +33,7 @@ import xarray as xr
 import zarr
 from dask.base import named_schedulers
 
-from analyzer import chunk_reader, memory
+from analyzer import chunk_reader, kernel_cache, memory
 from analyzer import variables as registry
 from analyzer.core import metrics
 from analyzer.epoch_pass import PAIR_CODES, analyze_epoch, assemble_pairs, pair_codes, pair_piece
@@ -259,6 +259,7 @@ def analyze(
     complete epochs of a store that the trainer is still writing.
     """
     out = Path(out)
+    kernel_cache.ensure_compiled()  # the first analysis on this machine compiles (and says so)
     memory.limit_arenas()  # before the worker threads exist
     try:
         return _analyze(store_path, out, opts, progress, allow_running)

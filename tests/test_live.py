@@ -43,35 +43,73 @@ def read_events(logdir: Path) -> dict[tuple[str, int], float]:
     return {(t, e.step): e.value for t in acc.Tags()["scalars"] for e in acc.Scalars(t)}
 
 
-def assert_events_equal_dataset(run_dir: Path, store: Path, tmp: Path) -> None:
+def skipped_epochs(log: str) -> set[int]:
+    """Epochs named in the live process's "skipped epochs 1-2, 5 (...)" lines."""
+    out = set()
+    for line in log.splitlines():
+        if "skipped epochs " in line:
+            for part in line.split("skipped epochs ")[1].split(" (")[0].split(", "):
+                lo, _, hi = part.partition("-")
+                out |= set(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def assert_events_equal_dataset(run_dir: Path, store: Path, tmp: Path, log: str) -> set[int]:
+    """The logged epochs' scalars equal the analyzer's MI Dataset of every epoch; epoch 0 and
+    the last are logged, every other one logged or named skipped. Returns the logged epochs."""
     import xarray as xr
 
     from analyzer.mi_tensors import Options, analyze
 
     ds = xr.open_zarr(analyze(store, tmp / "ref.zarr", Options(bins=20)))
     got = read_events(run_dir / "tensorboard")
+    logged = {s for _, s in got}
+    every = {int(e) for e in ds.epoch.values}
+    assert {0, max(every)} <= logged <= every
+    assert logged | skipped_epochs(log) == every and not logged & skipped_epochs(log)
     n = 0
-    for e in ds.epoch.values:
+    for e in sorted(logged):
         for layer in ds.layer.values:
             for name in LAYER_SCALARS:
                 want = float(ds[name].sel(epoch=e, layer=layer))
-                assert got[(f"{name}/{layer}", int(e))] == pytest.approx(want, rel=1e-6, abs=1e-7)
+                assert got[(f"{name}/{layer}", e)] == pytest.approx(want, rel=1e-6, abs=1e-7)
                 n += 1
-        assert got[("metrics/val_acc", int(e))] == pytest.approx(float(ds.val_acc.sel(epoch=e)))
-    assert n == ds.sizes["epoch"] * ds.sizes["layer"] * len(LAYER_SCALARS)
+        assert got[("metrics/val_acc", e)] == pytest.approx(float(ds.val_acc.sel(epoch=e)))
+    assert n == len(logged) * ds.sizes["layer"] * len(LAYER_SCALARS)
+    csv_epochs = {int(r.split(",")[0]) for r in (run_dir / "live.csv").read_text().splitlines()[1:]}
+    assert csv_epochs == logged
+    return logged
 
 
-def test_live_on_finished_store_is_torch_free_and_equals_the_dataset(tiny_run, tmp_path):
+def test_a_live_process_behind_training_skips_to_the_newest_epoch(tiny_run, tmp_path):
+    """Training wrote epochs 0-3 before the live process ran: it logs epoch 0 (the depth
+    profile's reference) and the newest, 3, names 1-2 as skipped, and imports no torch; the
+    analysis rule's MI Dataset still has every epoch."""
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
     code = (
         "import sys; from analyzer.live import main; rc = main([sys.argv[1], '--poll', '0.1']);"
         "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
     )
-    subprocess.run([sys.executable, "-c", code, str(run_dir)], env=_env(), check=True, cwd=ROOT)
-    assert_events_equal_dataset(run_dir, run_dir / "activations.zarr", tmp_path)
-    rows = (run_dir / "live.csv").read_text().splitlines()
-    assert rows[0] == "epoch,tag,value" and len(rows) > 1
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(run_dir)],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "skipped epochs 1-2 (" in done.stderr and "logging epoch 3" in done.stderr
+    logged = assert_events_equal_dataset(
+        run_dir, run_dir / "activations.zarr", tmp_path, done.stderr
+    )
+    assert logged == {0, 3}
+
+
+def test_span_names_runs_of_epochs():
+    from analyzer.live import span
+
+    assert span([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8" and span([4]) == "4" and span([]) == ""
 
 
 def _free_port() -> int:
@@ -116,7 +154,8 @@ def test_digits_run_with_live_true_logs_the_dataset_and_tensorboard_serves_it(tm
 
     stored = json.loads(zarr.open_group(run_dir / "activations.zarr", mode="r").attrs["config"])
     assert "live" not in stored["train"]  # not part of the run's identity
-    assert_events_equal_dataset(run_dir, run_dir / "activations.zarr", tmp_path)
+    log = (run_dir / "live.log").read_text()
+    assert_events_equal_dataset(run_dir, run_dir / "activations.zarr", tmp_path, log)
     got = read_events(run_dir / "tensorboard")
     tag = next(t for t, s in got if t.startswith("label_mi/"))
     served = _serve_scalar(run_dir / "tensorboard", tag)
@@ -177,7 +216,8 @@ def test_recorder_live_in_a_hand_written_loop_logs_the_dataset(tmp_path):
                 loss.backward()
                 opt.step()
             rec.record(epoch, DataLoader(val_set, batch_size=20), {"train_loss": loss.item()})
-    assert_events_equal_dataset(out.parent, out, tmp_path)
+    log = (out.parent / "live.log").read_text()
+    assert_events_equal_dataset(out.parent, out, tmp_path, log)
 
 
 def test_status_shows_epoch_accuracy_and_eta(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """The live analyzer's monitor: starts ``python -m analyzer.live RUN_DIR`` beside training.
 
-Training never waits for it: the process polls the store on its own; the trainer only
+Training never waits for it: the process polls the store on its own (nice 19, one thread,
+skipping to the newest epoch when it falls behind: analyzer/live.py); the trainer only
 checks, once per epoch, whether it died, and logs one line if so (training goes on).
 """
 
@@ -16,11 +17,6 @@ log = logging.getLogger("trainer")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _lowest_priority() -> None:
-    """In the child before exec: nice 19, so the training loop always gets the CPU first."""
-    os.nice(19)
-
-
 class LiveMonitor:
     """One live analyzer process for ``run_dir``; ``check()`` once per epoch, ``close()`` at the end."""
 
@@ -33,7 +29,7 @@ class LiveMonitor:
     ):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-        env.update(OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")  # one core, lowest priority:
+        env.update(OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")  # one core (it nices itself)
         self.log_path = Path(run_dir) / "live.log"
         self._log = self.log_path.open("ab")
         cmd = [sys.executable, "-m", "analyzer.live", str(run_dir), "--bins", str(bins)]
