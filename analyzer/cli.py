@@ -98,7 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.scheduler:
         from distributed import Client
 
+        from analyzer import cluster_memory
+
         client = Client(args.scheduler)
+        workers = cluster_memory.worker_memory(client)
+        problem = cluster_memory.preflight(workers, store)
+        if problem:
+            client.close()
+            print(f"analyzer: error: {problem}", file=sys.stderr)
+            return 1
     if client is not None:
         config = {}
     elif args.processes:
@@ -122,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"analyzer: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # a corrupt chunk or a failed write surfaces here, from inside dask
-        message = write_failure(e, args.out) or corrupt_chunk_message(args.store)
+        message = write_failure(e, args.out)
+        if message is None and client is not None:
+            message = cluster_memory.killed_message(e, workers, args.store)
+        message = message or corrupt_chunk_message(args.store)
         if message is None:
             message = f"reading {args.store} failed: {type(e).__name__}: {e}"
         print(f"analyzer: error: {message}", file=sys.stderr)
