@@ -5,13 +5,11 @@
 # input: editing it never retrains a finished run (README, "What reruns when").
 
 
-# Issue 26.1: `--cores N` beyond the cores this machine lets us use (CPU affinity) would run
-# N threads' worth of jobs at once on fewer cores; a local run gets at most the usable cores.
+# Issue 26.1: a job never gets more threads than the cores this machine lets us use (CPU
+# affinity), whatever --cores says; the trainer caps its torch threads the same way. (Capping
+# Snakemake's total cores here is not possible at parse time: the executor is not known yet,
+# and a cluster profile's nodes have their own cores.)
 USABLE_CORES = len(os.sched_getaffinity(0))
-if workflow.local_exec and (workflow.global_resources["_cores"].value or 0) > USABLE_CORES:
-    from snakemake.resources import Resource
-
-    workflow.global_resources["_cores"] = Resource("_cores", USABLE_CORES)
 
 
 rule train_run:
