@@ -43,7 +43,8 @@ from torch.utils.data import DataLoader
 
 from trainer import store
 from trainer.config import resolve_config
-from trainer.data import INPUT_FEATURES, load_dataset
+from trainer.data import INPUT_FEATURES
+from trainer.datasets import load_dataset
 from trainer.epoch import evaluate, train_one_epoch
 from trainer.imagenette_tree import FULL_COUNTS, make_imagenette_tree
 from trainer.loaders import granted_cores, make_loaders, resolve_workers

@@ -180,7 +180,7 @@ print(json.dumps(info))
 LOADER_PASS = r"""
 import json, sys, time
 from trainer.config import resolve_config
-from trainer.data import load_dataset
+from trainer.datasets import load_dataset
 from trainer.loaders import granted_cores, make_loaders, resolve_workers
 import torch
 cfg = resolve_config(None, ["dataset.name=imagenette", "dataset.root=%(root)s", "dataset.image_size=128"])

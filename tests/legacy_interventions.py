@@ -513,7 +513,7 @@ def load_checkpoint(run_dir, which: str = "best", device: str = "cpu"):
 
 def validation_tensors(cfg: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole validation set as tensors, in the dump's fixed sample order."""
-    from trainer.data import load_dataset
+    from trainer.datasets import load_dataset
 
     val = load_dataset(cfg["dataset"]).val
     images, labels = zip(*(val[i] for i in range(len(val))), strict=True)

@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 
 from trainer.config import resolve_config
-from trainer.data import INPUT_FEATURES, input_summary, load_dataset
+from trainer.data import INPUT_FEATURES, input_summary
+from trainer.datasets import load_dataset
 
 
 def make_imagenette_tree(root, size_dir="imagenette2-160", per_class=2):

@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision import datasets
 
 from trainer.config import resolve_config
-from trainer.data import load_dataset
+from trainer.datasets import load_dataset
 from trainer.datasets_extra import CIFAR10_MEAN, CIFAR10_STD
 
 

@@ -8,7 +8,8 @@ import torch
 import xarray as xr
 
 from tests.helpers import tiny_config
-from trainer.data import TensorImages, load_dataset
+from trainer.data import TensorImages
+from trainer.datasets import load_dataset
 from trainer.hsic import median_pair_distance
 from trainer.imagenette_tree import WNIDS, make_imagenette_tree
 from trainer.loaders import EpochSampler, SeededSamples, make_loaders, resolve_workers

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.helpers import tiny_config
-from trainer.data import load_dataset
+from trainer.datasets import load_dataset
 from trainer.loaders import drops_last_batch, make_loaders
 
 

@@ -14,8 +14,8 @@ from analyzer.core.whole_layer import LayerBinning, SaturationError, binned_inpu
 from trainer.config import resolve_config
 from trainer.models import build_model
 from trainer.sites import capture_gap, find_sites
+from trainer.task import dump_schedule
 from trainer.twelve_bit.data import load_twelve_bit_bundle, load_var_u, split_indices, var_u_path
-from trainer.twelve_bit.train import dump_epochs
 
 TWELVE_BIT = [
     "arch=twelve_bit_mlp",
@@ -83,10 +83,10 @@ def test_twelve_bit_mlp_shapes_sites_and_noise():
 
 
 def test_dump_grid_is_log_spaced_with_zero_and_last():
-    grid = dump_epochs(10000, "log", 30)
+    grid = dump_schedule(10000, "log", 30)
     assert grid[0] == 0 and grid[-1] == 10000 and len(grid) == 31
     assert np.all(np.diff(grid) > 0) and grid[1] == 1
-    assert dump_epochs(5, "log", 30) == list(range(6)) and dump_epochs(8, "all", 3) == list(
+    assert dump_schedule(5, "log", 30) == list(range(6)) and dump_schedule(8, "all", 3) == list(
         range(9)
     )
 
@@ -108,7 +108,7 @@ def test_training_writes_the_store_contract(tmp_path):
     done = run(cfg, tmp_path / "run")
     assert done["status"] == "complete"
     ds = open_activations(tmp_path / "run" / "activations.zarr")
-    assert ds.epoch.values.tolist() == dump_epochs(20, "log", 5)
+    assert ds.epoch.values.tolist() == dump_schedule(20, "log", 5)
     assert ds.activation.shape == (len(ds.epoch), 4096, 29)
     assert [layer.name for layer in layers_of(ds)] == ["fc1", "fc2", "fc3", "fc4", "fc5"]
     assert ds.attrs["noise_beta"] == 0.05 and ds.attrs["dataset"] == "twelve_bit"

@@ -1,20 +1,19 @@
-"""Datasets: Imagenette2 (the paper's), scikit-learn digits (offline default), synthetic (tests).
+"""The in-memory datasets (scikit-learn digits, the offline default; synthetic, for tests), the
+:class:`DataBundle` every dataset loader returns, and the input summary of the dump.
 
 Every dataset yields ``(image, label)`` with image a float tensor (3, H, W), normalized.
 Validation sets keep one fixed order, so sample ``i`` is the same image at every epoch.
+:func:`trainer.datasets.load_dataset` builds the dataset a config names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-
-from trainer.config import DATASETS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -107,71 +106,6 @@ def load_synthetic_bundle(
     return DataBundle(
         make(n_train), make(n_val), [f"class{k}" for k in range(n_classes)], image_size
     )
-
-
-def load_imagenette_bundle(root: str, size: str, image_size: int, download: bool) -> DataBundle:
-    """Imagenette2 through torchvision, with the paper's transforms (seeds/001 §3.2)."""
-    from torchvision import datasets
-    from torchvision import transforms as T
-
-    size_dir = {"full": "imagenette2", "320px": "imagenette2-320", "160px": "imagenette2-160"}
-    if size not in size_dir:
-        raise ValueError(f"dataset.size {size!r}: choose one of {', '.join(size_dir)}")
-    if not download and not (Path(root) / size_dir[size]).is_dir():
-        raise FileNotFoundError(
-            f"Imagenette not found at {Path(root) / size_dir[size]} (set dataset.download: true or dataset.root)"
-        )
-    normalize = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    train_tf = T.Compose(
-        [T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(), normalize]
-    )
-    val_tf = T.Compose(
-        [
-            T.Resize(int(round(image_size * 256 / 224))),
-            T.CenterCrop(image_size),
-            T.ToTensor(),
-            normalize,
-        ]
-    )
-    from trainer.loaders import open_image  # a damaged image: one line naming it
-
-    train = datasets.Imagenette(
-        root, split="train", size=size, download=download, transform=train_tf, loader=open_image
-    )
-    val = datasets.Imagenette(
-        root, split="val", size=size, download=False, transform=val_tf, loader=open_image
-    )
-    classes = [names[0] for names in train.classes]
-    return DataBundle(train, val, classes, image_size)
-
-
-def load_dataset(cfg: dict) -> DataBundle:
-    """Build the dataset described by the ``dataset`` section of a run config."""
-    name = cfg["name"]
-    if name == "digits":
-        return load_digits_bundle(
-            cfg["image_size"], cfg["val_fraction"], cfg["split_seed"], cfg["shift"]
-        )
-    if name == "synthetic":
-        return load_synthetic_bundle(
-            cfg["image_size"],
-            cfg["n_classes"],
-            cfg["n_train"],
-            cfg["n_val"],
-            cfg["noise"],
-            cfg["split_seed"],
-        )
-    if name == "twelve_bit":
-        from trainer.twelve_bit.data import load_twelve_bit_bundle
-
-        return load_twelve_bit_bundle(cfg["train_fraction"], cfg["split_seed"])
-    if name == "imagenette":
-        return load_imagenette_bundle(cfg["root"], cfg["size"], cfg["image_size"], cfg["download"])
-    from trainer.datasets_extra import load_extra  # imagefolder, cifar10
-
-    if (bundle := load_extra(cfg)) is not None:
-        return bundle
-    raise ValueError(f"unknown dataset.name {name!r}: choose one of {', '.join(DATASETS)}")
 
 
 INPUT_FEATURES = (

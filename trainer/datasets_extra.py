@@ -1,5 +1,8 @@
-"""A user's image folder and CIFAR-10, through torchvision's own dataset classes.
+"""Imagenette2 (the paper's), a user's image folder and CIFAR-10, through torchvision's classes.
 
+* ``imagenette``: ``torchvision.datasets.Imagenette`` under ``dataset.root`` (size ``full``,
+  ``320px`` or ``160px``), downloaded when ``dataset.download`` is true, the paper's
+  transforms (below);
 * ``imagefolder``: ``dataset.root`` holds ``train/<class>/*`` and ``val/<class>/*``
   (``torchvision.datasets.ImageFolder``; classes are the sorted folder names, which must
   agree between the splits). The paper's transforms (seeds/001 §3.2): training
@@ -38,6 +41,42 @@ def paper_transforms(image_size: int):
         ]
     )
     return train, val
+
+
+def load_imagenette_bundle(root: str, size: str, image_size: int, download: bool) -> DataBundle:
+    """Imagenette2 through torchvision, with the paper's transforms (seeds/001 §3.2)."""
+    from torchvision import datasets
+    from torchvision import transforms as T
+
+    size_dir = {"full": "imagenette2", "320px": "imagenette2-320", "160px": "imagenette2-160"}
+    if size not in size_dir:
+        raise ValueError(f"dataset.size {size!r}: choose one of {', '.join(size_dir)}")
+    if not download and not (Path(root) / size_dir[size]).is_dir():
+        raise FileNotFoundError(
+            f"Imagenette not found at {Path(root) / size_dir[size]} (set dataset.download: true or dataset.root)"
+        )
+    normalize = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    train_tf = T.Compose(
+        [T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(), normalize]
+    )
+    val_tf = T.Compose(
+        [
+            T.Resize(int(round(image_size * 256 / 224))),
+            T.CenterCrop(image_size),
+            T.ToTensor(),
+            normalize,
+        ]
+    )
+    from trainer.loaders import open_image  # a damaged image: one line naming it
+
+    train = datasets.Imagenette(
+        root, split="train", size=size, download=download, transform=train_tf, loader=open_image
+    )
+    val = datasets.Imagenette(
+        root, split="val", size=size, download=False, transform=val_tf, loader=open_image
+    )
+    classes = [names[0] for names in train.classes]
+    return DataBundle(train, val, classes, image_size)
 
 
 def load_imagefolder_bundle(root: str, image_size: int) -> DataBundle:
@@ -86,6 +125,8 @@ def load_cifar10_bundle(root: str, image_size: int, download: bool) -> DataBundl
 
 def load_extra(cfg: dict) -> DataBundle | None:
     """The bundle of a ``dataset`` section naming a dataset of this module, else None."""
+    if cfg["name"] == "imagenette":
+        return load_imagenette_bundle(cfg["root"], cfg["size"], cfg["image_size"], cfg["download"])
     if cfg["name"] == "imagefolder":
         return load_imagefolder_bundle(cfg["root"], cfg["image_size"])
     if cfg["name"] == "cifar10":

@@ -203,9 +203,14 @@ class Recorder:
     def _create(self, act, labels, summary, features, metrics) -> None:
         classes = self.classes or [str(k) for k in range(int(labels.max()) + 1)]
         cfg = self.config
-        dataset = (
-            cfg["dataset"]["name"] if isinstance(cfg["dataset"], dict) else str(cfg["dataset"])
-        )
+        identity = {
+            "dataset": cfg["dataset"],
+            "arch": str(cfg["arch"]),
+            "activation": str(cfg["activation"]),
+            "regularizer": str(cfg["regularizer"]),
+            "seed": int(cfg["seed"]),
+            "width": float(cfg["width"]),
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         store.create_store(
             self.path,
@@ -215,17 +220,12 @@ class Recorder:
             input_summary=summary,
             input_features=features,
             sites=[s.describe() for s in self.sites],
-            attrs={
-                "dataset": dataset,
-                "arch": str(cfg["arch"]),
-                "activation": str(cfg["activation"]),
-                "regularizer": str(cfg["regularizer"]),
-                "seed": int(cfg["seed"]),
-                "width": float(cfg["width"]),
-                "config": json.dumps(cfg, sort_keys=True, default=str),
-                "classes": json.dumps(classes),
-                "epoch_0": "recorded by trainer.Recorder before the first update of the user's loop",
-            },
+            attrs=store.run_attrs(
+                identity,
+                json.dumps(cfg, sort_keys=True, default=str),
+                classes,
+                "recorded by trainer.Recorder before the first update of the user's loop",
+            ),
             dtype=self.dtype,
             unit_chunk=self.unit_chunk,
         )

@@ -9,8 +9,8 @@ Policy for config changes on resume (README "What happens when..."):
   Nothing is deleted: choose another ``--out`` or delete the run directory yourself.
 
 Resume point: the newest readable checkpoint (``last.pt``, then ``epoch-NNN.pt``,
-``best.pt``, ``init.pt``) whose earlier epochs are all intact in the store (chunks present
-and decodable, epoch coordinate 0, 1, 2, ...). Its own epoch is re-dumped if its data did
+``best.pt``, ``init.pt``) whose earlier dumps are all intact in the store (chunks present
+and decodable, epoch coordinate the task's dump schedule: 0, 1, 2, ... for the CNNs). Its own epoch is re-dumped if its data did
 not land or is damaged; later epochs are recomputed (bit-identically). Falling back from
 ``last.pt`` is logged with the reason. With no usable checkpoint and more than epoch 0 on
 disk the trainer stops (nothing deleted); with only epoch 0 at most it starts afresh.
@@ -51,7 +51,7 @@ class ResumePoint:
     state: dict  # the checkpoint (model, optimizer, scheduler, rng, progress, config, ...)
     path: Path
     epoch: int  # the checkpoint's epoch
-    intact: int  # leading store entries present, decodable and numbered 0, 1, ...
+    intact: int  # leading store entries present, decodable and numbered as the dump schedule
 
 
 def flatten(cfg: dict, prefix: str = "") -> dict:
@@ -138,8 +138,9 @@ def candidates(ckpt_dir: Path) -> list[Path]:
     return [ckpt_dir / C.LAST_CKPT, *epochs, ckpt_dir / C.BEST_CKPT, ckpt_dir / C.INIT_CKPT]
 
 
-def intact_epochs(store_path: Path) -> int:
-    """Leading store entries numbered 0, 1, ... whose chunks are present and decode.
+def intact_epochs(store_path: Path, dump_epochs: list[int] | None = None) -> int:
+    """Leading store entries whose chunks are present and decode and whose epoch coordinate
+    is the dump schedule's (``dump_epochs``; None: 0, 1, 2, ...).
 
     Damaged array metadata is first restored from the store's consolidated copy (a finished
     store has one); metadata that cannot be restored makes the whole store unusable (0).
@@ -150,9 +151,10 @@ def intact_epochs(store_path: Path) -> int:
         log.warning(
             "%s was missing or damaged: restored from the store's consolidated metadata", meta
         )
-    rebuilt = store.rebuild_epoch_coord(store_path)
+    rebuilt = store.rebuild_epoch_coord(store_path, dump_epochs)
     if rebuilt:
-        log.warning("%s/epoch was lost: rebuilt it as epochs 0-%d", store_path, rebuilt - 1)
+        last = rebuilt - 1 if dump_epochs is None else dump_epochs[rebuilt - 1]
+        log.warning("%s/epoch was lost: rebuilt it as epochs 0-%d", store_path, last)
     problem = metadata_problem(store_path)
     if problem:
         log.warning("activation store %s: %s; recomputing its epochs", store_path, problem)
@@ -161,7 +163,9 @@ def intact_epochs(store_path: Path) -> int:
         values = zarr.open_group(store_path, mode="r", use_consolidated=False)["epoch"][:]
     except Exception:
         return 0  # no store, or not readable
-    ok = values == np.arange(len(values))
+    expected = np.arange(len(values)) if dump_epochs is None else np.asarray(dump_epochs)
+    values = values[: len(expected)]
+    ok = values == expected[: len(values)]
     n = int(len(values) if ok.all() else np.argmin(ok))
     damage = find_damage(
         store_path, None, indices=range(n), decode=True
@@ -181,14 +185,17 @@ def has_run(run_dir: Path) -> bool:
     )
 
 
-def find_resume_point(run_dir: Path, cfg: dict, device) -> ResumePoint | None:
-    """The checkpoint to resume from, or None to start afresh (see the module docstring)."""
+def find_resume_point(
+    run_dir: Path, cfg: dict, device, dump_epochs: list[int] | None = None
+) -> ResumePoint | None:
+    """The checkpoint to resume from, or None to start afresh (see the module docstring).
+    ``dump_epochs``: the epochs the store holds, in order (None: 0, 1, 2, ...)."""
     if not has_run(run_dir):
         return None
     progress = read_progress(run_dir)
     if progress is not None and "config" in progress:
         check_config(progress["config"], cfg, run_dir)
-    intact = intact_epochs(run_dir / C.STORE)
+    intact = intact_epochs(run_dir / C.STORE, dump_epochs)
     problems = []
     for path in candidates(run_dir / C.CHECKPOINTS):
         state, why = load_checkpoint(path, device)
@@ -197,7 +204,7 @@ def find_resume_point(run_dir: Path, cfg: dict, device) -> ResumePoint | None:
             continue
         check_config(state["config"], cfg, run_dir)
         epoch = int(state["epoch"])
-        if epoch > intact:
+        if int(state["progress"]["epochs_complete"]) - 1 > intact:  # its dump's store index
             problems.append(f"{path.name} (epoch {epoch}) is past the intact store")
             continue
         if problems:

@@ -1,4 +1,5 @@
-"""Which files in a run directory are the trainer's own: only those are ever removed.
+"""Which files in a run directory are the trainer's own (only those are ever removed), and
+how the trainer writes them (atomically; a full disk is one line naming the file).
 
 The trainer writes, under ``<run_dir>``: ``progress.json``, ``done.json``, the checkpoints
 ``checkpoints/{init,best,last}.pt`` and ``checkpoints/epoch-NNN.pt`` (and their ``.tmp``
@@ -11,11 +12,17 @@ would have to remove a folder that holds it, stops with one line naming the file
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import re
 import shutil
 from pathlib import Path
 
+import torch
+
 from latent_mi import contract as C
+from latent_mi import outputs
 
 OWN_CHECKPOINT = re.compile(r"^(init|best|last|epoch-\d+)\.pt(\.tmp)?$")
 OWN_TOP_FILES = (C.PROGRESS, C.DONE)
@@ -86,3 +93,27 @@ def remove_stale_temps(run_dir: Path) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` via a temp sibling and rename; a failed write is one OutputError line
+    (e.g. ``no space left on DEVICE writing PATH``) and leaves the old file in place."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise outputs.OutputError(outputs.write_error(e, path)) from None
+
+
+def atomic_write_json(path: Path, obj: dict) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode())
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    # serialized in memory first: torch's own file writer reports a full disk as
+    # "unexpected pos" instead of the OSError
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())

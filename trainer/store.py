@@ -62,6 +62,26 @@ def unit_coords(sites: list[dict]) -> dict[str, np.ndarray]:
     return {"site": site, "channel": channel, "site_kind": kind}
 
 
+def run_attrs(cfg: dict, config: str, classes: list[str], epoch_0: str, **extra) -> dict:
+    """The store attrs that identify a run: dataset, arch, activation, regularizer, seed,
+    width, ``config`` (the JSON text given), ``classes`` (JSON), ``epoch_0`` (what epoch 0
+    is), then ``extra`` (task-specific, e.g. ``precision`` or ``noise_beta``), in that order.
+    ``cfg["dataset"]`` is a dataset section (its ``name`` is stored) or a name."""
+    dataset = cfg["dataset"]
+    return {
+        "dataset": dataset["name"] if isinstance(dataset, dict) else str(dataset),
+        "arch": cfg["arch"],
+        "activation": cfg["activation"],
+        "regularizer": cfg["regularizer"],
+        "seed": cfg["seed"],
+        "width": cfg["width"],
+        "config": config,
+        C.ATTR_CLASSES: json.dumps(list(classes)),
+        "epoch_0": epoch_0,
+        **extra,
+    }
+
+
 def _epoch_dataset(epoch: int, activation: np.ndarray, metrics: dict, dtype: str) -> xr.Dataset:
     data = {C.ACTIVATION: (("epoch", "sample", "unit"), activation[None].astype(dtype))}
     for name in EPOCH_VARS:
@@ -186,10 +206,11 @@ def restore_metadata(path: Path) -> list[Path]:
     return restored
 
 
-def rebuild_epoch_coord(path: Path) -> int:
-    """Rewrite a lost ``epoch`` coordinate (its ``zarr.json`` or chunks missing or damaged) of a store of
-    the main trainer, whose epochs are 0, 1, ..., n - 1: n is the number of rows every other
-    epoch-indexed array holds. Returns the rows written (0: nothing was lost)."""
+def rebuild_epoch_coord(path: Path, dump_epochs: list[int] | None = None) -> int:
+    """Rewrite a lost ``epoch`` coordinate (its ``zarr.json`` or chunks missing or damaged) of a
+    trainer's store, whose epochs are ``dump_epochs`` (None: 0, 1, 2, ...) up to n entries: n
+    is the number of rows every other epoch-indexed array holds. Returns the rows written
+    (0: nothing was lost)."""
     path = Path(path)
     lengths, template = {}, None
     for name in [*EPOCH_VARS, C.ACTIVATION]:
@@ -201,6 +222,8 @@ def rebuild_epoch_coord(path: Path) -> int:
         if name == C.VAL_ACC:
             template = doc
     n = min(lengths.values())
+    if dump_epochs is not None:
+        n = min(n, len(dump_epochs))
     try:
         rows = min(n, int(zarr_rows.read_doc(path / "epoch")["shape"][0]))
         if all((path / "epoch" / "c" / str(i)).is_file() for i in range(rows)):
@@ -211,7 +234,8 @@ def rebuild_epoch_coord(path: Path) -> int:
     doc = {**template, "data_type": "int32", "fill_value": 0, "attributes": {}, "shape": [0]}
     (path / "epoch").mkdir(exist_ok=True)
     for i in range(n):
-        zarr_rows.append_row(path / "epoch", doc, np.array(i, dtype=np.int32))
+        value = i if dump_epochs is None else dump_epochs[i]
+        zarr_rows.append_row(path / "epoch", doc, np.array(value, dtype=np.int32))
         doc = {**doc, "shape": [i + 1]}
     return n
 

@@ -169,7 +169,7 @@ def load_factory(spec: str, key: str = "model_factory"):
 def val_set_from_config(cfg: dict):
     """The validation dataset of a run, in its recorded order (``data_factory`` wins)."""
     from trainer.config import DATASETS
-    from trainer.data import load_dataset
+    from trainer.datasets import load_dataset
 
     if cfg.get("data_factory"):
         return load_factory(cfg["data_factory"], "data_factory")(cfg)
