@@ -15,10 +15,10 @@ Outputs written before manifests existed (no ``files`` in the marker) are read u
 from __future__ import annotations
 
 import json
-import os
-import zlib
 from pathlib import Path
 
+from latent_mi import checksums
+from latent_mi.checksums import file_crc
 from latent_mi.outputs import MARKER, OutputError, marker_path
 
 # which command writes an output of each kind: the remedy named in a damage message
@@ -27,40 +27,15 @@ PRODUCERS = {
     "interventions": "the interventions (python -m trainer.intervene)",
     "robustness-sweep": "the sweep (python -m analyzer.sweep)",
 }
-_BLOCK = 1 << 22  # bytes read at a time for the checksum
 
 
 class OutputDamaged(OutputError, ValueError):
     """An output of this tool lacks a file or holds an altered one (one line naming it)."""
 
 
-def file_crc(path: Path) -> int:
-    """CRC-32 of a file's bytes (zlib)."""
-    crc = 0
-    with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            crc = zlib.crc32(block, crc)
-    return crc
-
-
-def _files(out: Path) -> list[tuple[str, Path]]:
-    """(relative name, path) of every file of a directory output, or ``(".", out)``."""
-    if not out.is_dir():
-        return [(".", out)]
-    found = []
-    for root, dirs, names in os.walk(out):
-        dirs.sort()
-        for name in sorted(names):
-            path = Path(root) / name
-            rel = path.relative_to(out).as_posix()
-            if rel != MARKER:
-                found.append((rel, path))
-    return found
-
-
 def build(out: str | Path) -> dict[str, list[int]]:
     """``{relative path: [size in bytes, CRC-32]}`` of every file of ``out`` (its marker aside)."""
-    return {rel: [path.stat().st_size, file_crc(path)] for rel, path in _files(Path(out))}
+    return checksums.build(out, skip=MARKER)
 
 
 def recorded(out: str | Path) -> tuple[str | None, dict | None]:

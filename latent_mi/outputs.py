@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from latent_mi import checksums
+
 TOOL = "latent-mi"
 MARKER = ".latent-mi-output.json"
 LOCK_NAME = ".latent-mi.lock"
@@ -330,9 +332,7 @@ def safe_output(out: str | Path, kind: str, recognise=None, **marker) -> Iterato
             yield tmp
             if not os.path.lexists(tmp):
                 raise OutputError(f"nothing was written for {out}")
-            from latent_mi import manifest  # (imports this module)
-
-            write_marker(tmp, kind, files=manifest.build(tmp), **marker)
+            write_marker(tmp, kind, files=checksums.build(tmp, skip=MARKER), **marker)
             if tmp.is_file():  # a file's marker lives beside it: give it the final name
                 os.replace(marker_path(tmp), out.with_name(f".{out.name}{MARKER}"))
             check_replaceable(out, kind, recognise)  # still ours (the lock keeps our writers out)
