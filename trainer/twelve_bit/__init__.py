@@ -5,6 +5,6 @@
 * :mod:`trainer.twelve_bit.model`: the fully connected 12-10-7-5-4-3-2 network (tanh or relu hidden
   layers, softmax output), with optional Gaussian noise N(0, beta^2) after every hidden
   activation (Goldfeld et al., seeds/002);
-* :mod:`trainer.twelve_bit.train`: a loop for ~10^4 cheap epochs that dumps on a log-spaced epoch
-  grid into the same activation-store contract as the CNNs.
+* :mod:`trainer.twelve_bit.task`: the task the loop of :mod:`trainer.train` trains: ~10^4
+  cheap epochs, dumped on a log-spaced epoch schedule into the same store contract as the CNNs.
 """
