@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from latent_mi import outputs
 from trainer import store
 from trainer.data import INPUT_FEATURES, input_summary
 from trainer.discovery import attach_sites
+from trainer.run_files import atomic_torch_save
 from trainer.sites import capture_gap, find_sites
 
 METRICS = C.EPOCH_METRICS
@@ -71,12 +71,6 @@ def summarize_inputs(x: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
 def _device_of(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class Recorder:
@@ -265,10 +259,10 @@ class Recorder:
             C.ATTR_CLASSES: json.loads(group.attrs[C.ATTR_CLASSES]),
         }
         if epoch == 0:
-            _atomic_save(state, C.checkpoint_path(run_dir, "init"))
+            atomic_torch_save(state, C.checkpoint_path(run_dir, "init"))
         if C.best_epoch(group[C.VAL_ACC][: epoch + 1]) == epoch:
-            _atomic_save(state, C.checkpoint_path(run_dir, "best"))
-        _atomic_save(state, C.checkpoint_path(run_dir, "last"))
+            atomic_torch_save(state, C.checkpoint_path(run_dir, "best"))
+        atomic_torch_save(state, C.checkpoint_path(run_dir, "last"))
 
     def close(self, status: str = "complete") -> None:
         """Mark the store finished (``complete`` or ``diverged``) and consolidate its metadata."""
