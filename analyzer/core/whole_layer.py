@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from analyzer.core.plugin import entropy_from_xlogx
+
 MAX_UNITS = 16
 
 
@@ -84,7 +86,7 @@ def pattern_ids(codes: np.ndarray) -> np.ndarray:
 def _entropy(counts: np.ndarray) -> float:
     counts = counts[counts > 0].astype(np.float64)
     n = counts.sum()
-    return float(math.log(n) - (counts * np.log(counts)).sum() / n)
+    return float(entropy_from_xlogx.py_func((counts * np.log(counts)).sum(), n, math.log(n)))
 
 
 def whole_layer_mi(
