@@ -6,6 +6,7 @@ Sections of the workflow config in schema order: :data:`SECTIONS`.
 
 from __future__ import annotations
 
+from latent_mi.contract import SITE_CONV_RELU, SITE_CONV_TANH, SITE_KINDS, SITE_POST_ADD
 from latent_mi.settings.table import (
     _BOOL,
     _DEVICE,
@@ -20,7 +21,6 @@ from latent_mi.settings.table import (
     FIGURE_FORMATS,
     REGULARIZERS,
     REQUIRED,
-    SITE_KINDS,
     Setting,
     _enum,
     _int,
@@ -127,7 +127,7 @@ SETTINGS = declare(
         # --- hsic ---
         Setting("hsic.lambda", ID, _num(ge=0), 0.01, "weight of the HSIC term: loss = CE - lambda sum_l w_l HSIC", **T),
         Setting("hsic.weights", ID, _NUMBER_MAP, 1.0, "w_l: one number for every site of hsic.site_kinds, or {site: w}", **T),
-        Setting("hsic.site_kinds", ID, _enum(*SITE_KINDS), ["conv-relu", "conv-tanh", "post-add"], "site kinds that carry the HSIC term", many=True, **T),
+        Setting("hsic.site_kinds", ID, _enum(*SITE_KINDS), [SITE_CONV_RELU, SITE_CONV_TANH, SITE_POST_ADD], "site kinds that carry the HSIC term", many=True, **T),
         Setting("hsic.bandwidth", ID, {"oneOf": [{"const": "median"}, _POSITIVE]}, "median", "RBF bandwidth: median heuristic or a number sigma", **T),
         # --- dump ---
         Setting("dump.dtype", ID, _enum("float32", "float16"), "float32", "storage dtype of the activations", **T),
