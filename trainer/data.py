@@ -110,7 +110,7 @@ def load_synthetic_bundle(
 
 
 def load_imagenette_bundle(root: str, size: str, image_size: int, download: bool) -> DataBundle:
-    """Imagenette2 through torchvision, with the paper's transforms (seeds/001 §3.2)."""
+    """Imagenette2 through torchvision, with the paper's transforms (its §3.2)."""
     from torchvision import datasets
     from torchvision import transforms as T
 

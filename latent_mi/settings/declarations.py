@@ -44,7 +44,7 @@ SECTIONS: dict[str, tuple[str, bool]] = {
     "figures": ("the figures", True),
     "slurm": ("SLURM partitions (used with --profile workflow/profiles/slurm)", True),
     "twelve_bit": (
-        "seeds 003/002 on the 12-bit task (target twelve_bit; part of figures when enabled)",
+        "Shwartz-Ziv & Tishby / Goldfeld et al. on the 12-bit task (target twelve_bit; part of figures when enabled)",
         True,
     ),
 }
@@ -95,7 +95,7 @@ SETTINGS = declare(
         Setting("data_factory", ID, _FACTORY, None, "module:function building your own data", **TO, stored=False),
         Setting("input_shape", ID, {"type": "array", "items": _POS}, COMPUTED, "input shape (channel, height, width) of a model_factory model (default: from the data)", **TO),
         # --- dataset ---
-        Setting("dataset.name", ID, _enum(*DATASETS), "digits", "digits (bundled), imagenette, imagefolder (root/train, root/val), cifar10, synthetic (tests), twelve_bit (seed 003's 12-bit patterns; arch twelve_bit_mlp)", **T),
+        Setting("dataset.name", ID, _enum(*DATASETS), "digits", "digits (bundled), imagenette, imagefolder (root/train, root/val), cifar10, synthetic (tests), twelve_bit (Shwartz-Ziv & Tishby's 12-bit patterns; arch twelve_bit_mlp)", **T),
         Setting("dataset.root", R, _STR, "data", "where the data lives (Imagenette, imagefolder, cifar10)", **T),
         Setting("dataset.size", ID, _enum("full", "320px", "160px"), "160px", "Imagenette image size", **T),
         Setting("dataset.download", R, _BOOL, False, "download a missing dataset on demand", **T),
