@@ -71,9 +71,10 @@ def _indicators(table, xlogx):
     marginal = 0.0
     for b in range(table.shape[0]):
         marginal += xlogx[bin_sizes[b]]
-    out = np.empty(table.shape[1])
-    plugin.indicator_mis(table, bin_sizes, class_sizes, marginal, n, np.log(n), xlogx, out)
-    return out
+    out = np.empty((1, table.shape[1]))
+    tables = table.reshape((1, *table.shape))
+    plugin.indicator_mis(tables, 0, bin_sizes, class_sizes, marginal, n, np.log(n), xlogx, out, 0)
+    return out[0]
 
 
 def test_indicator_mis_match_sklearn_on_the_indicator():

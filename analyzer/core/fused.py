@@ -260,6 +260,6 @@ def channel_mi(label_counts, summary_counts, xlogx):
         entropy[c] = entropy_from_xlogx(marginal, n, log_n)
         summary[c] = at_least_zero(mi_from_xlogx(joint_s - marginal - sum_term, n, log_n))
         indicator_mis(
-            label_counts[c], bin_sizes, class_sizes, marginal, n, log_n, xlogx, indicator[c]
+            label_counts, c, bin_sizes, class_sizes, marginal, n, log_n, xlogx, indicator, c
         )
     return label, entropy, indicator, summary

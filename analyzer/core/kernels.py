@@ -224,5 +224,5 @@ def indicator_mi_from_counts(counts, xlogx):
             for k in range(n_target):
                 bin_sizes[b] += counts[c, b, k]
             marginal += xlogx[bin_sizes[b]]
-        indicator_mis(counts[c], bin_sizes, class_sizes, marginal, n, log_n, xlogx, out[c])
+        indicator_mis(counts, c, bin_sizes, class_sizes, marginal, n, log_n, xlogx, out, c)
     return out

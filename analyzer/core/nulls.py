@@ -53,8 +53,8 @@ def _table_terms(joint, bin_sizes, class_sizes, n, n_bins, n_classes, xlogx, out
     for k in range(n_classes):
         cls += xlogx[class_sizes[k]]
     log_n = np.log(n)
-    table = joint.reshape((n_bins, n_classes))
-    indicator_mis(table, bin_sizes, class_sizes, marg, n, log_n, xlogx, out_cls[row])
+    tables = joint.reshape((1, n_bins, n_classes))
+    indicator_mis(tables, 0, bin_sizes, class_sizes, marg, n, log_n, xlogx, out_cls, row)
     return at_least_zero(mi_from_xlogx(s - marg - cls, n, log_n))
 
 

@@ -52,19 +52,20 @@ def at_least_zero(mi):
 
 
 @nb.njit(inline="always")
-def indicator_mis(table, bin_sizes, class_sizes, marginal, n, log_n, xlogx, out):
-    """out[k] = I(T; 1[Y = k]) (nats, clipped at 0) for every class k of one (bin, class) table.
+def indicator_mis(tables, t, bin_sizes, class_sizes, marginal, n, log_n, xlogx, out, row):
+    """out[row, k] = I(T; 1[Y = k]) (nats, clipped at 0) for every class k of the (bin, class)
+    table ``tables[t]``.
 
-    table: (B, K) counts; bin_sizes: (B,) its row sums; class_sizes: (K,) its column sums
-    (total n); marginal: sum_b bin_sizes[b] log bin_sizes[b]. The (bin, indicator) table of
-    class k is (table[b, k], bin_sizes[b] - table[b, k]); the indicator's marginal is
-    (n_k, n - n_k).
+    tables: (T, B, K) counts; bin_sizes: (B,) the table's row sums; class_sizes: (K,) its
+    column sums (total n); marginal: sum_b bin_sizes[b] log bin_sizes[b]. The (bin, indicator)
+    table of class k is (tables[t, b, k], bin_sizes[b] - tables[t, b, k]); the indicator's
+    marginal is (n_k, n - n_k). (Indexing the 3-d arrays, not row views: no view per call.)
     """
-    n_bins, n_classes = table.shape
+    n_bins, n_classes = tables.shape[1], tables.shape[2]
     for k in range(n_classes):
         s = 0.0
         for b in range(n_bins):
-            inside = table[b, k]
+            inside = tables[t, b, k]
             s += xlogx[inside] + xlogx[bin_sizes[b] - inside]
         s -= marginal + xlogx[class_sizes[k]] + xlogx[n - class_sizes[k]]
-        out[k] = at_least_zero(mi_from_xlogx(s, n, log_n))
+        out[row, k] = at_least_zero(mi_from_xlogx(s, n, log_n))
