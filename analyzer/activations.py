@@ -1,6 +1,7 @@
 """Open and check a trainer activation store; describe its layers (sites).
 
-The analyzer's one dependency on the trainer is the store contract (DESIGN.md §3),
+The analyzer's one dependency on the trainer is the store contract (the names of
+:mod:`latent_mi.contract`),
 checked here so that a wrong input is a one-line :class:`StoreError`.
 """
 

@@ -1,11 +1,11 @@
-"""Whole-layer quantities of seeds 002/003 for one (epoch, layer), and their options and attrs.
+"""Whole-layer quantities of Shwartz-Ziv & Tishby (2017) and Goldfeld et al. (2019) for one (epoch, layer), and their options and attrs.
 
 Computed beside the per-channel estimates by ``mi_tensors._layer_epoch_stats``:
 
 * ``layer_input_mi`` = H(Bin T), ``layer_label_mi`` = I(Bin T; Y): the joint bin pattern of
   the whole layer (:mod:`analyzer.core.whole_layer`); NaN for layers wider than
   ``whole_layer.MAX_UNITS`` unless forced (the pattern saturates; attrs name the layers);
-* ``binned_input_mi(bin_size)`` = H(floor(T / b)) over bin sizes (seeds/002 Fig. 1);
+* ``binned_input_mi(bin_size)`` = H(floor(T / b)) over bin sizes (Goldfeld et al. 2019, Fig. 1);
 * ``noisy_input_mi(beta)`` and its Kolchinsky-Tracey ``_upper`` / ``_lower`` bounds
   (:mod:`analyzer.core.noisy_mi`), only for the listed betas;
 * ``cos_within``, ``cos_between``, ``cos_gap`` (:mod:`analyzer.core.clustering`).

@@ -23,6 +23,7 @@ from analyzer.activations import Layer, layers_of, open_activations
 from analyzer.core import histogram as est
 from analyzer.core import nulls, pca
 from analyzer.core.fused import Binning
+from analyzer.core.whole_layer import LayerBinning
 from analyzer.epoch_pass import Plan, max_segment_units, segments_of
 from latent_mi import contract as C
 from latent_mi.settings import default
@@ -135,38 +136,79 @@ def _complete_epochs(path: Path, src: xr.Dataset) -> int:
 def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) -> Setup:
     """Open the store's metadata and build everything but the activations."""
     store_path = Path(store_path).resolve()
-    src = open_activations(store_path, allow_running=allow_running, lazy=True)  # metadata only
-    n_epochs = _complete_epochs(store_path, src)
-    if n_epochs == 0:
-        raise ValueError(f"{store_path}: no complete epoch to analyze")
-    src = src.isel(epoch=slice(0, n_epochs))
+    src = _open_complete_epochs(store_path, allow_running)
     layers = layers_of(src)
     labels = src[C.LABEL].values.astype(np.int64)
     classes = json.loads(src.attrs.get(C.ATTR_CLASSES, "null")) or [
         str(k) for k in range(labels.max() + 1)
     ]
-    n_classes, n_layers = len(classes), len(layers)
-    c_max = max(layer.channels for layer in layers)
+    _check_options(opts, layers, store_path)
+    best = C.best_epoch(src[C.VAL_ACC].values)
+    whole = layer_info.layer_binning(
+        opts.layer_info, opts.bins, str(src.attrs.get("activation", "relu"))
+    )
+    return Setup(
+        plan=_plan(src, store_path, layers, labels, len(classes), opts, whole),
+        epochs=src.epoch.values,
+        store_vars=_store_vars(src),
+        best=best,
+        cc_epochs=selected_epochs(src.sizes["epoch"], opts, best),
+        cc_layers=selected_layers(layers, opts),
+        coords=_coords(src, store_path, layers, classes, opts),
+        attrs={
+            **_attrs(src, store_path, opts, len(labels), best),
+            **layer_info.attrs(
+                opts.layer_info, whole, {la.name: la.channels for la in layers}, labels
+            ),
+        },
+    )
+
+
+def _open_complete_epochs(store_path: Path, allow_running: bool) -> xr.Dataset:
+    """The store's metadata (lazy), cut to its leading complete epochs; none is an error."""
+    src = open_activations(store_path, allow_running=allow_running, lazy=True)  # metadata only
+    n_epochs = _complete_epochs(store_path, src)
+    if n_epochs == 0:
+        raise ValueError(f"{store_path}: no complete epoch to analyze")
+    return src.isel(epoch=slice(0, n_epochs))
+
+
+def _check_options(opts: Options, layers: list[Layer], store_path: Path) -> None:
+    """Refuse (OptionError) options in their declared range that this store cannot use."""
     if mi_estimators.check(opts.estimators):
         raise OptionError(mi_estimators.check(opts.estimators))
+    c_max = max(layer.channels for layer in layers)
     if opts.pca_components > c_max:
         raise OptionError(
             f"--pca-components {opts.pca_components} exceeds the widest layer's {c_max} channels "
             f"of {store_path}: use at most {c_max}"
         )
-    best = C.best_epoch(src[C.VAL_ACC].values)
-    if C.INPUT_SUMMARY in src:
-        summary = src[C.INPUT_SUMMARY].values
-        summary_codes = est.equal_width_codes(
-            est.top_principal_components(summary, 1)[:, 0], opts.bins
-        )
-    else:
-        summary_codes = np.zeros(len(labels), dtype=np.int64)
+
+
+def _summary_codes(src: xr.Dataset, n_samples: int, n_bins: int) -> np.ndarray:
+    """(sample,) int64 bins of the input summary's first principal component (zeros without one)."""
+    if C.INPUT_SUMMARY not in src:
+        return np.zeros(n_samples, dtype=np.int64)
+    scores = est.top_principal_components(src[C.INPUT_SUMMARY].values, 1)[:, 0]
+    return est.equal_width_codes(scores, n_bins).astype(np.int64)
+
+
+def _plan(
+    src: xr.Dataset,
+    store_path: Path,
+    layers: list[Layer],
+    labels: np.ndarray,
+    n_classes: int,
+    opts: Options,
+    whole: LayerBinning,
+) -> Plan:
+    """The picklable per-epoch plan: segments, labels, samples, permutations and options."""
     chunk = int(src[C.ACTIVATION].encoding.get("chunks", (1, 1, src.sizes["unit"]))[2])
+    c_max = max(layer.channels for layer in layers)
     sizes = {
-        "epoch": n_epochs,
-        "layer": n_layers,
-        "layer_b": n_layers,
+        "epoch": src.sizes["epoch"],
+        "layer": len(layers),
+        "layer_b": len(layers),
         "channel": c_max,
         "channel_b": c_max,
         "label": n_classes,
@@ -174,15 +216,13 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
         "bin_size": len(opts.layer_info.bin_sizes),
         "beta": len(opts.layer_info.betas),
     }
-    activation = str(src.attrs.get("activation", "relu"))
-    whole = layer_info.layer_binning(opts.layer_info, opts.bins, activation)
-    plan = Plan(
+    return Plan(
         store=str(store_path),
         layers=tuple(layers),
-        segments=tuple(segments_of(layers, int(chunk), max_segment_units(chunk, len(labels)))),
+        segments=tuple(segments_of(layers, chunk, max_segment_units(chunk, len(labels)))),
         labels=labels,
         n_classes=n_classes,
-        summary_codes=summary_codes.astype(np.int64),
+        summary_codes=_summary_codes(src, len(labels), opts.bins),
         pairs=tuple(
             pair_sample(layer.channels, i, opts.pair_samples, opts.seed)
             for i, layer in enumerate(layers)
@@ -202,15 +242,20 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
         knn_k=opts.knn_k,
         estimator_dims=opts.estimator_dims,
     )
-    cc_epochs = selected_epochs(n_epochs, opts, best)
-    cc_layers = selected_layers(layers, opts)
+
+
+def _coords(
+    src: xr.Dataset, store_path: Path, layers: list[Layer], classes: list[str], opts: Options
+) -> dict:
+    """The MI Dataset's non-epoch coords: layers, channels, classes, options and the run."""
     names = np.array([layer.name for layer in layers], dtype=object)
-    coords = {
+    c_max = max(layer.channels for layer in layers)
+    return {
         "layer": names,
         "layer_b": names,
         "channel": np.arange(c_max),
         "channel_b": np.arange(c_max),
-        "label": np.arange(n_classes),
+        "label": np.arange(len(classes)),
         "class_name": ("label", np.array(classes, dtype=object)),
         "k": (
             "k",
@@ -219,39 +264,39 @@ def prepare(store_path: str | Path, opts: Options, allow_running: bool = False) 
         ),
         "n_channels": ("layer", np.array([layer.channels for layer in layers], dtype=np.int32)),
         "layer_kind": ("layer", np.array([layer.kind for layer in layers], dtype=object)),
-        "depth": ("layer", np.arange(n_layers, dtype=np.int32)),
+        "depth": ("layer", np.arange(len(layers), dtype=np.int32)),
         **layer_info.coords(opts.layer_info),
         "bins": opts.bins,
         "run": np.array(opts.run or store_path.parent.name, dtype=object),
+        **run_coords(src.attrs),
     }
-    for key in C.RUN_KEYS[:-1]:  # dataset, arch, activation, regularizer
-        coords[key] = np.array(str(src.attrs.get(key, "unknown")), dtype=object)
-    coords["seed"] = int(src.attrs.get("seed", -1))
-    coords["noise_beta"] = float(
-        src.attrs.get("noise_beta", 0.0)
-    )  # training noise sd (twelve_bit_mlp)
+
+
+def run_coords(attrs: dict) -> dict:
+    """The run's identity coords from the store's attrs (:data:`latent_mi.contract.RUN_KEYS`):
+    ``seed`` an int (-1 when absent), every other key a string ("unknown" when absent), and
+    the training noise sd ``noise_beta`` (twelve_bit_mlp; 0.0 when absent)."""
+    coords = {
+        key: (
+            int(attrs.get(key, -1))
+            if key == "seed"
+            else np.array(str(attrs.get(key, "unknown")), dtype=object)
+        )
+        for key in C.RUN_KEYS
+    }
+    coords["noise_beta"] = float(attrs.get("noise_beta", 0.0))
+    return coords
+
+
+def _store_vars(src: xr.Dataset) -> dict:
+    """name -> (epoch,) values of the registry's store-stage variables present in the store."""
     from analyzer import variables as registry
 
-    store_vars = {
+    return {
         v.name: src[v.name].values.astype(v.dtype)
         for v in registry.of_stage("store")
         if v.name in src
     }
-    return Setup(
-        plan=plan,
-        epochs=src.epoch.values,
-        store_vars=store_vars,
-        best=best,
-        cc_epochs=cc_epochs,
-        cc_layers=cc_layers,
-        coords=coords,
-        attrs={
-            **_attrs(src, store_path, opts, len(labels), best),
-            **layer_info.attrs(
-                opts.layer_info, whole, {la.name: la.channels for la in layers}, labels
-            ),
-        },
-    )
 
 
 def _attrs(src: xr.Dataset, store_path: Path, opts: Options, n_samples: int, best: int) -> dict:

@@ -378,7 +378,7 @@ VARIABLES: dict[str, Variable] = declare(
             "Gini of p_c over the bias-corrected channel_label_mi_corrected clipped at 0",
             "layer",
         ),
-        # --- whole layer: seeds 003/002 (analyzer/layer_info.py) ---
+        # --- whole layer: Shwartz-Ziv & Tishby, Goldfeld et al. (analyzer/layer_info.py) ---
         Variable(
             "layer_input_mi",
             ("epoch", "layer"),
@@ -393,7 +393,7 @@ VARIABLES: dict[str, Variable] = declare(
             ("epoch", "layer"),
             "float32",
             _NAT,
-            "I(Bin T; Y) of the joint bin pattern of the whole layer (seeds/003 information plane)",
+            "I(Bin T; Y) of the joint bin pattern of the whole layer (Shwartz-Ziv & Tishby's information plane)",
             "layer",
         ),
         Variable(
@@ -401,7 +401,7 @@ VARIABLES: dict[str, Variable] = declare(
             ("epoch", "layer", "bin_size"),
             "float32",
             _NAT,
-            "H(floor(T / b)) of the whole layer for bin size b = bin_size (seeds/002 Fig. 1; "
+            "H(floor(T / b)) of the whole layer for bin size b = bin_size (Goldfeld et al. 2019, Fig. 1; "
             "saturates at ln N for small b)",
             "layer",
         ),
@@ -411,7 +411,7 @@ VARIABLES: dict[str, Variable] = declare(
             "float32",
             _NAT,
             "I(X; S + N(0, beta^2 I)) of the noisy network, Monte Carlo over the Gaussian mixture "
-            "(seeds/002); present when betas are given",
+            "(Goldfeld et al. 2019); present when betas are given",
             "layer",
             optional=True,
         ),
@@ -454,7 +454,7 @@ VARIABLES: dict[str, Variable] = declare(
             ("epoch", "layer"),
             "float32",
             _ONE,
-            "cos_within - cos_between: clustering of the representation by class (seeds/002)",
+            "cos_within - cos_between: clustering of the representation by class (Goldfeld et al. 2019)",
             "layer",
         ),
         # --- per epoch, across layers ---

@@ -1,6 +1,6 @@
 """Inference-time interventions on a trained checkpoint, ranked by the analyzer's channel MI.
 
-seeds/001 §4.2 and appendices A-D. One module per job:
+The paper's §4.2 (Channel-Level Specialization and MI Concentration) and appendices A-D. One module per job:
 
 * :mod:`.selection` (torch-free): top / random / bottom channel sets at MI mass q, the plan
   of (q, selection, draw) slots, seeded draws, NaN-safe rankings;

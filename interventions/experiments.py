@@ -1,4 +1,4 @@
-"""The experiments of seeds/001 §4.2 and appendices A-D, each returning an xarray Dataset.
+"""The experiments of the paper's §4.2 and appendices A-D, each returning an xarray Dataset.
 
 * :class:`GlobalInterventions`: accuracy(layer, q, selection, variant, draw) after zero,
   energy-preserving zero, shuffle and noise edits of top / random / bottom channel sets;

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from latent_mi import contract as C
 from trainer.sites import Site, replace_output
 
 
@@ -136,13 +137,13 @@ class ResNetSurgery(Surgery):
         raise TypeError(f"unsupported block type {type(block).__name__}")
 
     def needs_block_input(self, site: Site) -> bool:
-        return site.kind == "branch"
+        return site.kind == C.SITE_BRANCH
 
     def suffix(self, site: Site, out: SiteOutput) -> torch.Tensor:
         blocks = self.blocks()
         block = self.block_of(site)
         x = out.h
-        if site.kind == "branch":  # finish the block: add the identity, then its activation
+        if site.kind == C.SITE_BRANCH:  # finish the block: add the identity, then its activation
             xb = out.block_input
             identity = xb if block.downsample is None else block.downsample(xb)
             x = block.relu(out.h + identity)
@@ -156,7 +157,7 @@ class ResNetSurgery(Surgery):
             mods = [block.conv3, block.bn3]
         else:
             mods = [block.conv2, block.bn2]
-        if site.kind == "post-add" and block.downsample is not None:
+        if site.kind == C.SITE_POST_ADD and block.downsample is not None:
             mods += list(block.downsample)
         return mods
 

@@ -1,9 +1,9 @@
 """The one declaration of names shared across stages (trainer -> store -> analyzer -> figures).
 
-Torch-free and numpy-only, so the analyzer, the figures and the Snakemake rules import it
-cheaply. Every file name, store/MI variable name, attrs key and path template that more
-than one stage relies on is declared here; code elsewhere imports it instead of retyping
-the string. DESIGN.md §3 describes the contracts in prose.
+Torch-free, and numpy only inside :func:`best_epoch`, so the analyzer, the figures, the
+settings table and the Snakemake rules import it cheaply. Every file name, store/MI variable
+name, attrs key, site kind and path template that more than one stage relies on is declared
+here; code elsewhere imports it instead of retyping the string.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
-
-import numpy as np
 
 # ---------------------------------------------------------------- run directory (trainer)
 STORE = "activations.zarr"  # <run_dir>/activations.zarr: the activation store
@@ -49,6 +47,25 @@ EPOCH_METRICS = (  # per-epoch scalars of the store, in this order
     "epoch_seconds",
 )
 UNIT_COORDS = ("site", "channel", "site_kind")  # coords of the flattened ``unit`` dim
+
+# site kinds: the trainer writes each site's kind (store coord ``site_kind``, attrs ``sites``);
+# the analyzer carries it as ``layer_kind``; figures, interventions and hsic.site_kinds read it
+SITE_CONV_RELU = "conv-relu"  # VGG: the ReLU after a convolution
+SITE_CONV_TANH = "conv-tanh"  # VGG: the tanh after a convolution
+SITE_BRANCH = "branch"  # ResNet: a block's residual branch, before the skip addition
+SITE_POST_ADD = "post-add"  # ResNet: a block's output, after the addition and its activation
+SITE_BLOCK = "block"  # any other model (trainer.discovery): a block holding a convolution
+SITE_ACT = "act"  # any other model: an activation module after a convolution or linear layer
+SITE_NAMED = "named"  # any other model: a module named in ``sites``
+SITE_KINDS = (
+    SITE_CONV_RELU,
+    SITE_CONV_TANH,
+    SITE_BRANCH,
+    SITE_POST_ADD,
+    SITE_BLOCK,
+    SITE_ACT,
+    SITE_NAMED,
+)
 
 # attrs keys (store and MI Dataset)
 RUN_KEYS = ("dataset", "arch", "activation", "regularizer", "seed")  # identify a run's model
@@ -187,6 +204,8 @@ def best_epoch(val_acc) -> int:
     Non-finite entries never win; if none is finite, epoch index 0 (initialization).
     The trainer's running rule :func:`improves` selects the same epoch.
     """
+    import numpy as np  # here only: the settings table imports this module without numpy
+
     v = np.asarray(val_acc, dtype=np.float64)
     ok = np.isfinite(v)
     if not ok.any():

@@ -1,7 +1,7 @@
 """The pre-streaming interventions (trainer/interventions.py before issue 10), kept verbatim as
 the unstreamed reference the streamed package is tested against. Not used by the code.
 
-seeds/001 §4.2 and appendices B-C: global knockouts (zero, energy-preserving), shuffles and
+The paper's §4.2 and appendices B-C: global knockouts (zero, energy-preserving), shuffles and
 Gaussian perturbations of MI-ranked channel sets against size-matched random and bottom-MI
 controls; class-targeted knockouts; cross-seed transplants of top-MI out-channels.
 

@@ -80,3 +80,28 @@ def test_contract_imports_no_torch_or_numba():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_settings_and_contract_import_no_numpy():
+    """The settings table takes the site kinds from the contract and stays numpy-free."""
+    code = "import sys, latent_mi.settings; sys.exit('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
+def test_trainer_sites_have_contract_kinds(arch):
+    """The kinds the trainer writes are the contract's, the ones the figures split by."""
+    from analyzer.figures.depth import SPLIT_KINDS
+    from latent_mi.settings import SETTINGS
+    from trainer.models import build_model
+    from trainer.sites import find_sites
+
+    kinds = [s.kind for s in find_sites(build_model(arch, 10, width=0.125))]
+    assert set(kinds) <= set(C.SITE_KINDS)
+    if arch == "resnet18":  # per block: the branch, then the block output after the addition
+        assert kinds == [C.SITE_BRANCH, C.SITE_POST_ADD] * 8
+        assert set(SPLIT_KINDS) == set(kinds)
+    else:
+        assert kinds == [C.SITE_CONV_RELU] * 13
+    assert set(SETTINGS["hsic.site_kinds"].default) <= set(C.SITE_KINDS)

@@ -31,7 +31,7 @@ TINY_CONFIG = {
         "layers": "last",
     },
     "figures": {"formats": ["png", "pdf"]},
-    # seeds 003/002 on the 12-bit task: one short twelve_bit_mlp run through train, analysis, figures
+    # Shwartz-Ziv & Tishby / Goldfeld et al. on the 12-bit task: one short twelve_bit_mlp run through train, analysis, figures
     "twelve_bit": {
         "enabled": True,  # off unless a config asks (config/config.yaml does)
         "seed": [0],

@@ -5,7 +5,7 @@
   transforms (below);
 * ``imagefolder``: ``dataset.root`` holds ``train/<class>/*`` and ``val/<class>/*``
   (``torchvision.datasets.ImageFolder``; classes are the sorted folder names, which must
-  agree between the splits). The paper's transforms (seeds/001 §3.2): training
+  agree between the splits). The paper's transforms (its §3.2, Datasets and Training Setup): training
   RandomResizedCrop(S) + horizontal flip, validation Resize(S * 256 / 224) + CenterCrop(S),
   ImageNet normalization. Validation order is ImageFolder's (class, then file name): fixed.
 * ``cifar10``: ``torchvision.datasets.CIFAR10`` under ``dataset.root``
@@ -44,7 +44,7 @@ def paper_transforms(image_size: int):
 
 
 def load_imagenette_bundle(root: str, size: str, image_size: int, download: bool) -> DataBundle:
-    """Imagenette2 through torchvision, with the paper's transforms (seeds/001 §3.2)."""
+    """Imagenette2 through torchvision, with the paper's transforms (its §3.2)."""
     from torchvision import datasets
     from torchvision import transforms as T
 

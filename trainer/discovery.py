@@ -41,6 +41,8 @@ from torch import fx, nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.conv import _ConvNd
 
+from latent_mi import contract as C
+
 ACTIVATIONS = (
     nn.ReLU,
     nn.ReLU6,
@@ -92,9 +94,9 @@ def default_candidates(net: nn.Module) -> list[tuple[str, str]]:
                 continue
             if isinstance(child, ACTIVATIONS):
                 if isinstance(prev, PRECEDERS):
-                    out.append((full, "act"))
+                    out.append((full, C.SITE_ACT))
             elif _has_conv(child) and not isinstance(child, _ConvNd):
-                out.append((full, "block"))
+                out.append((full, C.SITE_BLOCK))
             prev = child
         return prev
 
@@ -249,6 +251,6 @@ def attach_sites(net: nn.Module, names: list[str] | None, example: torch.Tensor)
         seen = calls[paths[n]]
         if not seen or seen[0] is None:
             raise SiteError(f"site {n!r} does not output a (batch, channels, ...) tensor")
-        kind = "act" if isinstance(modules[paths[n]], ACTIVATIONS) else "named"
+        kind = C.SITE_ACT if isinstance(modules[paths[n]], ACTIVATIONS) else C.SITE_NAMED
         sites.append((n, kind, seen[0], paths[n]))
     return _finish(net, sites, order)

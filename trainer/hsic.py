@@ -1,4 +1,4 @@
-"""HSIC dependence regularizer (seeds/001 §3.5).
+"""HSIC dependence regularizer (the paper's §3.5).
 
 ``HSIC(Z, Y) = tr(K H L H) / (m - 1)^2`` (biased estimator) with K an RBF kernel on the
 pooled features Z (m, C), L the delta kernel on labels (``L_ij = 1[y_i = y_j]``) and

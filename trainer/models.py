@@ -100,7 +100,7 @@ def build_model(
         )
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width!r}")
-    if arch == "twelve_bit_mlp":  # seeds/003's 12-10-7-5-4-3-2 MLP (noise.beta: set model.beta)
+    if arch == "twelve_bit_mlp":  # Shwartz-Ziv & Tishby's 12-10-7-5-4-3-2 MLP (model.beta: noise)
         from trainer.twelve_bit.model import TwelveBitMLP
 
         return TwelveBitMLP(activation)

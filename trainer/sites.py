@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from latent_mi import contract as C
+
 
 @dataclass(frozen=True)
 class Site:
@@ -57,7 +59,7 @@ def find_sites(net: nn.Module) -> list[Site]:
             if isinstance(module, nn.Conv2d):
                 last_conv = module
             elif isinstance(module, nn.ReLU | nn.Tanh) and last_conv is not None:
-                kind = "conv-relu" if isinstance(module, nn.ReLU) else "conv-tanh"
+                kind = C.SITE_CONV_RELU if isinstance(module, nn.ReLU) else C.SITE_CONV_TANH
                 name = f"conv{len(sites) + 1}"
                 sites.append(Site(name, kind, last_conv.out_channels, module))
                 last_conv = None
@@ -71,8 +73,8 @@ def find_sites(net: nn.Module) -> list[Site]:
             else:
                 raise TypeError(f"unsupported block type {type(block).__name__}")
             c = branch_end.num_features
-            sites.append(Site(f"{stage}.{i}.branch", "branch", c, branch_end))
-            sites.append(Site(f"{stage}.{i}.out", "post-add", c, block))
+            sites.append(Site(f"{stage}.{i}.branch", C.SITE_BRANCH, c, branch_end))
+            sites.append(Site(f"{stage}.{i}.out", C.SITE_POST_ADD, c, block))
     if not sites:
         raise TypeError(f"no measurement sites found in {type(net).__name__}")
     return sites

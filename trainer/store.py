@@ -1,4 +1,4 @@
-"""The activation store: one Zarr group per run, written epoch by epoch (DESIGN.md §3).
+"""The activation store: one Zarr group per run, written epoch by epoch (names: :mod:`latent_mi.contract`).
 
 Layout (``xr.open_zarr(path)`` opens it lazily, no extra arguments):
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from analyzer.core.plugin import mi_from_xlogx
+
 
 @dataclass
 class Prep:
@@ -128,14 +130,14 @@ def _mi(table, o, q, a_star, hist_q, n_bins, occupied, n_occupied, marginal, n, 
                 cell = a + occupied[q, y]
                 s += xlogx[table[cell]]
                 table[cell] = 0
-        return (s - marginal[o] - marginal[q]) / n + log_n
+        return mi_from_xlogx(s - marginal[o] - marginal[q], n, log_n)
     for x in range(n_occupied[q]):
         b = occupied[q, x]
         for y in range(n_occupied[o]):
             cell = occupied[o, y] * n_bins + b
             s += xlogx[table[cell]]
             table[cell] = 0
-    return (s - marginal[q] - marginal[o]) / n + log_n
+    return mi_from_xlogx(s - marginal[q] - marginal[o], n, log_n)
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)

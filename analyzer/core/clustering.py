@@ -1,4 +1,4 @@
-"""Clustering of a representation by class (seeds/002): mean cosine similarity within and between classes.
+"""Clustering of a representation by class (Goldfeld et al. 2019): mean cosine similarity within and between classes.
 
 For unit vectors u_i = t_i / |t_i| (samples with t_i = 0 left out) and class sums U_k:
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from analyzer.core.plugin import at_least_zero, entropy_from_xlogx, indicator_mis, mi_from_xlogx
+
 _BLOCK = 16  # channels per block: one 64-byte line of float32 per sample row
 KINDS = {"range": 0, "fixed": 1, "quantile": 2}
 
@@ -211,7 +213,8 @@ def fused_pass(
 
 @nb.njit(parallel=True, nogil=True, cache=True)
 def channel_mi(label_counts, summary_counts, xlogx):
-    """Per channel, from the fused counts (nats, plug-in): I(T;Y), H(T), I(T;1[Y=k]), I(T;S).
+    """Per channel, from the fused counts (nats, ``analyzer/core/plugin.py``): I(T;Y), H(T),
+    I(T;1[Y=k]), I(T;S).
 
     Returns (label (C,), entropy (C,), indicator (C, K), summary (C,)) float64; MIs clipped at 0.
     """
@@ -253,17 +256,10 @@ def channel_mi(label_counts, summary_counts, xlogx):
         marginal = 0.0
         for b in range(n_bins):
             marginal += xlogx[bin_sizes[b]]
-        mi = (joint - marginal - cls_term) / n + log_n
-        label[c] = mi if mi > 0.0 else 0.0
-        entropy[c] = log_n - marginal / n
-        mi = (joint_s - marginal - sum_term) / n + log_n
-        summary[c] = mi if mi > 0.0 else 0.0
-        for k in range(n_classes):
-            s = 0.0
-            for b in range(n_bins):
-                inside = label_counts[c, b, k]
-                s += xlogx[inside] + xlogx[bin_sizes[b] - inside]
-            s -= marginal + xlogx[class_sizes[k]] + xlogx[n - class_sizes[k]]
-            mi = s / n + log_n
-            indicator[c, k] = mi if mi > 0.0 else 0.0
+        label[c] = at_least_zero(mi_from_xlogx(joint - marginal - cls_term, n, log_n))
+        entropy[c] = entropy_from_xlogx(marginal, n, log_n)
+        summary[c] = at_least_zero(mi_from_xlogx(joint_s - marginal - sum_term, n, log_n))
+        indicator_mis(
+            label_counts, c, bin_sizes, class_sizes, marginal, n, log_n, xlogx, indicator, c
+        )
     return label, entropy, indicator, summary

@@ -1,4 +1,5 @@
-"""Plug-in histogram entropies and mutual informations (nats) from joint counts.
+"""Plug-in histogram entropies and mutual informations (nats) from joint counts (numpy; the
+formula of ``analyzer/core/plugin.py``).
 
 Binning rule (default, ``BINNING``): each variable is binned over its own observed
 [min, max] at each epoch into B equal-width bins (the maximum falls in the last bin);
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from analyzer.core.kernels import bin_codes, binned_counts, mi_from_target_counts, xlogx_table
+from analyzer.core.kernels import bin_codes, binned_counts, mi_from_target_counts
+from analyzer.core.plugin import entropy_from_xlogx, mi_from_xlogx, xlogx_table
 
 BINNING = (
     "per-variable min-max range at each epoch, B equal-width bins: "
@@ -23,7 +25,7 @@ BINNING = (
 def entropy_from_counts(counts: np.ndarray, n: int, miller_madow: bool = False) -> np.ndarray:
     """Entropy (nats) of each distribution along the last axis of ``counts`` (totals n)."""
     t = xlogx_table(n)
-    h = np.log(n) - t[counts].sum(axis=-1) / n
+    h = entropy_from_xlogx.py_func(t[counts].sum(axis=-1), n, np.log(n))
     if miller_madow:
         h = h + ((counts > 0).sum(axis=-1) - 1) / (2.0 * n)
     return h
@@ -35,7 +37,8 @@ def mi_from_joint(counts: np.ndarray, miller_madow: bool = False) -> np.ndarray:
     t = xlogx_table(n)
     mx = counts.sum(axis=-1)
     my = counts.sum(axis=-2)
-    mi = (t[counts].sum(axis=(-2, -1)) - t[mx].sum(axis=-1) - t[my].sum(axis=-1)) / n + np.log(n)
+    signed_sum = t[counts].sum(axis=(-2, -1)) - t[mx].sum(axis=-1) - t[my].sum(axis=-1)
+    mi = mi_from_xlogx.py_func(signed_sum, n, np.log(n))
     mi = np.maximum(mi, 0.0)  # clip rounding below zero
     if miller_madow:
         occupied = lambda a, axes: (a > 0).sum(axis=axes)  # noqa: E731

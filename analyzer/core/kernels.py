@@ -2,8 +2,8 @@
 
 All kernels work on *bin codes*: ``codes[c, n]`` (uint8, channel-major) is the bin of
 sample n for variable c. Counting is exact integer arithmetic; entropies and MIs are
-then computed in float64 from the counts with an ``n log n`` lookup table, so every
-estimate equals the plug-in formula on the same bins to rounding.
+then computed in float64 from the counts with an ``n log n`` lookup table and the plug-in
+formula of ``analyzer/core/plugin.py``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,12 @@ import numba as nb
 import numpy as np
 
 from analyzer.core.all_pairs import all_pairs_mi  # noqa: F401  (re-exported: the all-pairs channel MI)
+from analyzer.core.plugin import (
+    at_least_zero,
+    indicator_mis,
+    mi_from_xlogx,
+    xlogx_table,  # noqa: F401  (re-exported: kernels' callers build it)
+)
 
 _CHANNEL_BLOCK = 16  # channels binned together: one cache line of float32 inputs
 _ROW_CHUNKS = 2  # row chunks of the single-pass kernels (each gets private counts)
@@ -152,6 +158,7 @@ def mi_from_target_counts(counts, xlogx):
         for b in range(n_bins):
             nk += counts[k, 0, b]
         target_term += xlogx[nk]
+    log_n = np.log(n)
     out = np.empty(c)
     for j in nb.prange(c):
         s = 0.0
@@ -162,15 +169,8 @@ def mi_from_target_counts(counts, xlogx):
                 nb_ += v
                 s += xlogx[v]
             s -= xlogx[nb_]
-        mi = (s - target_term) / n + np.log(n)
-        out[j] = mi if mi > 0.0 else 0.0
+        out[j] = at_least_zero(mi_from_xlogx(s - target_term, n, log_n))
     return out
-
-
-def xlogx_table(n: int) -> np.ndarray:
-    """t[k] = k log k for k = 0..n (t[0] = 0)."""
-    k = np.arange(n + 1, dtype=np.float64)
-    return k * np.log(np.maximum(k, 1.0))
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
@@ -197,7 +197,7 @@ def _pair_mi(a, b, n_bins, n, xlogx):
         s += xlogx[joint[k]]
     for k in range(n_bins):
         s -= xlogx[ma[k]] + xlogx[mb[k]]
-    return s / n + np.log(n)
+    return mi_from_xlogx(s, n, np.log(n))
 
 
 @nb.njit(cache=True, nogil=True)
@@ -224,12 +224,5 @@ def indicator_mi_from_counts(counts, xlogx):
             for k in range(n_target):
                 bin_sizes[b] += counts[c, b, k]
             marginal += xlogx[bin_sizes[b]]
-        for k in range(n_target):
-            s = 0.0
-            for b in range(n_bins):
-                inside = counts[c, b, k]
-                s += xlogx[inside] + xlogx[bin_sizes[b] - inside]
-            s -= marginal + xlogx[class_sizes[k]] + xlogx[n - class_sizes[k]]
-            mi = s / n + log_n
-            out[c, k] = mi if mi > 0.0 else 0.0
+        indicator_mis(counts, c, bin_sizes, class_sizes, marginal, n, log_n, xlogx, out, c)
     return out

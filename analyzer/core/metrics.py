@@ -1,6 +1,6 @@
 """Concentration of channel-label MI within a layer, and training dynamics of layer MI.
 
-Concentration (seeds/001 §3.6), for the C channels of a layer with ``p_c = MI_c / sum MI``:
+Concentration (the paper's §3.6, Experimental Design and Analysis Framework), for the C channels of a layer with ``p_c = MI_c / sum MI``:
 
 * ``gini``: ``sum_i (2i - C - 1) p_(i) / C`` with p sorted ascending, i = 1..C;
 * ``topk_share``: sum of the largest ``ceil(k% * C)`` of p;

@@ -1,4 +1,4 @@
-"""The noisy-network estimator of I(X;T) (seeds/002, Goldfeld et al.) and its pairwise bounds.
+"""The noisy-network estimator of I(X;T) (Goldfeld et al. 2019, Estimating Information Flow in DNNs) and its pairwise bounds.
 
 With a deterministic representation S(x) and additive noise T = S + N(0, beta^2 I), and X
 uniform over n inputs with representations s_1..s_n (d dims):

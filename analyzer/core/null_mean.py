@@ -27,7 +27,7 @@ import functools
 import numba as nb
 import numpy as np
 
-from analyzer.core.kernels import xlogx_table
+from analyzer.core.plugin import at_least_zero, mi_from_xlogx, xlogx_table
 
 _TAIL = 1e-30  # pmf terms below this fraction of the mode's are dropped (see the module doc)
 _PAIR_TAIL = 1e-18  # the pair null: dropped terms change a cell by < 1e-14 of its value
@@ -110,16 +110,14 @@ def _means(bin_sizes, class_sizes, inside, outside, xlogx):
             a = bin_sizes[c, b]
             for k in range(n_classes):
                 s += inside[k, a]
-        v = (s - marg - cls) / n + log_n
-        mean[c] = v if v > 0.0 else 0.0
+        mean[c] = at_least_zero(mi_from_xlogx(s - marg - cls, n, log_n))
         for k in range(n_classes):
             t = 0.0
             for b in range(n_bins):
                 a = bin_sizes[c, b]
                 t += inside[k, a] + outside[k, a]
             t -= marg + xlogx[class_sizes[k]] + xlogx[n - class_sizes[k]]
-            v = t / n + log_n
-            cls_mean[c, k] = v if v > 0.0 else 0.0
+            cls_mean[c, k] = at_least_zero(mi_from_xlogx(t, n, log_n))
     return mean, cls_mean
 
 
@@ -159,8 +157,7 @@ def _pair_means(sizes_x, sizes_y, xlogx):
                 m = sizes_y[p, d]
                 if m > 0:
                     s += _cell(n, m, a, xlogx, _PAIR_TAIL)
-        v = (s - marg) / n + np.log(n)
-        out[p] = v if v > 0.0 else 0.0
+        out[p] = at_least_zero(mi_from_xlogx(s - marg, n, np.log(n)))
     return out
 
 

@@ -23,8 +23,8 @@ import numba as nb
 import numpy as np
 
 from analyzer.core import metrics
-from analyzer.core.kernels import xlogx_table
 from analyzer.core.null_mean import exact_null_means
+from analyzer.core.plugin import at_least_zero, indicator_mis, mi_from_xlogx, xlogx_table
 
 DEFAULT_PERMUTATIONS = 20
 _TIE = 1e-12  # a null value within this of the observed one counts as ">="
@@ -53,16 +53,9 @@ def _table_terms(joint, bin_sizes, class_sizes, n, n_bins, n_classes, xlogx, out
     for k in range(n_classes):
         cls += xlogx[class_sizes[k]]
     log_n = np.log(n)
-    mi = (s - marg - cls) / n + log_n
-    for k in range(n_classes):
-        t = 0.0
-        for b in range(n_bins):
-            inside = joint[b * n_classes + k]
-            t += xlogx[inside] + xlogx[bin_sizes[b] - inside]
-        t -= marg + xlogx[class_sizes[k]] + xlogx[n - class_sizes[k]]
-        v = t / n + log_n
-        out_cls[row, k] = v if v > 0.0 else 0.0
-    return mi if mi > 0.0 else 0.0
+    tables = joint.reshape((1, n_bins, n_classes))
+    indicator_mis(tables, 0, bin_sizes, class_sizes, marg, n, log_n, xlogx, out_cls, row)
+    return at_least_zero(mi_from_xlogx(s - marg - cls, n, log_n))
 
 
 _DENSE_CLASSES = 16  # up to this many classes, tables are filled by dense one-hot row adds
@@ -176,8 +169,7 @@ def _null_kernel(codes, labels, given, perms_t, onehot, n_bins, n_classes, xlogx
             for b in range(n_bins):  # same order and formula as _table_terms: bit-identical
                 for k in range(n_classes):
                     s += xlogx[counts[b * lanes + off + k]]
-            mi = (s - marg - cls) / n + log_n
-            null[p, c] = mi if mi > 0.0 else 0.0
+            null[p, c] = at_least_zero(mi_from_xlogx(s - marg - cls, n, log_n))
     return observed, null, cls_obs, sizes
 
 

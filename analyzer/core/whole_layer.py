@@ -1,13 +1,13 @@
-"""Whole-layer binning of narrow layers (seeds/003): the joint pattern of all of a layer's units.
+"""Whole-layer binning of narrow layers (Shwartz-Ziv & Tishby 2017): the joint pattern of all of a layer's units.
 
 For a layer of d units with values T (n, d), each unit is binned by one rule and the d bin
 indices of a sample form its joint pattern. With X uniform over n distinct inputs and a
 deterministic network:
 
-* ``layer_input_mi = I(X; Bin(T)) = H(Bin(T))`` (a clustering measure, seeds/002);
+* ``layer_input_mi = I(X; Bin(T)) = H(Bin(T))`` (a clustering measure, Goldfeld et al. 2019);
 * ``layer_label_mi = I(Bin(T); Y)``, plug-in, nats.
 
-Rules (``LayerBinning``): ``size``: fixed bin size b, bin = floor(t / b) (seed 003: b = 2/30,
+Rules (``LayerBinning``): ``size``: fixed bin size b, bin = floor(t / b) (Shwartz-Ziv & Tishby: b = 2/30,
 30 bins across tanh's [-1, 1]); ``range``: B equal-width bins over the layer's observed
 [min, max] at that epoch (all units share the range; for ReLU). From ~16 units on, the
 joint pattern of n ~ 4,000 samples saturates (every sample its own pattern: H = ln n,
@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from analyzer.core.plugin import entropy_from_xlogx
 
 MAX_UNITS = 16
 
@@ -84,7 +86,7 @@ def pattern_ids(codes: np.ndarray) -> np.ndarray:
 def _entropy(counts: np.ndarray) -> float:
     counts = counts[counts > 0].astype(np.float64)
     n = counts.sum()
-    return float(math.log(n) - (counts * np.log(counts)).sum() / n)
+    return float(entropy_from_xlogx.py_func((counts * np.log(counts)).sum(), n, math.log(n)))
 
 
 def whole_layer_mi(
@@ -105,7 +107,7 @@ def whole_layer_mi(
 
 
 def binned_input_mi(values: np.ndarray, bin_sizes, force: bool = False) -> np.ndarray:
-    """I(X; Bin_b(T)) = H(floor(T / b)) for each bin size b (seeds/002 Fig. 1); (len(bin_sizes),)."""
+    """I(X; Bin_b(T)) = H(floor(T / b)) for each bin size b (Goldfeld et al. Fig. 1); (len(bin_sizes),)."""
     values = np.asarray(values)
     check_width(values.shape[1], values.shape[0], force)
     if not np.isfinite(values).all():

@@ -197,7 +197,7 @@ FIGURES: dict[str, FigureInfo] = {
         ),
         FigureInfo(
             "twelve_bit_info_plane",
-            "Information plane of the 12-bit task (seeds 003)",
+            "Information plane of the 12-bit task (Shwartz-Ziv & Tishby)",
             "twelve_bit",
             "I(X;T) = H(Bin T) against I(T;Y) of each whole hidden layer of the 12-10-7-5-4-3-2 "
             "MLP over a log-spaced epoch grid (colour), mean over seeds, one marker shape per "
@@ -215,7 +215,7 @@ FIGURES: dict[str, FigureInfo] = {
         ),
         FigureInfo(
             "twelve_bit_binning_sensitivity",
-            "Binning sensitivity of I(X;T) (seeds 002, Fig. 1)",
+            "Binning sensitivity of I(X;T) (Goldfeld et al., Fig. 1)",
             "twelve_bit",
             "H(floor(T/b)) of each whole layer over epochs for bin sizes b from 1e-4 to 1e-1, "
             "mean over seeds; dotted: ln 4096.",
@@ -228,7 +228,7 @@ FIGURES: dict[str, FigureInfo] = {
         ),
         FigureInfo(
             "twelve_bit_noisy_input_mi",
-            "Noisy-network I(X;T) with bounds (seeds 002)",
+            "Noisy-network I(X;T) with bounds (Goldfeld et al.)",
             "twelve_bit",
             "I(X; S + N(0, beta^2 I)) per layer over epochs for several betas, Monte Carlo "
             "estimate (line) inside the Kolchinsky-Tracey pairwise-distance bounds (band), "
@@ -243,7 +243,7 @@ FIGURES: dict[str, FigureInfo] = {
         ),
         FigureInfo(
             "twelve_bit_clustering",
-            "Clustering by class (seeds 002)",
+            "Clustering by class (Goldfeld et al.)",
             "twelve_bit",
             "mean cosine similarity of the layer's vectors within classes (solid) and between "
             "classes (dashed), and their gap, per layer over epochs, mean over seeds.",

@@ -19,10 +19,11 @@ import xarray as xr
 
 from analyzer.core.stats import t_band
 from analyzer.figures.grouping import at_best
+from latent_mi import contract as C
 
-SPLIT_KINDS = ("post-add", "branch")  # drawn as separate series when both are present
-KIND_COLOR = {"post-add": "C0", "branch": "C1"}  # any other kind: the main path's C0
-KIND_MARKER = {"post-add": "o", "branch": "s"}
+SPLIT_KINDS = (C.SITE_POST_ADD, C.SITE_BRANCH)  # drawn as separate series when both are present
+KIND_COLOR = {C.SITE_POST_ADD: "C0", C.SITE_BRANCH: "C1"}  # any other kind: the main path's C0
+KIND_MARKER = {C.SITE_POST_ADD: "o", C.SITE_BRANCH: "s"}
 
 
 MIN_BAND_SEEDS = 3  # with 2 seeds the 95% t-interval is mean +- 12.7 se: no band drawn
@@ -72,7 +73,7 @@ def depth_lines(ax, g: xr.Dataset, values, label: str, **kw) -> list:
     kinds = site_kinds(g)
     x = np.arange(len(kinds))
     if not set(SPLIT_KINDS) <= set(kinds):  # one series: the main path's colour and marker
-        style = {"color": KIND_COLOR["post-add"], "marker": KIND_MARKER["post-add"]}
+        style = {"color": KIND_COLOR[C.SITE_POST_ADD], "marker": KIND_MARKER[C.SITE_POST_ADD]}
         return [ci_band(ax, x, values, label=label, **{**style, **kw})]
     lines = []
     for kind in dict.fromkeys(kinds):

@@ -1,4 +1,4 @@
-"""Figures of seeds 003/002 on the 12-bit task (twelve_bit_mlp runs): information plane, binning
+"""Figures of Shwartz-Ziv & Tishby and Goldfeld et al. on the 12-bit task (twelve_bit_mlp runs): information plane, binning
 sensitivity, noisy I(X;T) with its bounds, clustering. Groups: (activation, training noise
 beta); the seed mean is drawn (seeds listed in the titles)."""
 
@@ -90,7 +90,7 @@ def _h_y(g: xr.Dataset) -> float:
 
 
 def binning_sensitivity(ds: xr.Dataset, out=None, formats=FORMATS) -> Drawn:
-    """I(X; Bin_b(T)) over epochs for each bin size b, per layer (seeds/002 Fig. 1)."""
+    """I(X; Bin_b(T)) over epochs for each bin size b, per layer (Goldfeld et al. 2019, Fig. 1)."""
     gs = twelve_bit_groups(ds)
     layers = list(ds.layer.values)
     fig, axes = new_figure(len(gs), len(layers), 3.0, 2.6)

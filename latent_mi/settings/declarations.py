@@ -6,6 +6,7 @@ Sections of the workflow config in schema order: :data:`SECTIONS`.
 
 from __future__ import annotations
 
+from latent_mi.contract import SITE_CONV_RELU, SITE_CONV_TANH, SITE_KINDS, SITE_POST_ADD
 from latent_mi.settings.table import (
     _BOOL,
     _DEVICE,
@@ -20,7 +21,6 @@ from latent_mi.settings.table import (
     FIGURE_FORMATS,
     REGULARIZERS,
     REQUIRED,
-    SITE_KINDS,
     Setting,
     _enum,
     _int,
@@ -44,7 +44,7 @@ SECTIONS: dict[str, tuple[str, bool]] = {
     "figures": ("the figures", True),
     "slurm": ("SLURM partitions (used with --profile workflow/profiles/slurm)", True),
     "twelve_bit": (
-        "seeds 003/002 on the 12-bit task (target twelve_bit; part of figures when enabled)",
+        "Shwartz-Ziv & Tishby / Goldfeld et al. on the 12-bit task (target twelve_bit; part of figures when enabled)",
         True,
     ),
 }
@@ -95,7 +95,7 @@ SETTINGS = declare(
         Setting("data_factory", ID, _FACTORY, None, "module:function building your own data", **TO, stored=False),
         Setting("input_shape", ID, {"type": "array", "items": _POS}, COMPUTED, "input shape (channel, height, width) of a model_factory model (default: from the data)", **TO),
         # --- dataset ---
-        Setting("dataset.name", ID, _enum(*DATASETS), "digits", "digits (bundled), imagenette, imagefolder (root/train, root/val), cifar10, synthetic (tests), twelve_bit (seed 003's 12-bit patterns; arch twelve_bit_mlp)", **T),
+        Setting("dataset.name", ID, _enum(*DATASETS), "digits", "digits (bundled), imagenette, imagefolder (root/train, root/val), cifar10, synthetic (tests), twelve_bit (Shwartz-Ziv & Tishby's 12-bit patterns; arch twelve_bit_mlp)", **T),
         Setting("dataset.root", R, _STR, "data", "where the data lives (Imagenette, imagefolder, cifar10)", **T),
         Setting("dataset.size", ID, _enum("full", "320px", "160px"), "160px", "Imagenette image size", **T),
         Setting("dataset.download", R, _BOOL, False, "download a missing dataset on demand", **T),
@@ -127,7 +127,7 @@ SETTINGS = declare(
         # --- hsic ---
         Setting("hsic.lambda", ID, _num(ge=0), 0.01, "weight of the HSIC term: loss = CE - lambda sum_l w_l HSIC", **T),
         Setting("hsic.weights", ID, _NUMBER_MAP, 1.0, "w_l: one number for every site of hsic.site_kinds, or {site: w}", **T),
-        Setting("hsic.site_kinds", ID, _enum(*SITE_KINDS), ["conv-relu", "conv-tanh", "post-add"], "site kinds that carry the HSIC term", many=True, **T),
+        Setting("hsic.site_kinds", ID, _enum(*SITE_KINDS), [SITE_CONV_RELU, SITE_CONV_TANH, SITE_POST_ADD], "site kinds that carry the HSIC term", many=True, **T),
         Setting("hsic.bandwidth", ID, {"oneOf": [{"const": "median"}, _POSITIVE]}, "median", "RBF bandwidth: median heuristic or a number sigma", **T),
         # --- dump ---
         Setting("dump.dtype", ID, _enum("float32", "float16"), "float32", "storage dtype of the activations", **T),

@@ -141,7 +141,6 @@ CNN_ARCHS = ARCHS[:3]  # the built-in archs of the workflow grid (twelve_bit_mlp
 ACTIVATIONS = ("relu", "tanh")
 REGULARIZERS = ("none", "hsic")
 DATASETS = ("imagenette", "digits", "synthetic", "imagefolder", "cifar10", "twelve_bit")
-SITE_KINDS = ("conv-relu", "conv-tanh", "branch", "post-add", "block", "act", "named")
 FIGURE_FORMATS = ("png", "pdf", "svg")
 TORCHVISION_ARCH = r"^torchvision:[A-Za-z0-9_]+$"  # any torchvision classifier (trainer.zoo)
 

@@ -1,7 +1,7 @@
 """The seed-003 network: fully connected 12-10-7-5-4-3-2, tanh (or relu) hidden, softmax output.
 
 Initialization as in the seed-003 code: weights from a normal truncated at 2 sd with sd
-1/sqrt(fan_in), biases 0. With ``beta > 0`` (seeds/002 noisy networks) every hidden unit gets
+1/sqrt(fan_in), biases 0. With ``beta > 0`` (the noisy networks of Goldfeld et al.) every hidden unit gets
 N(0, beta^2) added after its activation, in training and in evaluation, unless ``noisy(False)``
 is in effect (the dump records the deterministic S). The measurement sites are the activation
 modules of the hidden layers (their output is S, before the noise), whole layers, no pooling.

@@ -1,4 +1,4 @@
-"""The ``arch: twelve_bit_mlp`` task (seeds/003) for the loop of :mod:`trainer.train`.
+"""The ``arch: twelve_bit_mlp`` task (Shwartz-Ziv & Tishby) for the loop of :mod:`trainer.train`.
 
 ~10^4 cheap epochs of a 12-10-7-5-4-3-2 MLP: the data live in two tensors on the device,
 batches are index slices of a permutation drawn from the task's own seeded generator

@@ -182,7 +182,7 @@ wildcard_constraints:
 
 
 def twelve_bit_runs(twelve_bit):
-    """Run name -> resolved trainer config of every point of the `twelve_bit` grid (seeds 003/002)."""
+    """Run name -> resolved trainer config of every point of the `twelve_bit` grid (Shwartz-Ziv & Tishby, Goldfeld et al.)."""
     runs = {}
     for act, beta, seed in itertools.product(
         twelve_bit["activation"], twelve_bit["train_beta"], twelve_bit["seed"]
