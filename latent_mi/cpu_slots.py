@@ -152,10 +152,17 @@ def _release_fds(held: dict[int, int]) -> dict[int, int]:
     return {}
 
 
-def acquire(wanted: int, say: Callable[[str], None], exact: bool = False) -> Lease:
+def _silent(line: str) -> None:
+    pass
+
+
+def acquire(
+    wanted: int, say: Callable[[str], None], exact: bool = False, verbose: bool = True
+) -> Lease:
     """Lease up to ``wanted`` (at least 1, at most the usable cores) slots, or exactly
     ``wanted`` with ``exact`` (a torch process: its numbers depend on its thread count);
-    waits, holding none, while too few are free. With leases off: ``min(wanted, usable)``
+    waits, holding none, while too few are free, and says so; the leased line only
+    ``verbose`` or after a wait. With leases off: ``min(wanted, usable)``
     threads and no slots."""
     cores = usable_cores()
     wanted = max(1, min(int(wanted), len(cores)))
@@ -165,7 +172,8 @@ def acquire(wanted: int, say: Callable[[str], None], exact: bool = False) -> Lea
     need = wanted if exact else 1
     t0 = time.monotonic()
     held = _try_slots(folder, cores, wanted)
-    if len(held) < need:
+    waited = len(held) < need
+    if waited:
         held = _release_fds(held)
         pids = ", ".join(_holders(folder, cores)) or "unknown"
         why = " (its numbers depend on its thread count)" if exact and need > 1 else ""
@@ -179,12 +187,13 @@ def acquire(wanted: int, say: Callable[[str], None], exact: bool = False) -> Lea
         held = _try_slots(folder, cores, wanted)
         if len(held) < need:
             held = _release_fds(held)
-    lease = Lease(len(held), tuple(held), time.monotonic() - t0, list(held.values()))
+    waited_s = time.monotonic() - t0 if waited else 0.0
+    lease = Lease(len(held), tuple(held), waited_s, list(held.values()))
     _HELD.append(lease)
-    waited = f", after waiting {lease.waited_s:.1f} s" if lease.waited_s > 1 else ""
-    say(
+    after = f", after waiting {lease.waited_s:.1f} s" if waited else ""
+    (say if verbose or waited else _silent)(
         f"CPU slots {','.join(map(str, lease.cores))} leased at {stamp()}: {lease.threads} "
-        f"threads ({wanted} asked, {len(cores)} usable{waited})"
+        f"threads ({wanted} asked, {len(cores)} usable{after})"
     )
     return lease
 
@@ -208,15 +217,16 @@ def lease(
     say: Callable[[str], None] = _stderr,
     numba_too: bool = False,
     exact: bool = False,
+    verbose: bool = False,
 ) -> Iterator[Lease]:
     """Hold CPU slots for ``threads`` threads (None: the usable cores) while inside; sets the
-    BLAS/OpenMP thread variables (and NUMBA_NUM_THREADS with ``numba_too``, before numba
-    starts) to the slots held, and restores them after. Torch and dask thread counts are the
-    caller's: set them to ``lease.threads``. ``exact``: all asked threads or wait (module doc)."""
-    held = acquire(asked_threads(threads), say, exact)
-    names = THREAD_VARIABLES + (("NUMBA_NUM_THREADS",) if numba_too else ())
-    previous = {name: os.environ.get(name) for name in names}
-    for name in names:
+    BLAS/OpenMP thread variables (and numba's threads of this thread with ``numba_too``) to
+    the slots held, and restores them after. Torch and dask thread counts are the
+    caller's: set them to ``lease.threads``. ``exact``: all asked threads or wait (module doc);
+    ``verbose``: the leased and released lines also when it did not wait."""
+    held = acquire(asked_threads(threads), say, exact, verbose)
+    previous = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    for name in THREAD_VARIABLES:
         os.environ[name] = str(held.threads)
     numba_before = _set_numba_threads(held.threads) if numba_too else None
     try:
@@ -230,17 +240,19 @@ def lease(
             else:
                 os.environ[name] = value
         if held.cores:  # the line first: a log's interval lies inside the lock's
-            say(f"CPU slots {','.join(map(str, held.cores))} released at {stamp()}")
+            (say if verbose or held.waited_s else _silent)(
+                f"CPU slots {','.join(map(str, held.cores))} released at {stamp()}"
+            )
             held.release()
             if held in _HELD:
                 _HELD.remove(held)
 
 
-def _set_numba_threads(threads: int) -> int | None:
-    """numba's threads of this thread, where numba is already imported; returns the previous."""
-    numba = sys.modules.get("numba")
-    if numba is None:
-        return None
+def _set_numba_threads(threads: int) -> int:
+    """Set numba's threads of this thread (thread-local; never NUMBA_NUM_THREADS: numba
+    refuses a change of it once its pool runs); returns the previous count."""
+    import numba
+
     previous = numba.get_num_threads()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     return previous

@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     from trainer.train import DivergedError, Runtime, run  # heavy imports only when training
 
     try:  # the cores it leases, not --cores, are the cores it uses (latent_mi/cpu_slots.py)
-        with cpu_slots.lease(args.cores, say=logging.getLogger("trainer").info, exact=True) as held:
+        with cpu_slots.lease(
+            args.cores, say=logging.getLogger("trainer").info, exact=True, verbose=True
+        ) as held:
             runtime = Runtime(workers=workers, cores=held.threads, live=args.live)
             done = run(cfg, args.out, runtime)
     except cpu_slots.SlotError as e:
