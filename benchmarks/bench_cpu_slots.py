@@ -38,9 +38,9 @@ def batch(mode: str, args, folder: Path) -> tuple[float, list[float]]:
     t0 = time.perf_counter()
     procs = []
     for run in runs:
-        cmd = ["taskset", "-c", args.cpus, sys.executable, "-m", "trainer", *CONFIG]
-        cmd += ["--cores", str(args.threads), "--out", str(run), f"train.epochs={args.epochs}"]
-        cmd += ["train.progress=false"]
+        cmd = ["taskset", "-c", args.cpus, sys.executable, "-m", "trainer"]
+        cmd += ["--cores", str(args.threads), "--out", str(run), *CONFIG]
+        cmd += [f"train.epochs={args.epochs}", "train.progress=false"]
         log = (folder / f"{run.name}.log").open("w")
         procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
     for proc, run in zip(procs, runs, strict=True):

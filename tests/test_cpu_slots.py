@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import zarr
 
 from tests.helpers import TINY
@@ -185,3 +186,48 @@ def test_switch_off_and_a_bad_switch_value(tmp_path):
     assert bad.stderr.strip().splitlines() == [
         "trainer: error: LATENT_MI_CPU_SLOTS='maybe': use on or off"
     ]
+
+
+@pytest.mark.slow  # Snakemake + 4 tiny trainings: ~60 s on 2 cores
+@needs_taskset
+@needs_two
+def test_snakemake_cores_8_on_two_cores_never_overlaps_slots(tmp_path):
+    config = {
+        "dataset": {"name": "synthetic", "image_size": 16, "n_train": 96, "n_val": 48},
+        "width": 0.125,
+        "grid": {
+            "arch": ["resnet18"],
+            "activation": ["relu"],
+            "regularizer": ["none"],
+            "seed": [0, 1, 2, 3],
+        },
+        "train": {"epochs": 2, "lr": 0.02, "progress": False},
+        "interventions": {"enabled": False},
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    cmd = [
+        "taskset",
+        "-c",
+        ",".join(map(str, TWO_CORES)),
+        snakemake,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+    ]
+    cmd += [
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "8",
+        "train",
+        "--configfile",
+        str(tmp_path / "tiny.yaml"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=slot_env(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logs = [p.read_text() for p in tmp_path.rglob("*.log") if "CPU slots" in p.read_text()]
+    assert len(logs) == 4, proc.stderr[-3000:]
+    spans = [span for log in logs for span in intervals(log)]
+    assert len(spans) == 4 and all(s[3] == 2 for s in spans)
+    assert_never_oversubscribed(spans, usable=2)
+    assert sum("waiting for 2 free CPU slots" in log for log in logs) >= 2  # started together
