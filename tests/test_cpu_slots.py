@@ -231,3 +231,39 @@ def test_snakemake_cores_8_on_two_cores_never_overlaps_slots(tmp_path):
     assert len(spans) == 4 and all(s[3] == 2 for s in spans)
     assert_never_oversubscribed(spans, usable=2)
     assert sum("waiting for 2 free CPU slots" in log for log in logs) >= 2  # started together
+
+
+def test_a_fork_child_never_keeps_a_killed_holders_slots(tmp_path):
+    env = slot_env(tmp_path)
+    code = (
+        "import os, time; from latent_mi import cpu_slots\n"
+        "with cpu_slots.lease(64):\n"
+        "    child = os.fork()\n"
+        "    if child == 0:\n"
+        "        time.sleep(60); os._exit(0)\n"
+        "    print(child, flush=True); time.sleep(600)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+    )
+    child = int(holder.stdout.readline())
+    try:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        after = subprocess.run(
+            [sys.executable, "-c", HOLD.format(n=64, sleep=0)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        os.kill(child, 0)  # raises if the fork child is gone: it must still be alive here
+        assert "waiting" not in after.stderr, after.stderr  # its slots were free at once
+        assert after.stdout.startswith(
+            f"holding ({', '.join(map(str, sorted(os.sched_getaffinity(0))))}"
+        )
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
