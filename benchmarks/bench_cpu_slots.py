@@ -69,6 +69,11 @@ def main() -> None:
                 folder = Path(tmp) / f"{mode}{rep}"
                 folder.mkdir()
                 rows[mode].append(batch(mode, args, folder))
+                wall, ep = rows[mode][-1]
+                print(
+                    f"rep {rep} leases {mode}: batch {wall:.1f} s, epoch median {np.median(ep):.2f} s",
+                    flush=True,
+                )
     print(
         f"\n{args.jobs} trainers at once, {args.threads} threads asked each, cores {args.cpus}, "
         f"{args.epochs} epochs (ResNet-18 width 1/4, digits), {args.reps} reps per mode:"
