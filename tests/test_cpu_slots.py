@@ -225,7 +225,7 @@ def test_snakemake_cores_8_on_two_cores_never_overlaps_slots(tmp_path):
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=slot_env(tmp_path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    logs = [p.read_text() for p in tmp_path.rglob("*.log") if "CPU slots" in p.read_text()]
+    logs = [p.read_text() for p in tmp_path.rglob("*.log") if LEASED.search(p.read_text())]
     assert len(logs) == 4, proc.stderr[-3000:]
     spans = [span for log in logs for span in intervals(log)]
     assert len(spans) == 4 and all(s[3] == 2 for s in spans)
