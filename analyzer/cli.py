@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -69,6 +70,22 @@ def options_of(args, options_class, layer_info_class):
     return options_class(**{k: v for k, v in doc.items() if k in names}, layer_info=layer_info)
 
 
+@contextlib.contextmanager
+def local_scheduler(args, client):
+    """The dask config of this analysis: a cluster's (``client``), or local threads or
+    processes, as many as the CPU slots this process leases (latent_mi/cpu_slots.py: all
+    analyzer, trainer and interventions processes together never run more threads than the
+    usable cores, whatever --threads asks), held until the analysis ends."""
+    if client is not None:
+        yield {}
+        return
+    from latent_mi import cpu_slots
+
+    with cpu_slots.lease(args.processes or args.threads, numba_too=True) as held:
+        scheduler = "processes" if args.processes else "threads"
+        yield {"scheduler": scheduler, "num_workers": held.threads}
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(build_parser(), argv, "mi")
@@ -107,15 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
             print(f"analyzer: error: {problem}", file=sys.stderr)
             return 1
-    if client is not None:
-        config = {}
-    elif args.processes:
-        config = {"scheduler": "processes", "num_workers": args.processes}
-    else:
-        config = {"scheduler": "threads", "num_workers": args.threads}
     t0 = time.perf_counter()
     try:
-        with dask.config.set(config):
+        with local_scheduler(args, client) as config, dask.config.set(config):
             out = analyze(
                 args.store,
                 args.out,

@@ -174,8 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help (0) or a bad option (2), already reported in one line
         return int(e.code or 0)
     opts = SweepOptions(tuple(args.bins), tuple(args.fractions), tuple(args.rules), seed=args.seed)
-    try:
-        out = write(sweep(args.store, opts), args.out)
+    from latent_mi import cpu_slots
+
+    try:  # numba threads: the CPU slots it leases (latent_mi/cpu_slots.py)
+        with cpu_slots.lease(None, numba_too=True):
+            out = write(sweep(args.store, opts), args.out)
     except (StoreError, ValueError, OutputError) as e:
         print(f"sweep: error: {e}", file=sys.stderr)
         return 1

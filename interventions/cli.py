@@ -43,20 +43,20 @@ def main(argv=None) -> int:
 
     from interventions.compute import compute, is_old_output
     from interventions.stream import pick_device
-    from latent_mi import outputs
+    from latent_mi import cpu_slots, outputs
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     out = Path(args.out)
     t0 = time.perf_counter()
-    try:
-        device = pick_device(args.device)
-        # refuses what is not ours at ``out`` before any work; locks ``out`` while writing
-        with outputs.safe_output(out, C.KIND_INTERVENTIONS, recognise=is_old_output) as tmp:
-            ds = compute(args, device)
-            with warnings.catch_warnings():  # consolidated metadata is not in the v3 spec
-                warnings.simplefilter("ignore", UserWarning)
-                ds.to_zarr(tmp, mode="w-", consolidated=True, zarr_format=3)
+    try:  # torch threads: the CPU slots it leases, whatever --threads asks (latent_mi/cpu_slots.py)
+        with cpu_slots.lease(args.threads, exact=True) as slots:
+            torch.set_num_threads(slots.threads)
+            device = pick_device(args.device)
+            # refuses what is not ours at ``out`` before any work; locks ``out`` while writing
+            with outputs.safe_output(out, C.KIND_INTERVENTIONS, recognise=is_old_output) as tmp:
+                ds = compute(args, device)
+                with warnings.catch_warnings():  # consolidated metadata is not in the v3 spec
+                    warnings.simplefilter("ignore", UserWarning)
+                    ds.to_zarr(tmp, mode="w-", consolidated=True, zarr_format=3)
     except (ValueError, FileNotFoundError, KeyError, outputs.OutputError) as e:
         print(f"intervene: error: {e}", file=sys.stderr)
         return 1

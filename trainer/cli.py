@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cores",
         type=int,
-        help="cores granted to this process (the workflow passes Snakemake's threads); "
+        help="cores asked for this process (the workflow passes Snakemake's threads): it "
+        "uses as many as it can lease of its CPU affinity, at least 1 (latent_mi/cpu_slots.py); "
         "auto workers are derived from them (default: the CPU affinity)",
     )
     p.add_argument(
@@ -79,11 +80,19 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"trainer: error: {problem}", file=sys.stderr)
             return 2
+    from latent_mi import cpu_slots
     from latent_mi.outputs import write_failure
     from trainer.train import DivergedError, Runtime, run  # heavy imports only when training
 
-    try:
-        done = run(cfg, args.out, Runtime(workers=workers, cores=args.cores, live=args.live))
+    try:  # the cores it leases, not --cores, are the cores it uses (latent_mi/cpu_slots.py)
+        with cpu_slots.lease(
+            args.cores, say=logging.getLogger("trainer").info, exact=True, verbose=True
+        ) as held:
+            runtime = Runtime(workers=workers, cores=held.threads, live=args.live)
+            done = run(cfg, args.out, runtime)
+    except cpu_slots.SlotError as e:
+        print(f"trainer: error: {e}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, RuntimeError, DivergedError) as e:
         print(f"trainer: error: {e}", file=sys.stderr)
         return 1

@@ -10,8 +10,8 @@ draw from the global RNG that the model (dropout) uses.
 Workers (``train.num_workers``): an integer, or ``auto``: 0 for datasets held in memory as
 tensors (digits, synthetic: nothing to decode), else all granted cores on CUDA (the main
 process mostly waits on the device) and half of them on CPU (the rest compute). The granted
-cores come from ``python -m trainer --cores N`` (the workflow passes Snakemake's
-``threads``), else the process's CPU affinity.
+cores are the CPU slots ``python -m trainer --cores N`` leases (latent_mi/cpu_slots.py; the
+workflow passes Snakemake's ``threads``), else the process's CPU affinity.
 """
 
 from __future__ import annotations
