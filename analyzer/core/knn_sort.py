@@ -129,7 +129,7 @@ def _radix_sort(key, key_lab, m, n_bytes, out_key, out_lab):
 
 @nb.njit(cache=True, nogil=True)
 def sort_column(col, lab, n_bytes, v_out, lab_out, key, key_lab, out_key):
-    """Sort finite col (float32/64) ascending into v_out (same dtype), lab carried to lab_out
+    """Sort finite col (float32/64) ascending into v_out (float64), lab carried to lab_out
     (the key arrays are scratch of length col.size)."""
     z, kmin, kmax = _split_keys(col, lab, n_bytes, v_out, lab_out, key, key_lab)
     m = col.size - z
@@ -142,4 +142,4 @@ def sort_column(col, lab, n_bytes, v_out, lab_out, key, key_lab, out_key):
     for i in range(m):
         kk = out_key[i]
         bits[i] = kk ^ sign if kk & sign else kk ^ ones
-        v_out[z + i] = col[i]
+        v_out[z + i] = np.float64(col[i])
