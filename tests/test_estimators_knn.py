@@ -177,3 +177,41 @@ def test_ties_follow_the_mixture_rule():
     got = knn_label_mi(levels[:, None].astype(float), y, 3)[0]
     assert abs(got - mutual_info_score(levels, y)) < 0.01
     assert mutual_info_score(levels, y) > 0.05  # the check has teeth
+
+
+@pytest.mark.parametrize("n_classes", [2, 10, 60])
+def test_random_columns_equal_the_definition(n_classes):
+    """Every count path of the kernel (short brackets walked, long ones binary-searched:
+    many classes; ties at the k-th distance: rounded values; float64 rounding of the
+    differences) against the O(N^2) definition, column by column."""
+    rng = np.random.default_rng(n_classes)
+    n = 400
+    for trial in range(6):
+        y = rng.integers(0, n_classes, n)
+        base = rng.normal(size=(n, 4)) + 0.5 * rng.normal(size=(n_classes, 4))[y]
+        x = np.stack(
+            [
+                base[:, 0],
+                np.round(base[:, 1], 1),
+                np.maximum(base[:, 2], 0),
+                base[:, 3] * 10.0 ** rng.integers(-20, 20, n),  # wide range: rounding
+            ],
+            axis=1,
+        )
+        for k in (1, 3, 6):
+            ours = knn_label_mi(x, y, k=k)
+            brute = np.array([_brute_force_ross(x[:, j], y, k) for j in range(x.shape[1])])
+            np.testing.assert_allclose(ours, brute, atol=1e-9, err_msg=f"trial {trial}, k {k}")
+
+
+def test_channel_blocks_give_the_single_channel_values():
+    """Channels are transposed and sorted in blocks of 16: 41 columns (a partial block, a
+    NaN channel) give each column's value computed alone."""
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 5, 300)
+    x = np.maximum(rng.normal(size=(300, 41)) + 0.3 * y[:, None], 0).astype(np.float32)
+    x[7, 20] = np.inf
+    ours = knn_label_mi(x, y, 3)
+    alone = np.array([knn_label_mi(x[:, [j]], y, 3)[0] for j in range(41)])
+    np.testing.assert_array_equal(ours, alone)
+    assert np.isnan(ours[20]) and np.isfinite(np.delete(ours, 20)).all()

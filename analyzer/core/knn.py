@@ -11,11 +11,14 @@ within nextafter(d_i, 0) of it. Samples whose class has one member are left out,
 scikit-learn.
 
 In 1-D the neighbours of a sample are adjacent in sorted order, so one channel costs one
-O(N) sort (bucket + insertion sort, radix sort when a bucket overflows) of the order-
-preserving integer image of its float bits with the labels carried along, a stable
-split of the sorted samples by class, O(k) steps per sample to its k-th neighbour within
-its class, and for m_i a branch-free binary search between the nearest same-class values
-outside the k-th distance (the k-th neighbour's own side is O(1)).
+O(N) sort (``analyzer.core.knn_sort``) with the labels carried along, a stable split of
+the sorted samples by class, O(k) steps per sample to its k-th neighbour within its class,
+and for m_i, on each side, a walk between the last same-class value within the k-th
+distance and the first beyond it (consecutive class members, ~N / N_y samples apart; a
+binary search when they are far apart): the k-th neighbour's own side takes no step.
+Channels go in blocks of 16 (one thread each): the block is transposed once and its
+channels reuse one set of work buffers (float64 values: differences are taken in float64,
+as in the definition).
 
 Ties (a ReLU channel's zeros: a point mass) follow the rule of Gao et al. (2017) for
 discrete-continuous mixtures: a sample whose k-th same-class neighbour is at distance 0
@@ -33,186 +36,54 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
-from numba.extending import overload
 from scipy.special import digamma
 
+from analyzer.core.knn_sort import sort_column
 
-def _float_bits(col):
-    """The bits of a float array as unsigned integers of the same width (numba overload)."""
-    raise NotImplementedError
-
-
-@overload(_float_bits)
-def _float_bits_impl(col):
-    if col.dtype == nb.types.float32:
-        return lambda col: col.view(np.uint32)
-    return lambda col: col.view(np.uint64)
-
-
-_BRACKET = 48  # a neighbour-count bracket this short is counted, not searched
-_BUCKET_LIMIT = 48  # a fuller bucket sends the channel to the radix sort
-
-
-@nb.njit(cache=True, nogil=True)
-def _split_keys(col, lab, n_bytes, v_out, lab_out, key, key_lab):
-    """Put the tie group at the column minimum (a ReLU channel's zeros) first in v_out /
-    lab_out; write the order-preserving unsigned image of every other value's float bits
-    to key (labels alongside in key_lab). Returns (size of the min group, min key, max key).
-    """
-    sign = np.uint64(1) << np.uint64(8 * n_bytes - 1)
-    ones = (sign - np.uint64(1)) | sign
-    low = col.min()
-    bits = _float_bits(col)
-    z = m = 0
-    kmin, kmax = ones, np.uint64(0)
-    for i in range(col.size):  # branch-free: both slots written, one index advances
-        b = np.uint64(bits[i])
-        kk = b ^ ones if b & sign else b | sign
-        is_low = col[i] == low
-        v_out[z] = low
-        lab_out[z] = lab[i]
-        key[m] = kk
-        key_lab[m] = lab[i]
-        z += is_low
-        m += 1 - is_low
-        kmin = min(kmin, ones if is_low else kk)
-        kmax = max(kmax, kk)
-    return z, kmin, kmax
-
-
-@nb.njit(cache=True, nogil=True)
-def _bucket_sort(key, key_lab, m, kmin, kmax, out_key, out_lab):
-    """Sort key[:m] (labels alongside) into out_*: scatter into ~m/2 buckets by the top
-    bits of key - kmin, then one insertion sort. False (nothing sorted) if a bucket holds
-    more than _BUCKET_LIMIT keys."""
-    span = kmax - kmin
-    width = 0
-    while width < 64 and (span >> np.uint64(width)) > np.uint64(0):
-        width += 1
-    n_buckets = 1
-    while n_buckets * 2 <= max(m // 2, 1):
-        n_buckets *= 2
-    log_b = 0
-    while (1 << log_b) < n_buckets:
-        log_b += 1
-    shift = np.uint64(max(width - log_b, 0))
-    count = np.zeros(n_buckets + 1, np.int64)
-    for i in range(m):
-        count[((key[i] - kmin) >> shift) + np.uint64(1)] += 1
-    if count.max() > _BUCKET_LIMIT:
-        return False
-    for b in range(1, n_buckets + 1):
-        count[b] += count[b - 1]
-    for i in range(m):
-        b = (key[i] - kmin) >> shift
-        p = count[b]
-        count[b] = p + 1
-        out_key[p] = key[i]
-        out_lab[p] = key_lab[i]
-    for i in range(1, m):  # only keys of one bucket are out of order
-        kk, ll = out_key[i], out_lab[i]
-        j = i - 1
-        while j >= 0 and out_key[j] > kk:
-            out_key[j + 1] = out_key[j]
-            out_lab[j + 1] = out_lab[j]
-            j -= 1
-        out_key[j + 1] = kk
-        out_lab[j + 1] = ll
-    return True
-
-
-@nb.njit(cache=True, nogil=True)
-def _radix_sort(key, key_lab, m, n_bytes, out_key, out_lab):
-    """LSD radix sort of key[:m] (labels alongside) into out_*, 8 bits per pass, passes
-    whose byte is the same for every key skipped. key / key_lab are clobbered."""
-    hist = np.zeros((n_bytes, 257), np.int64)
-    for i in range(m):
-        for d in range(n_bytes):
-            hist[d, ((key[i] >> np.uint64(8 * d)) & np.uint64(255)) + 1] += 1
-    src_k, dst_k, src_l, dst_l = key, out_key, key_lab, out_lab
-    passes = 0
-    for d in range(n_bytes):
-        h = hist[d]
-        if h.max() == m:
-            continue
-        for b in range(1, 257):
-            h[b] += h[b - 1]
-        shift = np.uint64(8 * d)
-        for i in range(m):
-            b = (src_k[i] >> shift) & np.uint64(255)
-            p = h[b]
-            h[b] = p + 1
-            dst_k[p] = src_k[i]
-            dst_l[p] = src_l[i]
-        src_k, dst_k, src_l, dst_l = dst_k, src_k, dst_l, src_l
-        passes += 1
-    if passes % 2 == 0:
-        out_key[:m] = key[:m]
-        out_lab[:m] = key_lab[:m]
-
-
-@nb.njit(cache=True, nogil=True)
-def _sort_column(col, lab, n_bytes, v_out, lab_out, key, key_lab, out_key):
-    """Sort finite col (float32/64) ascending into v_out (float64), lab carried to lab_out
-    (the key arrays are scratch of length col.size)."""
-    z, kmin, kmax = _split_keys(col, lab, n_bytes, v_out, lab_out, key, key_lab)
-    m = col.size - z
-    tail_lab = lab_out[z:]
-    if not _bucket_sort(key, key_lab, m, kmin, kmax, out_key, tail_lab):
-        _radix_sort(key, key_lab, m, n_bytes, out_key, tail_lab)
-    sign = np.uint64(1) << np.uint64(8 * n_bytes - 1)
-    ones = (sign - np.uint64(1)) | sign
-    bits = _float_bits(col)  # col is free now: decode the sorted keys into it
-    for i in range(m):
-        kk = out_key[i]
-        bits[i] = kk ^ sign if kk & sign else kk ^ ones
-        v_out[z + i] = np.float64(col[i])
+_BLOCK = 16  # channels transposed together: one 64-byte line of float32 per sample row
+_LONG = 64  # a bracket longer than this is binary-searched, a shorter one walked
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _left_edge(v, x, r, a, bound):
-    """First index j in (bound, a] of sorted v with x - v[j] <= r, given that a is one and
-    bound (-1: none) is not: a vectorized count over a short bracket, else a branch-free
-    binary search (no mispredicted branches)."""
-    if a - bound <= _BRACKET:
-        inside = 0
-        for j in range(bound + 1, a):
-            inside += x - v[j] <= r
-        return a - inside
-    base, length = bound, a - bound  # v[base] outside r, v[base + length] inside
-    while length > 1:
-        half = length >> 1
-        mid = base + half
-        base = base if x - v[mid] <= r else mid
-        length -= half
-    return base + 1
+def _last_inside(v, x, d, a, b):
+    """Last index j in [a, b) of sorted v with v[j] - x < d, given a is one, b (v.size:
+    none) is not: walked from b (no step on the k-th neighbour's side, ~N / (2 N_y) on the
+    other), binary-searched when the bracket is long."""
+    if b - a > _LONG:
+        while b - a > 1:
+            mid = (a + b) >> 1
+            inside = v[mid] - x < d
+            a = mid if inside else a
+            b = b if inside else mid
+        return a
+    j = b - 1
+    while v[j] - x >= d:
+        j -= 1
+    return j
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _right_edge(v, x, r, b, bound):
-    """Last index j in [b, bound) of sorted v with v[j] - x <= r, given that b is one and
-    bound (v.size: none) is not: a vectorized count over a short bracket, else a
-    branch-free binary search."""
-    if bound - b <= _BRACKET:
-        inside = 0
-        for j in range(b + 1, bound):
-            inside += v[j] - x <= r
-        return b + inside
-    base, length = bound, bound - b  # v[base] outside r, v[base - length] inside
-    while length > 1:
-        half = length >> 1
-        mid = base - half
-        base = base if v[mid] - x <= r else mid
-        length -= half
-    return base - 1
+def _first_inside(v, x, d, a, b):
+    """First index j in (b, a] of sorted v with x - v[j] < d, given a is one, b (-1: none)
+    is not; the mirror of :func:`_last_inside`."""
+    if a - b > _LONG:
+        while a - b > 1:
+            mid = (a + b) >> 1
+            inside = x - v[mid] < d
+            a = mid if inside else a
+            b = b if inside else mid
+        return a
+    j = b + 1
+    while x - v[j] >= d:
+        j += 1
+    return j
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _kth_window(cv, p, s0, s1, kk):
+def _kth_distance(cv, p, s0, s1, kk):
     """(distance, first index) of the narrowest window of kk + 1 consecutive values of
-    sorted cv[s0:s1] around p, measured from cv[p]: its kk-th nearest neighbour distance.
-    The class values just outside the window are at least that distance away."""
-    x = cv[p]
+    sorted cv[s0:s1] around p, measured from cv[p]: its kk-th nearest neighbour distance."""
+    x = np.float64(cv[p])  # differences in float64, as the definition
     d, best = np.inf, p
     for w in range(max(s0, p - kk), min(p, s1 - 1 - kk) + 1):
         dw = max(x - cv[w], cv[w + kk] - x)
@@ -223,85 +94,99 @@ def _kth_window(cv, p, s0, s1, kk):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _count_within(v, g, d, w, kk, s0, s1, cv, members, run_lo, run_hi):
-    """m = samples j with |v[j] - v[g]| <= nextafter(d, 0) (g included), d > 0 the
-    distance to the end of g's class window cv[w : w + kk + 1]. The window end at d
-    bounds the count on its side in O(1); on the other side the class value beyond
-    the window (checked to be outside r) bounds a short binary search."""
-    x, r = v[g], np.nextafter(d, 0.0)
-    lo, hi = run_lo[g], run_hi[g]
-    lo_bound = members[w - 1] if w > s0 and x - cv[w - 1] > r else -1
-    hi_bound = members[w + kk + 1] if w + kk + 1 < s1 and cv[w + kk + 1] - x > r else v.size
-    if cv[w + kk] - x == d:  # the neighbour is on the right
-        hi_bound = run_lo[members[w + kk]]
-        hi = max(hi, hi_bound - 1)
-    else:
-        lo_bound = run_hi[members[w]]
-        lo = min(lo, lo_bound + 1)
-    if v[hi] - x > r or x - v[lo] > r:  # float rounding: search from g's tie group
-        lo, hi, lo_bound, hi_bound = run_lo[g], run_hi[g], -1, v.size
-    return _right_edge(v, x, r, hi, hi_bound) - _left_edge(v, x, r, lo, lo_bound) + 1
+def _count_within(v, cv, members, p, w, kk, s0, s1, d):
+    """m = samples j with |v[j] - cv[p]| < d (p included), d > 0 the k-th distance of class
+    position p and cv[w : w + kk + 1] its window. On each side the last class value within
+    d and the first beyond it bracket the edge: consecutive class members, ~N / N_y apart."""
+    x = np.float64(cv[p])  # differences in float64, as the definition
+    hi = w + kk - (cv[w + kk] - x >= d)  # the last class position with cv - x < d
+    lo = w + (x - cv[w] >= d)  # the first with x - cv < d
+    if (
+        cv[hi] - x >= d
+        or x - cv[lo] >= d
+        or (hi + 1 < s1 and cv[hi + 1] - x < d)
+        or (lo > s0 and x - cv[lo - 1] < d)
+    ):  # ties at distance d: the window's ends need not be the last / first inside
+        while cv[hi] - x >= d:
+            hi -= 1
+        while hi + 1 < s1 and cv[hi + 1] - x < d:
+            hi += 1
+        while x - cv[lo] >= d:
+            lo += 1
+        while lo > s0 and x - cv[lo - 1] < d:
+            lo -= 1
+    right = _last_inside(v, x, d, members[hi], members[hi + 1] if hi + 1 < s1 else v.size)
+    left = _first_inside(v, x, d, members[lo], members[lo - 1] if lo > s0 else -1)
+    return right - left + 1
 
 
 @nb.njit(cache=True, nogil=True)
-def _sorted_channel_mi(v, lab, start, k, psi, cv, members, run_lo, run_hi):
+def _class_sum(v, cv, members, s0, s1, k, psi):
+    """Sum over class positions [s0, s1) of psi(k_i) - psi(m_i) (the tie rule where the
+    k-th distance is 0: a run of >= k_i + 1 equal class values, taken whole at its start)."""
+    kk = min(k, s1 - s0 - 1)
+    total = 0.0
+    p = s0
+    while p < s1:
+        x = cv[p]
+        if p + kk < s1 and cv[p + kk] == x:  # p starts a run of >= kk + 1 equal values
+            q = p + kk + 1
+            while q < s1 and cv[q] == x:
+                q += 1
+            tie = np.searchsorted(v, x, "right") - np.searchsorted(v, x, "left")
+            total += (q - p) * (psi[q - p] - psi[tie])
+            p = q
+            continue
+        d, w = _kth_distance(cv, p, s0, s1, kk)
+        total += psi[kk] - psi[_count_within(v, cv, members, p, w, kk, s0, s1, d)]
+        p += 1
+    return total
+
+
+@nb.njit(cache=True, nogil=True)
+def _sorted_channel_mi(v, lab, start, k, psi, cv, members):
     """Ross MI (nats) of sorted values v with labels lab; start: class offsets (K + 1,).
 
-    cv, members, run_lo, run_hi: scratch (N,) arrays."""
-    n = v.size
-    r0 = 0
-    for i in range(1, n + 1):  # the tie group [run_lo, run_hi] of every sorted position
-        if i == n or v[i] != v[r0]:
-            run_lo[r0:i] = r0
-            run_hi[r0:i] = i - 1
-            r0 = i
+    cv, members: scratch (N,) arrays (each class's values ascending, their indices in v).
+    """
+    n = lab.size
     fill = start[:-1].copy()
-    for i in range(n):  # stable split by class: each class's values ascending
+    for i in range(n):  # stable split by class
         c = lab[i]
-        members[fill[c]] = i
-        cv[fill[c]] = v[i]
-        fill[c] += 1
+        f = fill[c]
+        members[f] = i
+        cv[f] = v[i]
+        fill[c] = f + 1
     total = 0.0
     for c in range(start.size - 1):
         s0, s1 = start[c], start[c + 1]
-        kk = min(k, s1 - s0 - 1)
-        total -= (s1 - s0) * psi[s1 - s0]
-        p = s0
-        while p < s1:  # runs of equal values within the class
-            q = p + 1
-            while q < s1 and cv[q] == cv[p]:
-                q += 1
-            if q - p - 1 >= kk:  # k-th neighbour at distance 0: the tie rule, O(1) per run
-                total += (q - p) * (psi[q - p] - psi[run_hi[members[p]] - run_lo[members[p]] + 1])
-                p = q
-                continue
-            for i in range(p, q):  # fewer than k ties: the k-th distance is > 0
-                d, w = _kth_window(cv, i, s0, s1, kk)
-                m = _count_within(v, members[i], d, w, kk, s0, s1, cv, members, run_lo, run_hi)
-                total += psi[kk] - psi[m]
-            p = q
+        total += _class_sum(v, cv, members, s0, s1, k, psi) - (s1 - s0) * psi[s1 - s0]
     return psi[n] + total / n
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
 def _knn_mi_columns(values, labels, start, k, psi, finite):
+    """Per block of _BLOCK channels (one thread): transpose the block once (rows of the
+    sample-major input are read whole), then sort and count channel by channel in
+    buffers allocated once per block."""
     n, n_channels = values.shape
     n_bytes = values.itemsize
     out = np.full(n_channels, np.nan)
-    for j in nb.prange(n_channels):
-        if not finite[j]:
-            continue
-        col = np.empty(n, values.dtype)
+    for b in nb.prange((n_channels + _BLOCK - 1) // _BLOCK):
+        c0 = b * _BLOCK
+        width = min(_BLOCK, n_channels - c0)
+        block = np.empty((width, n), values.dtype)
         for i in range(n):
-            col[i] = values[i, j]
-        v, cv = np.empty(n), np.empty(n)
-        lab = np.empty(n, np.int64)
-        key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
-        key_lab = np.empty(n, np.int64)
-        _sort_column(col, labels, n_bytes, v, lab, key, key_lab, out_key)
+            for j in range(width):
+                block[j, i] = values[i, c0 + j]
+        v, cv = np.empty(n), np.empty(n)  # float64: faster here than float32 (conversions)
         members = np.empty(n, np.int64)
-        run_lo, run_hi = np.empty(n, np.int64), np.empty(n, np.int64)
-        out[j] = _sorted_channel_mi(v, lab, start, k, psi, cv, members, run_lo, run_hi)
+        lab, key_lab = np.empty(n, np.int64), np.empty(n, np.int64)
+        key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
+        for j in range(width):
+            if finite[c0 + j]:
+                sort_column(block[j], labels, n_bytes, v, lab, key, key_lab, out_key)
+                out[c0 + j] = _sorted_channel_mi(v, lab, start, k, psi, cv, members)
     return out
 
 

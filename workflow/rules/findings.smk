@@ -1,6 +1,13 @@
 # Findings report per bin count (part of `figures`) and the robustness sweep (`robustness`).
 # Each rule's code inputs are the project modules its command imports (code_files).
 SWEEP = config["robustness"]
+# the MI Datasets (first bin count) whose estimators the robustness summary reports: only
+# when mi.estimators lists more than the histogram (else the summary has no such section)
+ESTIMATOR_MI = (
+    expand(rules.analyze_run.output[0], bins=BINS[0], run=RUNS)
+    if set(config["mi"]["estimators"]) - {"histogram"}
+    else []
+)
 
 
 rule findings_bins:
@@ -56,6 +63,7 @@ rule robustness_run:
 rule robustness_summary:
     input:
         sweeps=expand(rules.robustness_run.output, run=RUNS),
+        mi=ESTIMATOR_MI,
         code=code_files("analyzer.report.robustness"),
     output:
         report(
@@ -87,7 +95,7 @@ rule robustness_summary:
         formats=" ".join(config["figures"]["formats"]),
         stem=lambda wc, output: os.path.splitext(output[0])[0],
     shell:
-        "python -m analyzer.report.robustness {input.sweeps} --out {params.stem}"
+        "python -m analyzer.report.robustness {input.sweeps} --mi {input.mi} --out {params.stem}"
         " --formats {params.formats} > {log} 2>&1"
 
 
