@@ -10,9 +10,12 @@ each compile them again. :func:`ensure_compiled` (called by every analysis) prev
 * a *ready stamp* in the cache folder says the kernels of these sources, this numba and
   this CPU are cached: nothing to do (one ``stat``);
 * otherwise the first process takes an exclusive lock file there, prints one line
-  ("compiling the analyzer's kernels (first run only, ~N s)..."), compiles every kernel by
-  analyzing a tiny generated store (relu and tanh rules, every whole-layer estimator) and
-  writes the stamp; processes that start meanwhile say they wait, then find the stamp.
+  ("compiling the analyzer's kernels (first run only, ~N s)..."), empties numba's cache index
+  of every kernel of ``analyzer/core`` (numba checks only a kernel's own source file, so a
+  kernel that inlines an edited helper of another file, e.g. ``plugin.py``, would otherwise
+  load its stale machine code), compiles every kernel by analyzing a tiny generated store
+  (relu and tanh rules, every whole-layer estimator) and writes the stamp; processes that
+  start meanwhile say they wait, then find the stamp.
 
 ``python -m analyzer.kernel_cache`` compiles them now (e.g. right after installing).
 """
@@ -125,6 +128,7 @@ def ensure_compiled(say=_say) -> bool:
         t0 = time.perf_counter()
         _warming = True
         try:
+            forget_compiled_kernels()
             warm_up()
         finally:
             _warming = False
@@ -134,6 +138,27 @@ def ensure_compiled(say=_say) -> bool:
         say(f"compiled the analyzer's kernels in {seconds:.0f} s (cached in {stamp.parent})")
     _ready = True
     return True
+
+
+def forget_compiled_kernels() -> int:
+    """Empty numba's on-disk cache index of every cached kernel of ``analyzer/core`` (the index
+    files numba wrote for these kernels; nothing else is touched), so the next call of each
+    compiles from the current sources; returns how many kernels were forgotten."""
+    import importlib
+    import pkgutil
+
+    import analyzer.core as core
+
+    forgotten = 0
+    for module_info in pkgutil.iter_modules(core.__path__):
+        module = importlib.import_module(f"analyzer.core.{module_info.name}")
+        for value in vars(module).values():
+            cache = getattr(value, "_cache", None)
+            if getattr(value, "__module__", None) == module.__name__ and hasattr(cache, "flush"):
+                with contextlib.suppress(OSError):  # an unwritable cache folder: numba recompiles
+                    cache.flush()
+                    forgotten += 1
+    return forgotten
 
 
 def tiny_store(path: Path, activation: str = "relu", seed: int = 0) -> Path:

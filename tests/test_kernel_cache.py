@@ -117,3 +117,55 @@ def test_two_first_analyses_compile_once_and_a_third_compiles_nothing(tiny_run, 
     assert COMPILING not in third.stderr
     n_misses, n_hits = map(int, third.stdout.split())
     assert n_misses == 0 and n_hits > 10
+
+
+# one kernel of kernels.py that inlines plugin.py's formula, called after ensure_compiled
+ONE_KERNEL = """
+import numpy as np
+from analyzer import kernel_cache
+from analyzer.core import kernels, plugin
+kernel_cache.warm_up = lambda: None  # compile lazily: only the kernel called below
+kernel_cache.ensure_compiled()
+counts = np.array([[[5, 1, 0]], [[0, 2, 6]]], dtype=np.int32)  # (target, channel, bin)
+print(repr(float(kernels.mi_from_target_counts(counts, plugin.xlogx_table(14))[0])))
+"""
+
+
+def test_an_edited_inlined_helper_recompiles_the_kernels_that_inline_it(tmp_path):
+    """numba's cache checks only a kernel's own file: after an edit of plugin.py, the kernels of
+    kernels.py must not load their cached machine code with the old formula inlined."""
+    import shutil
+
+    src = tmp_path / "src"
+    for package in ("analyzer", "latent_mi"):
+        shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**_env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "cache")), "PYTHONPATH": str(src)}
+
+    def mi() -> float:
+        proc = subprocess.run(
+            [sys.executable, "-c", ONE_KERNEL],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return float(proc.stdout.strip())
+
+    before = mi()
+    assert before == pytest.approx(0.54651, abs=1e-4)  # sklearn.metrics.mutual_info_score, below
+    plugin = src / "analyzer" / "core" / "plugin.py"
+    text = plugin.read_text()
+    assert text.count("return signed_sum / n + log_n") == 1
+    plugin.write_text(
+        text.replace("return signed_sum / n + log_n", "return 2.0 * (signed_sum / n + log_n)")
+    )
+    assert mi() == pytest.approx(2 * before, rel=1e-12)
+
+
+def test_the_fixture_of_the_recompile_test_is_the_plug_in_mi():
+    from sklearn.metrics import mutual_info_score
+
+    target = [0] * 6 + [1] * 8
+    bins = [0] * 5 + [1] + [1] * 2 + [2] * 6
+    assert mutual_info_score(target, bins) == pytest.approx(0.54651, abs=1e-4)

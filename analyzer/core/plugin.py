@@ -15,8 +15,8 @@ signed sum here. :func:`indicator_mis` is the class-indicator MI I(T; 1[Y = k]) 
 (bin, class) table, shared by the fused, the label-count and the null kernels.
 
 The compiled helpers are inlined into their callers (``inline="always"``). numba's on-disk
-cache checks only the caller's own source file: after editing this file, delete the
-``analyzer/core/__pycache__`` folder (or ``NUMBA_CACHE_DIR``) so the kernels recompile.
+cache checks only the caller's own source file; :mod:`analyzer.kernel_cache` therefore
+recompiles every kernel of ``analyzer/core`` when any of its files changes.
 """
 
 from __future__ import annotations
