@@ -32,7 +32,7 @@ HOLD = (
 
 def slot_env(tmp_path: Path, **extra: str) -> dict:
     """A private slot folder: other processes of this user never meet the test's."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     return {
         **env,
         "PYTHONPATH": str(ROOT),
@@ -94,7 +94,9 @@ def test_four_trainers_on_two_cores_share_them_and_match_a_run_alone(tmp_path):
     assert len(spans) == 4 and all(s[3] == 2 for s in spans)  # exact: 2 threads each
     assert_never_oversubscribed(spans, usable=2)
     assert sum("waiting for 2 free CPU slots" in log for log in logs) >= 3
-    assert all("torch threads 2 (2 cores granted, 2 usable)" in log for log in logs)
+    threads = [line for log in logs for line in log.splitlines() if "torch threads" in line]
+    assert all("torch threads 2 (2 cores granted, 2 usable)" in t for t in threads), threads
+    assert len(threads) == 4, "\n".join(log[-1500:] for log in logs)
     reference = store_arrays(tmp_path / "alone")
     for i in range(4):  # same thread count as alone: bit-identical stores
         got = store_arrays(tmp_path / f"r{i}")

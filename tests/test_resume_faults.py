@@ -81,3 +81,35 @@ def test_nan_in_last_checkpoint_of_a_killed_run_is_damage_not_divergence(
     rerun = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
     assert rerun["epoch"] == EPOCHS
     assert all(v.isfinite().all() for v in rerun["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("saves_before_kill", [1, 2])
+def test_kill_between_the_checkpoint_saves_of_an_improving_epoch_resumes(
+    ref_run, tmp_path, monkeypatch, saves_before_kill
+):
+    """A kill -9 after one or both checkpoint saves of an epoch that improves the best:
+    the rerun completes with the uninterrupted store and a best.pt of the best epoch (the
+    CI caught the old order, best.pt before last.pt, refusing to resume)."""
+    best_epoch = json.loads((ref_run / "done.json").read_text())["best_epoch"]
+    assert best_epoch >= 1  # else no epoch improves and the test would test nothing
+    run_dir, real_save, saves = tmp_path / "run", train.atomic_torch_save, []
+
+    def killed_save(state, path):
+        real_save(state, path)
+        if int(state["epoch"]) == best_epoch:
+            saves.append(path.name)
+            if len(saves) == saves_before_kill:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "atomic_torch_save", killed_save)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_config(*CFG), run_dir)
+    monkeypatch.setattr(train, "atomic_torch_save", real_save)
+    for thread in threading.enumerate():
+        if thread.name.startswith("store-writer"):
+            thread.join()
+    done = run(tiny_config(*CFG), run_dir)
+    assert done["status"] == "complete" and done["best_epoch"] == best_epoch
+    assert_stores_equal(ref_run / "activations.zarr", run_dir / "activations.zarr")
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False)
+    assert best["epoch"] == best_epoch

@@ -121,10 +121,11 @@ def granted_cores(cores: int | None = None) -> int:
     return min(cores, usable) if cores else usable
 
 
-def cap_threads(cores: int) -> int:
-    """At most ``cores`` intra-op threads for torch, and for the loader workers it spawns
-    (``OMP_NUM_THREADS``); returns the thread count now in use."""
-    if torch.get_num_threads() > cores:
+def cap_threads(cores: int, exact: bool = False) -> int:
+    """At most ``cores`` intra-op threads for torch (exactly ``cores`` with ``exact``: the
+    slots a CLI run leased, whatever ``MKL_NUM_THREADS`` the shell exported), and for the
+    loader workers it spawns (``OMP_NUM_THREADS``); returns the thread count now in use."""
+    if torch.get_num_threads() > cores or (exact and torch.get_num_threads() != cores):
         torch.set_num_threads(cores)
     omp = os.environ.get("OMP_NUM_THREADS", "")
     if not omp.isdigit() or int(omp) > cores:

@@ -236,7 +236,7 @@ def check_best(ckpt_dir: Path, state: dict, device, rewrite) -> None:
     best, why = load_checkpoint(ckpt_dir / C.BEST_CKPT, device)
     if best is not None and int(best["epoch"]) == best_epoch:
         return
-    why = why or f"holds epoch {int(best['epoch'])}, not the best epoch {best_epoch}"
+    why = why or f"at epoch {int(best['epoch'])}, not the best epoch {best_epoch},"
     if int(state["epoch"]) == best_epoch:
         log.warning("%s %s; rewriting it from epoch %d", ckpt_dir / C.BEST_CKPT, why, best_epoch)
         rewrite()

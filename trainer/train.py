@@ -107,7 +107,8 @@ def run(cfg: dict, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     runtime = runtime or Runtime()
-    cap_threads(granted_cores(runtime.cores))  # never more threads than usable cores (26.1)
+    # never more threads than usable cores; the leased cores exactly when given (26.1)
+    cap_threads(granted_cores(runtime.cores), exact=runtime.cores is not None)
     if "live" in cfg.get("train", {}):  # how this process runs, not part of the run's identity
         live = bool(cfg["train"]["live"])
         cfg = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "live"}}
@@ -286,11 +287,14 @@ def record_dump(ctx: RunContext, epoch: int, progress: dict, metrics: dict) -> d
     if improved:
         progress.update(best_epoch=epoch, best_val_acc=metrics["val_acc"])
     state = checkpoint_state(ctx, epoch, progress)
-    if improved:
-        atomic_torch_save(state, ctx.ckpt / C.BEST_CKPT)
     if ctx.cfg["dump"]["checkpoint_every_epoch"]:
         atomic_torch_save(state, ctx.ckpt / f"epoch-{epoch:03d}.pt")
+    # last.pt before best.pt: a kill between the two leaves a last.pt whose best epoch is
+    # itself (resume rewrites best.pt from it); the other order left a best.pt ahead of
+    # every checkpoint, and the old best epoch's weights nowhere
     atomic_torch_save(state, ctx.ckpt / C.LAST_CKPT)
+    if improved:
+        atomic_torch_save(state, ctx.ckpt / C.BEST_CKPT)
     atomic_write_json(ctx.run_dir / C.PROGRESS, progress)
     return progress
 
