@@ -19,7 +19,7 @@ and the per-channel MIs; return new registry variables in the ``out`` dict.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -32,10 +32,10 @@ from analyzer.activations import Layer
 from analyzer.chunk_reader import UnitReader
 from analyzer.core import all_pairs, metrics, nulls, pca
 from analyzer.core import histogram as est
-from analyzer.core.fused import Binning, channel_mi, fused_pass
+from analyzer.core.fused import channel_mi, fused_pass
 from analyzer.core.kernels import all_pairs_mi, paired_mi, xlogx_table
 from analyzer.core.null_mean import pair_null_means
-from latent_mi.settings import default
+from analyzer.options import Options
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,8 @@ class Plan:
     pca_rows: np.ndarray
     perms: np.ndarray  # (P, N) label permutations of the nulls (analyzer/core/nulls.py)
     sizes: dict
-    bins: int
-    topk: tuple[float, ...]
-    pca_components: int
-    miller_madow: bool
-    seed: int
-    binning: Binning = field(default_factory=Binning)
-    layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
+    options: Options  # the analysis options, as given (bins, topk, seed, estimators, ...)
     layer_binning: object = None  # whole_layer.LayerBinning of the whole-layer estimators
-    estimators: tuple[str, ...] = default("mi.estimators")  # analyzer/estimators.py
-    knn_k: int = default("mi.knn_k")
-    estimator_dims: int = default("mi.estimator_dims")
 
 
 SEGMENT_BYTES = 64 * 2**20  # float32 values of a segment past which any layer boundary cuts
@@ -146,12 +137,12 @@ def analyze_epoch(
 def _segment_views(plan: Plan, values: np.ndarray, start: int, members) -> list[LayerView]:
     n_summary = int(plan.summary_codes.max()) + 1 if len(plan.summary_codes) else 1
     f = fused_pass(
-        values, plan.labels, plan.n_classes, plan.summary_codes, n_summary, plan.bins,
-        plan.binning, start,
+        values, plan.labels, plan.n_classes, plan.summary_codes, n_summary, plan.options.bins,
+        plan.options.binning, start,
     )  # fmt: skip
     xlogx = xlogx_table(len(plan.labels))
     label, entropy, indicator, summary = channel_mi(f.label_counts, f.summary_counts, xlogx)
-    if plan.miller_madow:
+    if plan.options.miller_madow:
         n = len(plan.labels)
         label = est.mi_from_joint(f.label_counts, True)
         entropy = est.entropy_from_counts(f.label_counts.sum(axis=2), n, True)
@@ -189,7 +180,9 @@ def layer_step(plan: Plan, index: int, lv: LayerView) -> dict:
         "input_summary_mi": float(lv.summary_mi.mean()) if ok else nan,
         "gini": metrics.gini(label) if ok else nan,
         "norm_entropy": metrics.norm_entropy(label) if ok else nan,
-        "topk_share": np.array([metrics.topk_share(label, k) if ok else nan for k in plan.topk]),
+        "topk_share": np.array(
+            [metrics.topk_share(label, k) if ok else nan for k in plan.options.topk]
+        ),
         "nonfinite_channels": int((~lv.finite).sum()),
         "pair_codes": lv.codes[plan.pairs[index]] if ok else None,
         "pc1_codes": None,
@@ -197,24 +190,32 @@ def layer_step(plan: Plan, index: int, lv: LayerView) -> dict:
         "input_mi_pca": nan,
     }
     out.update(
-        layer_info.outputs(lv.values, plan.labels, plan.layer_info, plan.layer_binning, plan.seed)
+        layer_info.outputs(
+            lv.values, plan.labels, plan.options.layer_info, plan.layer_binning, plan.options.seed
+        )
     )
     out.update(mi_estimators.layer_outputs(lv.values, plan.labels, lv.mean, lv.sd, plan))
     out.update(
         nulls.null_outputs(
-            lv.codes, plan.labels, plan.perms, plan.bins, plan.n_classes, lv.finite, lv.label_counts
+            lv.codes,
+            plan.labels,
+            plan.perms,
+            plan.options.bins,
+            plan.n_classes,
+            lv.finite,
+            lv.label_counts,
         )
     )
     if ok:
-        k = plan.pca_components
-        scores = pca.layer_scores(lv.values, lv.mean, lv.sd, k, plan.pca_rows, plan.seed)
-        joint = est.joint_codes(scores, plan.bins)
+        k = plan.options.pca_components
+        scores = pca.layer_scores(lv.values, lv.mean, lv.sd, k, plan.pca_rows, plan.options.seed)
+        joint = est.joint_codes(scores, plan.options.bins)
         n = len(plan.labels)
-        out["label_mi_pca"] = est.discrete_mi(joint, plan.labels, plan.miller_madow)
+        out["label_mi_pca"] = est.discrete_mi(joint, plan.labels, plan.options.miller_madow)
         out["input_mi_pca"] = float(
-            est.entropy_from_counts(np.bincount(joint), n, plan.miller_madow)
+            est.entropy_from_counts(np.bincount(joint), n, plan.options.miller_madow)
         )
-        out["pc1_codes"] = est.equal_width_codes(scores[:, 0], plan.bins)
+        out["pc1_codes"] = est.equal_width_codes(scores[:, 0], plan.options.bins)
     return out
 
 
@@ -229,8 +230,8 @@ def epoch_step(plan: Plan, results: list[dict]) -> dict[str, np.ndarray]:
     if ok:
         xlogx = xlogx_table(len(plan.labels))
         pc1 = np.stack([results[i]["pc1_codes"] for i in ok]).astype(np.uint8)
-        layer_mi_pc1[np.ix_(ok, ok)] = all_pairs_mi(pc1, plan.bins, xlogx)
-        sizes = {i: bin_sizes(results[i]["pair_codes"], plan.bins) for i in ok}
+        layer_mi_pc1[np.ix_(ok, ok)] = all_pairs_mi(pc1, plan.options.bins, xlogx)
+        sizes = {i: bin_sizes(results[i]["pair_codes"], plan.options.bins) for i in ok}
         for a in ok:
             for b in ok[ok.index(a) :]:
                 ca, cb = results[a]["pair_codes"], results[b]["pair_codes"]
@@ -239,7 +240,10 @@ def epoch_step(plan: Plan, results: list[dict]) -> dict[str, np.ndarray]:
                     cb, sb = np.roll(ca, -1, axis=0), np.roll(sa, -1, axis=0)
                 p = min(len(ca), len(cb))
                 v = paired_mi(
-                    np.ascontiguousarray(ca[:p]), np.ascontiguousarray(cb[:p]), plan.bins, xlogx
+                    np.ascontiguousarray(ca[:p]),
+                    np.ascontiguousarray(cb[:p]),
+                    plan.options.bins,
+                    xlogx,
                 )
                 layer_mi[a, b] = layer_mi[b, a] = v.mean()
                 null = pair_null_means(sa[:p], sb[:p])
@@ -265,8 +269,8 @@ def pair_codes(plan: Plan, epoch: int, layer_index: int) -> tuple:
         stop = layer.start + layer.channels
         values = UnitReader(plan.store).read(epoch, layer.start, stop)
         f = fused_pass(
-            values, plan.labels, plan.n_classes, np.zeros(len(values), np.int64), 1, plan.bins,
-            plan.binning, layer.start,
+            values, plan.labels, plan.n_classes, np.zeros(len(values), np.int64), 1, plan.options.bins,
+            plan.options.binning, layer.start,
         )  # fmt: skip
         return _pair_inputs(plan, f.codes, f.finite)
     finally:
@@ -274,7 +278,7 @@ def pair_codes(plan: Plan, epoch: int, layer_index: int) -> tuple:
 
 
 def _pair_inputs(plan: Plan, codes: np.ndarray, finite: np.ndarray) -> tuple:
-    return codes, finite, all_pairs.prepare(codes, plan.bins, xlogx_table(codes.shape[1]))
+    return codes, finite, all_pairs.prepare(codes, plan.options.bins, xlogx_table(codes.shape[1]))
 
 
 def pair_piece(plan: Plan, layer_codes: tuple, piece: int, n_pieces: int) -> np.ndarray:
@@ -284,7 +288,9 @@ def pair_piece(plan: Plan, layer_codes: tuple, piece: int, n_pieces: int) -> np.
     numba.set_num_threads(1)
     try:
         pos = all_pairs.positions(len(codes), piece, n_pieces)
-        return all_pairs.piece_values(codes, prep, pos, plan.bins, xlogx_table(codes.shape[1]))
+        return all_pairs.piece_values(
+            codes, prep, pos, plan.options.bins, xlogx_table(codes.shape[1])
+        )
     finally:
         numba.set_num_threads(previous)
 

@@ -56,12 +56,12 @@ def layer_outputs(
     sd: np.ndarray,
     plan,
 ) -> dict:
-    """The variables of ``plan.estimators`` (beyond the histogram) for one (epoch, layer).
+    """The variables of ``plan.options.estimators`` (beyond the histogram) for one (epoch, layer).
 
     values: (sample, channel) of the layer; mean, sd: its (channel,) moments from the fused
     pass. plan: the epoch plan (estimators, knn_k, estimator_dims, pca_rows, seed).
     """
-    wanted = [e for e in plan.estimators if e != "histogram"]
+    wanted = [e for e in plan.options.estimators if e != "histogram"]
     if not wanted:
         return {}
     from analyzer.core import pca  # here: the option check above stays light for the CLI
@@ -74,14 +74,14 @@ def layer_outputs(
     projection = None
     if finite and ("knn" in wanted or "gaussian" in wanted):
         projection = pca.layer_scores(
-            values, mean, sd, plan.estimator_dims, plan.pca_rows, plan.seed
+            values, mean, sd, plan.options.estimator_dims, plan.pca_rows, plan.options.seed
         )
     if "knn" in wanted:
-        channel = knn_label_mi(values, labels, plan.knn_k)
+        channel = knn_label_mi(values, labels, plan.options.knn_k)
         out["channel_label_mi_knn"] = channel
         out["label_mi_knn"] = float(channel.mean())
         out["label_mi_knn_pca"] = (
-            knn_layer_mi(projection, labels, plan.knn_k) if finite else math.nan
+            knn_layer_mi(projection, labels, plan.options.knn_k) if finite else math.nan
         )
     if "gaussian" in wanted:
         channel = gaussian_label_mi(values, labels)
@@ -89,5 +89,5 @@ def layer_outputs(
         out["label_mi_gaussian"] = float(channel.mean())
         out["label_mi_gaussian_pca"] = gaussian_layer_mi(projection, labels) if finite else math.nan
     if "probe" in wanted:
-        out["label_mi_probe"] = probe_label_mi(values, labels, seed=plan.seed)
+        out["label_mi_probe"] = probe_label_mi(values, labels, seed=plan.options.seed)
     return out

@@ -7,10 +7,8 @@ MI Dataset's non-epoch coords and its attrs. Nothing here reads activations.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,57 +20,16 @@ from analyzer import layer_info
 from analyzer.activations import Layer, layers_of, open_activations
 from analyzer.core import histogram as est
 from analyzer.core import nulls, pca
-from analyzer.core.fused import Binning
 from analyzer.core.whole_layer import LayerBinning
 from analyzer.epoch_pass import Plan, max_segment_units, segments_of
+from analyzer.options import Options
 from latent_mi import contract as C
-from latent_mi.settings import default
 
 ANALYZER_VERSION = "5"  # 5: layer_mi_null, any store layout; 4: exact null means; bump when a change alters results: old MI Datasets are then rewritten
 
 
 class OptionError(ValueError):
     """An option in its declared range that this store cannot use (the analyzer exits 2)."""
-
-
-@dataclass
-class Options:
-    """The analysis options; defaults: the ``mi`` settings (latent_mi/settings/declarations.py)."""
-
-    bins: int = default("mi.bins")
-    topk: tuple[float, ...] = default("mi.topk")
-    pair_samples: int = default("mi.pair_samples")
-    pca_components: int = default("mi.pca_components")
-    miller_madow: bool = default("mi.miller_madow")
-    cc_layers: str | list[str] = "last"  # "last", "all", or layer names
-    cc_epochs: tuple[str, ...] = default("mi.cc_epochs")
-    plateau_fraction: float = 0.95
-    seed: int = default("mi.seed")  # the channel-pair samples, the PCA subsample, the permutations
-    permutations: int = default("mi.permutations")  # label permutations of the nulls (0: none)
-    run: str | None = None
-    binning: Binning = field(default_factory=Binning)
-    layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
-    epoch_block: int | None = None  # epochs computed per write (None: 4 per worker)
-    estimators: tuple[str, ...] = default("mi.estimators")  # analyzer/estimators.py
-    knn_k: int = default("mi.knn_k")
-    estimator_dims: int = default("mi.estimator_dims")
-
-    def key(self) -> str:
-        """JSON of every option that changes results (decides whether old epochs are reusable)."""
-        d = dataclasses.asdict(self)
-        d.pop("epoch_block")
-        if tuple(self.estimators) == default("mi.estimators"):  # histogram only: the key as before
-            for name in ("estimators", "knn_k", "estimator_dims"):
-                d.pop(name)
-        else:
-            d["estimators"] = list(self.estimators)
-        b = self.binning
-        digest = hashlib.sha1()
-        for v in (b.lo, b.hi):
-            digest.update(np.asarray(v if v is not None else np.nan, dtype=np.float64).tobytes())
-        d["binning"] = {"rule": b.rule, "bounds_sha1": digest.hexdigest()}
-        d["topk"], d["cc_epochs"] = list(self.topk), list(self.cc_epochs)
-        return json.dumps(d, sort_keys=True)
 
 
 def _small(perms: np.ndarray) -> np.ndarray:
@@ -230,17 +187,8 @@ def _plan(
         pca_rows=pca.subsample(len(labels), opts.seed),
         perms=_small(nulls.permuted_labels(labels, opts.permutations, opts.seed)),
         sizes=sizes,
-        bins=opts.bins,
-        topk=tuple(opts.topk),
-        pca_components=opts.pca_components,
-        miller_madow=opts.miller_madow,
-        seed=opts.seed,
-        binning=opts.binning,
-        layer_info=opts.layer_info,
+        options=opts,
         layer_binning=whole,
-        estimators=tuple(opts.estimators),
-        knn_k=opts.knn_k,
-        estimator_dims=opts.estimator_dims,
     )
 
 

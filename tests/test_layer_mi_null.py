@@ -10,6 +10,7 @@ from scipy.stats import hypergeom
 from analyzer.core.kernels import paired_mi, xlogx_table
 from analyzer.core.null_mean import pair_null_means
 from analyzer.epoch_pass import Plan, bin_sizes, epoch_step
+from analyzer.options import Options
 
 
 def plugin_mi(x: np.ndarray, y: np.ndarray) -> float:
@@ -66,7 +67,7 @@ def _plan(n_samples: int, bins: int) -> Plan:
     return Plan(
         store="", layers=(), segments=(), labels=np.zeros(n_samples, np.int64), n_classes=1,
         summary_codes=np.zeros(0), pairs=(), pca_rows=np.zeros(0), perms=np.zeros((0, 0)),
-        sizes={}, bins=bins, topk=(), pca_components=1, miller_madow=False, seed=0,
+        sizes={}, options=Options(bins=bins, topk=(), pca_components=1, seed=0),
     )  # fmt: skip
 
 
