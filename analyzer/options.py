@@ -19,6 +19,17 @@ from analyzer import layer_info
 from analyzer.core.fused import Binning
 from latent_mi.settings import default
 
+ESTIMATOR_ONLY = (
+    "estimator_only"  # field metadata: used only by the estimators beyond the histogram
+)
+
+
+def estimator_option(key: str):
+    """A field for setting ``key`` of the estimators beyond the histogram: it enters
+    :meth:`Options.key` only when one of them runs, so adding such an option keeps the key,
+    and the reuse, of every existing histogram-only MI Dataset."""
+    return field(default=default(key), metadata={ESTIMATOR_ONLY: True})
+
 
 @dataclass
 class Options:
@@ -38,17 +49,18 @@ class Options:
     binning: Binning = field(default_factory=Binning)
     layer_info: layer_info.LayerInfoOptions = field(default_factory=layer_info.LayerInfoOptions)
     epoch_block: int | None = None  # epochs computed per write (None: 4 per worker)
-    estimators: tuple[str, ...] = default("mi.estimators")  # analyzer/estimators.py
-    knn_k: int = default("mi.knn_k")
-    estimator_dims: int = default("mi.estimator_dims")
+    estimators: tuple[str, ...] = estimator_option("mi.estimators")  # analyzer/estimators.py
+    knn_k: int = estimator_option("mi.knn_k")
+    estimator_dims: int = estimator_option("mi.estimator_dims")
 
     def key(self) -> str:
         """JSON of every option that changes results (decides whether old epochs are reusable)."""
         d = dataclasses.asdict(self)
         d.pop("epoch_block")
         if tuple(self.estimators) == default("mi.estimators"):  # histogram only: the key as before
-            for name in ("estimators", "knn_k", "estimator_dims"):
-                d.pop(name)
+            for option in dataclasses.fields(self):
+                if option.metadata.get(ESTIMATOR_ONLY):
+                    d.pop(option.name)
         else:
             d["estimators"] = list(self.estimators)
         b = self.binning

@@ -112,6 +112,24 @@ def test_every_analysis_setting_reaches_the_analysis_options():
     assert default.key() == Options().key()  # the defaults of the analysis are the table's
 
 
+def test_estimator_options_enter_the_reuse_key_only_when_their_estimator_runs():
+    """Histogram-only MI Datasets keep their key (and are reused) when estimator options are
+    added or changed; with an estimator listed, each of its options changes the key."""
+    import dataclasses
+    import json
+
+    from analyzer.options import ESTIMATOR_ONLY, Options
+
+    marked = {f.name for f in dataclasses.fields(Options) if f.metadata.get(ESTIMATOR_ONLY)}
+    assert {"estimators", "knn_k", "estimator_dims"} <= marked
+    assert not marked & set(json.loads(Options().key()))
+    assert Options(knn_k=9).key() == Options().key()
+    knn = Options(estimators=("histogram", "knn"))
+    assert marked <= set(json.loads(knn.key()))
+    assert dataclasses.replace(knn, knn_k=9).key() != knn.key()
+    assert dataclasses.replace(knn, bins=9).key() != knn.key()
+
+
 def _outside(s: Setting):
     """A value just outside the declared range of ``s`` (None: unbounded)."""
     v = s.value
