@@ -76,13 +76,11 @@ def depth_profile(ds, reference):
     one-epoch Dataset ``reference`` (the first logged epoch)."""
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend stays as it is
     from tensorboard.compat.proto import summary_pb2
 
-    fig, ax = plt.subplots(figsize=(5, 3), dpi=80)
+    fig = Figure(figsize=(5, 3), dpi=80)
+    ax = fig.subplots()
     x = np.arange(ds.sizes["layer"])
     for one, style in ((reference, "--"), (ds, "-")):
         label = f"epoch {int(one.epoch[0])}"
@@ -93,7 +91,6 @@ def depth_profile(ds, reference):
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     w, h = fig.canvas.get_width_height()
-    plt.close(fig)
     img = summary_pb2.Summary.Image(
         height=h, width=w, colorspace=4, encoded_image_string=buf.getvalue()
     )

@@ -240,3 +240,19 @@ def test_status_shows_epoch_accuracy_and_eta(tmp_path, capsys):
     (run_dir / "done.json").write_text(json.dumps({"status": "complete"}))
     assert run_status(run_dir)["status"] == "complete" and run_status(run_dir)["eta_s"] is None
     assert main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_depth_profile_image_leaves_the_matplotlib_backend_alone():
+    """The live image is drawn without pyplot: a notebook's backend is not switched to Agg."""
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import numpy as np, xarray as xr; "
+        "from analyzer.live import depth_profile; "
+        "ds = xr.Dataset({'label_mi': (('epoch', 'layer'), np.ones((1, 3)))}, "
+        "coords={'epoch': [2]}); v = depth_profile(ds, ds); "
+        "print(matplotlib.get_backend(), v.image.width, v.image.height, "
+        "v.image.encoded_image_string[:4] == b'\\x89PNG')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.split()
+    assert out == ["svg", "400", "240", "True"]
