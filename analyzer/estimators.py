@@ -59,7 +59,8 @@ def layer_outputs(
     """The variables of ``plan.options.estimators`` (beyond the histogram) for one (epoch, layer).
 
     values: (sample, channel) of the layer; mean, sd: its (channel,) moments from the fused
-    pass. plan: the epoch plan (estimators, knn_k, estimator_dims, pca_rows, seed).
+    pass. plan: the epoch plan (its pca_rows; its options' estimators, knn_k,
+    estimator_dims, seed).
     """
     wanted = [e for e in plan.options.estimators if e != "histogram"]
     if not wanted:

@@ -19,9 +19,8 @@ from analyzer import layer_info
 from analyzer.core.fused import Binning
 from latent_mi.settings import default
 
-ESTIMATOR_ONLY = (
-    "estimator_only"  # field metadata: used only by the estimators beyond the histogram
-)
+# field metadata: an option used only by the estimators beyond the histogram
+ESTIMATOR_ONLY = "estimator_only"
 
 
 def estimator_option(key: str):
