@@ -25,6 +25,10 @@ from tests.test_trainer_run import assert_stores_equal
 from tests.test_workflow import CODE, ROOT, TINY_CONFIG
 from trainer import store
 
+pytest.importorskip(
+    "snakemake_executor_plugin_slurm", reason="the SLURM executor: pip install -e '.[slurm]'"
+)
+
 pytestmark = pytest.mark.slow
 PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 EPOCHS = 6  # a window to cancel a training job in, after two complete epochs
