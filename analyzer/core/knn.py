@@ -11,11 +11,15 @@ within nextafter(d_i, 0) of it. Samples whose class has one member are left out,
 scikit-learn.
 
 In 1-D the neighbours of a sample are adjacent in sorted order, so one channel costs one
-O(N) sort (``analyzer.core.knn_sort``) with the labels carried along, a stable split of
-the sorted samples by class, O(k) steps per sample to its k-th neighbour within its class,
-and for m_i, on each side, a walk between the last same-class value within the k-th
-distance and the first beyond it (consecutive class members, ~N / N_y samples apart; a
-binary search when they are far apart): the k-th neighbour's own side takes no step.
+O(N) sort (``analyzer.core.knn_sort``) with the labels carried along and a stable split of
+the sorted samples by class into one padded row (each class between k values of -inf and
+k of +inf, so no window needs a bound check). Then, per class, loops over the whole class
+that LLVM vectorizes: the k-th distance d_i as the narrowest of the k_i + 1 windows of
+k_i + 1 consecutive class values around each sample (k_i + 1 passes), and the class members
+within d_i on each side (k_i passes). For m_i, on each side the edge of the ball in the
+whole sorted channel lies between the last class member inside and the next one (the
+"gap", ~N / N_y samples): counted by 8-lane compares over the 32 values after (before) the
+last member inside (``analyzer.core.lanes``), binary-searched when the gap is longer.
 Channels go in blocks of 16 (one thread each): the block is transposed once and its
 channels reuse one set of work buffers (float64 values: differences are taken in float64,
 as in the definition).
@@ -39,128 +43,144 @@ import numpy as np
 from scipy.special import digamma
 
 from analyzer.core.knn_sort import sort_column
+from analyzer.core.lanes import LANES, count_left_within, count_right_within
 
 _BLOCK = 16  # channels transposed together: one 64-byte line of float32 per sample row
-_LONG = 64  # a bracket longer than this is binary-searched, a shorter one walked
+_GAP = 32  # a gap up to this long is counted by 8-lane compares, a longer one binary-searched
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _last_inside(v, x, d, a, b):
-    """Last index j in [a, b) of sorted v with v[j] - x < d, given a is one, b (v.size:
-    none) is not: walked from b (no step on the k-th neighbour's side, ~N / (2 N_y) on the
-    other), binary-searched when the bracket is long."""
-    if b - a > _LONG:
-        while b - a > 1:
-            mid = (a + b) >> 1
-            inside = v[mid] - x < d
-            a = mid if inside else a
-            b = b if inside else mid
-        return a
-    j = b - 1
-    while v[j] - x >= d:
-        j -= 1
-    return j
+def _right_edge(padded, x, d, inside, outside):
+    """Last index j of the sorted channel with v[j] - x < d, given inside is such an index
+    and outside (n: none) is not; padded = v between _GAP values of -inf and _GAP of +inf."""
+    if outside - inside <= _GAP:
+        count = 0
+        for q in range(_GAP // LANES):
+            count += count_right_within(padded, _GAP + inside + 1 + LANES * q, x, d)
+        return inside + count
+    while outside - inside > 1:
+        mid = (inside + outside) >> 1
+        within = padded[_GAP + mid] - x < d
+        inside = mid if within else inside
+        outside = outside if within else mid
+    return inside
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _first_inside(v, x, d, a, b):
-    """First index j in (b, a] of sorted v with x - v[j] < d, given a is one, b (-1: none)
-    is not; the mirror of :func:`_last_inside`."""
-    if a - b > _LONG:
-        while a - b > 1:
-            mid = (a + b) >> 1
-            inside = x - v[mid] < d
-            a = mid if inside else a
-            b = b if inside else mid
-        return a
-    j = b + 1
-    while x - v[j] >= d:
-        j += 1
-    return j
+def _left_edge(padded, x, d, inside, outside):
+    """First index j with x - v[j] < d, given inside is one and outside (-1: none) is not;
+    the mirror of :func:`_right_edge`."""
+    if inside - outside <= _GAP:
+        count = 0
+        for q in range(_GAP // LANES):
+            count += count_left_within(padded, _GAP + inside - LANES * (q + 1), x, d)
+        return inside - count
+    while inside - outside > 1:
+        mid = (inside + outside) >> 1
+        within = x - padded[_GAP + mid] < d
+        inside = mid if within else inside
+        outside = outside if within else mid
+    return inside
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _kth_distance(cv, p, s0, s1, kk):
-    """(distance, first index) of the narrowest window of kk + 1 consecutive values of
-    sorted cv[s0:s1] around p, measured from cv[p]: its kk-th nearest neighbour distance."""
-    x = np.float64(cv[p])  # differences in float64, as the definition
-    d, best = np.inf, p
-    for w in range(max(s0, p - kk), min(p, s1 - 1 - kk) + 1):
-        dw = max(x - cv[w], cv[w + kk] - x)
-        better = dw < d  # selects, not branches: which window wins is unpredictable
-        best = w if better else best
-        d = dw if better else d
-    return d, best
+def _kth_distances(row, o, size, kk, dist):
+    """dist[t] = the kk-th nearest same-class distance of row[o + t] (class values ascending
+    in row[o : o + size], k pads of -inf before and +inf after): the narrowest window of
+    kk + 1 consecutive class values around it. One pass per window position (vectorized)."""
+    x = row[o : o + size]
+    for t in range(size):
+        dist[t] = np.inf
+    for i in range(kk + 1):  # the window row[p - kk + i : p + i + 1]
+        lower = row[o - kk + i : o - kk + i + size]
+        upper = row[o + i : o + i + size]
+        for t in range(size):
+            left, right = x[t] - lower[t], upper[t] - x[t]  # float64, as the definition
+            width = left if left > right else right
+            dist[t] = width if width < dist[t] else dist[t]
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _count_within(v, cv, members, p, w, kk, s0, s1, d):
-    """m = samples j with |v[j] - cv[p]| < d (p included), d > 0 the k-th distance of class
-    position p and cv[w : w + kk + 1] its window. On each side the last class value within
-    d and the first beyond it bracket the edge: consecutive class members, ~N / N_y apart."""
-    x = np.float64(cv[p])  # differences in float64, as the definition
-    hi = w + kk - (cv[w + kk] - x >= d)  # the last class position with cv - x < d
-    lo = w + (x - cv[w] >= d)  # the first with x - cv < d
-    if (
-        cv[hi] - x >= d
-        or x - cv[lo] >= d
-        or (hi + 1 < s1 and cv[hi + 1] - x < d)
-        or (lo > s0 and x - cv[lo - 1] < d)
-    ):  # ties at distance d: the window's ends need not be the last / first inside
-        while cv[hi] - x >= d:
-            hi -= 1
-        while hi + 1 < s1 and cv[hi + 1] - x < d:
-            hi += 1
-        while x - cv[lo] >= d:
-            lo += 1
-        while lo > s0 and x - cv[lo - 1] < d:
-            lo -= 1
-    right = _last_inside(v, x, d, members[hi], members[hi + 1] if hi + 1 < s1 else v.size)
-    left = _first_inside(v, x, d, members[lo], members[lo - 1] if lo > s0 else -1)
-    return right - left + 1
+def _class_within(row, o, size, kk, dist, above, below):
+    """above[t] / below[t] = class members above / below row[o + t] within dist[t] (fewer
+    than kk on each side by the definition of the k-th distance; pads never count)."""
+    x = row[o : o + size]
+    for t in range(size):
+        above[t] = 0
+        below[t] = 0
+    for i in range(1, kk + 1):
+        upper = row[o + i : o + i + size]
+        lower = row[o - i : o - i + size]
+        for t in range(size):
+            above[t] += upper[t] - x[t] < dist[t]
+            below[t] += x[t] - lower[t] < dist[t]
 
 
 @nb.njit(cache=True, nogil=True)
-def _class_sum(v, cv, members, s0, s1, k, psi):
-    """Sum over class positions [s0, s1) of psi(k_i) - psi(m_i) (the tie rule where the
-    k-th distance is 0: a run of >= k_i + 1 equal class values, taken whole at its start)."""
-    kk = min(k, s1 - s0 - 1)
+def _class_sum(padded, n, row, position, o, size, kk, psi, dist, above, below):
+    """Sum over one class (values row[o : o + size], their indices in the sorted channel
+    position[o : o + size]; pads -inf / -1 before, +inf / n after) of psi(k_i) - psi(m_i).
+    A run of >= kk + 1 equal class values has k-th distance 0: the tie rule, taken whole."""
+    _kth_distances(row, o, size, kk, dist)
+    _class_within(row, o, size, kk, dist, above, below)
+    values = padded[_GAP : _GAP + n]
     total = 0.0
-    p = s0
-    while p < s1:
-        x = cv[p]
-        if p + kk < s1 and cv[p + kk] == x:  # p starts a run of >= kk + 1 equal values
-            q = p + kk + 1
-            while q < s1 and cv[q] == x:
+    t = 0
+    while t < size:
+        x, d = row[o + t], dist[t]
+        if d == 0.0:  # t starts a run of >= kk + 1 equal class values
+            q = t + 1
+            while q < size and row[o + q] == x:
                 q += 1
-            tie = np.searchsorted(v, x, "right") - np.searchsorted(v, x, "left")
-            total += (q - p) * (psi[q - p] - psi[tie])
-            p = q
+            tie = np.searchsorted(values, x, "right") - np.searchsorted(values, x, "left")
+            total += (q - t) * (psi[q - t] - psi[tie])
+            t = q
             continue
-        d, w = _kth_distance(cv, p, s0, s1, kk)
-        total += psi[kk] - psi[_count_within(v, cv, members, p, w, kk, s0, s1, d)]
-        p += 1
+        hi, lo = o + t + above[t], o + t - below[t]  # last / first class member inside
+        right = _right_edge(padded, x, d, position[hi], position[hi + 1])
+        left = _left_edge(padded, x, d, position[lo], position[lo - 1])
+        total += psi[kk] - psi[right - left + 1]
+        t += 1
     return total
 
 
 @nb.njit(cache=True, nogil=True)
-def _sorted_channel_mi(v, lab, start, k, psi, cv, members):
-    """Ross MI (nats) of sorted values v with labels lab; start: class offsets (K + 1,).
+def _class_rows(start, k, n):
+    """Offsets of each class in the padded class row, and the row's pads: (offsets (K,),
+    row (n + 2kK,) float64, position (n + 2kK,) int64)."""
+    n_classes = start.size - 1
+    offsets = np.empty(n_classes, np.int64)
+    row = np.empty(n + 2 * k * n_classes)
+    position = np.empty(n + 2 * k * n_classes, np.int64)
+    for c in range(n_classes):
+        o = start[c] + (2 * c + 1) * k
+        offsets[c] = o
+        end = o + start[c + 1] - start[c]
+        row[o - k : o] = -np.inf
+        position[o - k : o] = -1
+        row[end : end + k] = np.inf
+        position[end : end + k] = n
+    return offsets, row, position
 
-    cv, members: scratch (N,) arrays (each class's values ascending, their indices in v).
-    """
+
+@nb.njit(cache=True, nogil=True)
+def _sorted_channel_mi(padded, lab, start, k, psi, offsets, row, position, dist, above, below):
+    """Ross MI (nats) of the sorted channel padded[_GAP : _GAP + n] with labels lab; start:
+    class offsets (K + 1,); the other arrays are work buffers (see :func:`_class_rows`)."""
     n = lab.size
-    fill = start[:-1].copy()
+    fill = offsets.copy()
     for i in range(n):  # stable split by class
         c = lab[i]
         f = fill[c]
-        members[f] = i
-        cv[f] = v[i]
+        position[f] = i
+        row[f] = padded[_GAP + i]
         fill[c] = f + 1
     total = 0.0
     for c in range(start.size - 1):
-        s0, s1 = start[c], start[c + 1]
-        total += _class_sum(v, cv, members, s0, s1, k, psi) - (s1 - s0) * psi[s1 - s0]
+        size = start[c + 1] - start[c]
+        kk = min(k, size - 1)
+        total += _class_sum(padded, n, row, position, offsets[c], size, kk, psi, dist, above, below)
+        total -= size * psi[size]
     return psi[n] + total / n
 
 
@@ -171,6 +191,7 @@ def _knn_mi_columns(values, labels, start, k, psi, finite):
     buffers allocated once per block."""
     n, n_channels = values.shape
     n_bytes = values.itemsize
+    largest = np.diff(start).max()
     out = np.full(n_channels, np.nan)
     for b in nb.prange((n_channels + _BLOCK - 1) // _BLOCK):
         c0 = b * _BLOCK
@@ -179,14 +200,22 @@ def _knn_mi_columns(values, labels, start, k, psi, finite):
         for i in range(n):
             for j in range(width):
                 block[j, i] = values[i, c0 + j]
-        v, cv = np.empty(n), np.empty(n)  # float64: faster here than float32 (conversions)
-        members = np.empty(n, np.int64)
+        padded = np.empty(n + 2 * _GAP)  # float64: faster here than float32 (conversions)
+        padded[:_GAP] = -np.inf
+        padded[_GAP + n :] = np.inf
+        offsets, row, position = _class_rows(start, k, n)
+        dist = np.empty(largest)
+        above, below = np.empty(largest, np.int64), np.empty(largest, np.int64)
         lab, key_lab = np.empty(n, np.int64), np.empty(n, np.int64)
         key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
         for j in range(width):
             if finite[c0 + j]:
-                sort_column(block[j], labels, n_bytes, v, lab, key, key_lab, out_key)
-                out[c0 + j] = _sorted_channel_mi(v, lab, start, k, psi, cv, members)
+                sort_column(
+                    block[j], labels, n_bytes, padded[_GAP : _GAP + n], lab, key, key_lab, out_key
+                )
+                out[c0 + j] = _sorted_channel_mi(
+                    padded, lab, start, k, psi, offsets, row, position, dist, above, below
+                )
     return out
 
 
