@@ -130,6 +130,7 @@ def test_sort_and_count_paths(dtype):
         -np.abs(rng.standard_cauchy(n)),  # negative, wide range
         np.where(rng.random(n) < 0.5, 1.0, rng.normal(size=n)),  # ties at the max
         rng.normal(size=n) * 1e-30 + 1.0,  # nearly constant
+        np.where(rng.random(n) < 0.4, 0.0, 2.0),  # two values: the rest is one tie group
     ]
     x = np.stack(cols, axis=1).astype(dtype)
     xd = x.astype(np.float64)

@@ -42,7 +42,7 @@ import numba as nb
 import numpy as np
 from scipy.special import digamma
 
-from analyzer.core.knn_sort import sort_column
+from analyzer.core.knn_sort import BUCKETS_PER_VALUE, sort_column
 from analyzer.core.lanes import LANES, count_left_within, count_right_within
 
 _BLOCK = 16  # channels transposed together: one 64-byte line of float32 per sample row
@@ -190,7 +190,6 @@ def _knn_mi_columns(values, labels, start, k, psi, finite):
     sample-major input are read whole), then sort and count channel by channel in
     buffers allocated once per block."""
     n, n_channels = values.shape
-    n_bytes = values.itemsize
     largest = np.diff(start).max()
     out = np.full(n_channels, np.nan)
     for b in nb.prange((n_channels + _BLOCK - 1) // _BLOCK):
@@ -206,12 +205,14 @@ def _knn_mi_columns(values, labels, start, k, psi, finite):
         offsets, row, position = _class_rows(start, k, n)
         dist = np.empty(largest)
         above, below = np.empty(largest, np.int64), np.empty(largest, np.int64)
-        lab, key_lab = np.empty(n, np.int64), np.empty(n, np.int64)
+        lab, rest, rest_lab = np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64)
+        count = np.empty(BUCKETS_PER_VALUE * n + 1, np.int32)
         key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
         for j in range(width):
             if finite[c0 + j]:
+                sorted_values = padded[_GAP : _GAP + n]
                 sort_column(
-                    block[j], labels, n_bytes, padded[_GAP : _GAP + n], lab, key, key_lab, out_key
+                    block[j], labels, sorted_values, lab, rest, rest_lab, count, key, out_key
                 )
                 out[c0 + j] = _sorted_channel_mi(
                     padded, lab, start, k, psi, offsets, row, position, dist, above, below

@@ -1,99 +1,78 @@
 """One channel's values sorted ascending, labels carried along: the sort of analyzer.core.knn.
 
-An O(N) sort of the order-preserving unsigned image of the float bits: the tie group at the
-column minimum (a ReLU channel's zeros) is split off first, the rest goes through a bucket
-pass (~N/2 buckets by the top bits of the key, then one insertion sort), or an LSD radix
-sort (8 bits per pass, constant bytes skipped) when a bucket holds more than
-_BUCKET_LIMIT keys (a heavy-tailed channel). Works for float32 and float64 columns.
+An O(N) sort: the tie group at the column minimum (a ReLU channel's zeros) is split off
+first, the rest goes through a bucket pass by value (4 buckets per value, then one insertion
+sort that rarely moves anything), or, when a bucket holds more than _BUCKET_LIMIT values (a
+heavy-tailed channel), an LSD radix sort of the order-preserving unsigned image of the
+float64 bits (8 bits per pass, constant bytes skipped). Works for float32 and float64 columns.
 """
 
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
-from numba.extending import overload
-
-
-def _float_bits(col):
-    """The bits of a float array as unsigned integers of the same width (numba overload)."""
-    raise NotImplementedError
-
-
-@overload(_float_bits)
-def _float_bits_impl(col):
-    if col.dtype == nb.types.float32:
-        return lambda col: col.view(np.uint32)
-    return lambda col: col.view(np.uint64)
-
 
 _BUCKET_LIMIT = 48  # a fuller bucket sends the channel to the radix sort
+BUCKETS_PER_VALUE = 4  # buckets of the value pass per value sorted (work size of `count`)
 
 
 @nb.njit(cache=True, nogil=True)
-def _split_keys(col, lab, n_bytes, v_out, lab_out, key, key_lab):
+def _split_low(col, lab, v_out, lab_out, rest, rest_lab):
     """Put the tie group at the column minimum (a ReLU channel's zeros) first in v_out /
-    lab_out; write the order-preserving unsigned image of every other value's float bits
-    to key (labels alongside in key_lab). Returns (size of the min group, min key, max key).
-    """
-    sign = np.uint64(1) << np.uint64(8 * n_bytes - 1)
-    ones = (sign - np.uint64(1)) | sign
+    lab_out, every other value (float64) in rest, its label in rest_lab. Returns the size
+    of the minimum's group."""
     low = col.min()
-    bits = _float_bits(col)
     z = m = 0
-    kmin, kmax = ones, np.uint64(0)
     for i in range(col.size):  # branch-free: both slots written, one index advances
-        b = np.uint64(bits[i])
-        kk = b ^ ones if b & sign else b | sign
-        is_low = col[i] == low
-        v_out[z] = low
+        x = col[i]
+        is_low = x == low
         lab_out[z] = lab[i]
-        key[m] = kk
-        key_lab[m] = lab[i]
+        rest[m] = x
+        rest_lab[m] = lab[i]
         z += is_low
         m += 1 - is_low
-        kmin = min(kmin, ones if is_low else kk)
-        kmax = max(kmax, kk)
-    return z, kmin, kmax
+    v_out[:z] = low
+    return z
 
 
 @nb.njit(cache=True, nogil=True)
-def _bucket_sort(key, key_lab, m, kmin, kmax, out_key, out_lab):
-    """Sort key[:m] (labels alongside) into out_*: scatter into ~m/2 buckets by the top
-    bits of key - kmin, then one insertion sort. False (nothing sorted) if a bucket holds
-    more than _BUCKET_LIMIT keys."""
-    span = kmax - kmin
-    width = 0
-    while width < 64 and (span >> np.uint64(width)) > np.uint64(0):
-        width += 1
-    n_buckets = 1
-    while n_buckets * 2 <= max(m // 2, 1):
-        n_buckets *= 2
-    log_b = 0
-    while (1 << log_b) < n_buckets:
-        log_b += 1
-    shift = np.uint64(max(width - log_b, 0))
-    count = np.zeros(n_buckets + 1, np.int64)
+def _bucket_sort(rest, rest_lab, m, out_v, out_lab, count):
+    """Sort rest[:m] (labels alongside) into out_*: scatter into BUCKETS_PER_VALUE * m
+    buckets of equal width in value (a monotone map: buckets come out in order), then one
+    insertion sort. False (nothing sorted) if a bucket holds more than _BUCKET_LIMIT values."""
+    if m == 0:
+        return True
+    low, high = rest[:m].min(), rest[:m].max()
+    if low == high:
+        out_v[:m] = rest[:m]
+        out_lab[:m] = rest_lab[:m]
+        return True
+    n_buckets = BUCKETS_PER_VALUE * m
+    scale = (n_buckets - 1) / (high - low)  # (x - low) * scale <= n_buckets - 1
+    if not np.isfinite(scale):
+        return False
+    count[: n_buckets + 1] = 0
     for i in range(m):
-        count[((key[i] - kmin) >> shift) + np.uint64(1)] += 1
-    if count.max() > _BUCKET_LIMIT:
+        count[np.int64((rest[i] - low) * scale) + 1] += 1
+    if count[: n_buckets + 1].max() > _BUCKET_LIMIT:
         return False
     for b in range(1, n_buckets + 1):
         count[b] += count[b - 1]
     for i in range(m):
-        b = (key[i] - kmin) >> shift
+        b = np.int64((rest[i] - low) * scale)
         p = count[b]
         count[b] = p + 1
-        out_key[p] = key[i]
-        out_lab[p] = key_lab[i]
-    for i in range(1, m):  # only keys of one bucket are out of order
-        kk, ll = out_key[i], out_lab[i]
+        out_v[p] = rest[i]
+        out_lab[p] = rest_lab[i]
+    for i in range(1, m):  # only values of one bucket are out of order
+        x, label = out_v[i], out_lab[i]
         j = i - 1
-        while j >= 0 and out_key[j] > kk:
-            out_key[j + 1] = out_key[j]
+        while j >= 0 and out_v[j] > x:
+            out_v[j + 1] = out_v[j]
             out_lab[j + 1] = out_lab[j]
             j -= 1
-        out_key[j + 1] = kk
-        out_lab[j + 1] = ll
+        out_v[j + 1] = x
+        out_lab[j + 1] = label
     return True
 
 
@@ -128,18 +107,22 @@ def _radix_sort(key, key_lab, m, n_bytes, out_key, out_lab):
 
 
 @nb.njit(cache=True, nogil=True)
-def sort_column(col, lab, n_bytes, v_out, lab_out, key, key_lab, out_key):
-    """Sort finite col (float32/64) ascending into v_out (float64), lab carried to lab_out
-    (the key arrays are scratch of length col.size)."""
-    z, kmin, kmax = _split_keys(col, lab, n_bytes, v_out, lab_out, key, key_lab)
+def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, key, out_key):
+    """Sort finite col (float32/64, (N,)) ascending into v_out (float64), lab carried to
+    lab_out. Work arrays: rest (N,) float64, rest_lab (N,) int64, count
+    (BUCKETS_PER_VALUE * N + 1,) int32, key / out_key (N,) uint64."""
+    z = _split_low(col, lab, v_out, lab_out, rest, rest_lab)
     m = col.size - z
-    tail_lab = lab_out[z:]
-    if not _bucket_sort(key, key_lab, m, kmin, kmax, out_key, tail_lab):
-        _radix_sort(key, key_lab, m, n_bytes, out_key, tail_lab)
-    sign = np.uint64(1) << np.uint64(8 * n_bytes - 1)
+    if _bucket_sort(rest, rest_lab, m, v_out[z:], lab_out[z:], count):
+        return
+    sign = np.uint64(1) << np.uint64(63)
     ones = (sign - np.uint64(1)) | sign
-    bits = _float_bits(col)  # col is free now: decode the sorted keys into it
+    bits = rest.view(np.uint64)
+    for i in range(m):  # the order-preserving unsigned image of the float64 bits
+        b = bits[i]
+        key[i] = b ^ ones if b & sign else b | sign
+    _radix_sort(key, rest_lab, m, 8, out_key, lab_out[z:])
     for i in range(m):
         kk = out_key[i]
         bits[i] = kk ^ sign if kk & sign else kk ^ ones
-        v_out[z + i] = np.float64(col[i])
+        v_out[z + i] = rest[i]
