@@ -184,39 +184,44 @@ def _sorted_channel_mi(padded, lab, start, k, psi, offsets, row, position, dist,
     return psi[n] + total / n
 
 
+@nb.njit(cache=True, nogil=True)
+def _block_mi(values, c0, width, labels, start, k, psi, finite, out):
+    """out[c0 : c0 + width] for one block of channels: transpose the block once (rows of
+    the sample-major input are read whole), then sort and count channel by channel in
+    buffers allocated once per block."""
+    n = values.shape[0]
+    block = np.empty((width, n), values.dtype)
+    for i in range(n):
+        for j in range(width):
+            block[j, i] = values[i, c0 + j]
+    padded = np.empty(n + 2 * _GAP)  # float64: faster here than float32 (conversions)
+    padded[:_GAP] = -np.inf
+    padded[_GAP + n :] = np.inf
+    sorted_values = padded[_GAP : _GAP + n]
+    offsets, row, position = _class_rows(start, k, n)
+    largest = np.diff(start).max()
+    dist = np.empty(largest)
+    above, below = np.empty(largest, np.int64), np.empty(largest, np.int64)
+    lab, rest, rest_lab = np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64)
+    count = np.empty(BUCKETS_PER_VALUE * n + 1, np.int32)
+    key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    for j in range(width):
+        if finite[c0 + j]:
+            sort_column(block[j], labels, sorted_values, lab, rest, rest_lab, count, key, out_key)
+            out[c0 + j] = _sorted_channel_mi(
+                padded, lab, start, k, psi, offsets, row, position, dist, above, below
+            )
+
+
 @nb.njit(parallel=True, cache=True, nogil=True)
 def _knn_mi_columns(values, labels, start, k, psi, finite):
-    """Per block of _BLOCK channels (one thread): transpose the block once (rows of the
-    sample-major input are read whole), then sort and count channel by channel in
-    buffers allocated once per block."""
-    n, n_channels = values.shape
-    largest = np.diff(start).max()
+    """Blocks of _BLOCK channels, one thread each (the block's work is a plain function:
+    numba's parallel lowering of a long loop body vectorizes less)."""
+    n_channels = values.shape[1]
     out = np.full(n_channels, np.nan)
     for b in nb.prange((n_channels + _BLOCK - 1) // _BLOCK):
         c0 = b * _BLOCK
-        width = min(_BLOCK, n_channels - c0)
-        block = np.empty((width, n), values.dtype)
-        for i in range(n):
-            for j in range(width):
-                block[j, i] = values[i, c0 + j]
-        padded = np.empty(n + 2 * _GAP)  # float64: faster here than float32 (conversions)
-        padded[:_GAP] = -np.inf
-        padded[_GAP + n :] = np.inf
-        offsets, row, position = _class_rows(start, k, n)
-        dist = np.empty(largest)
-        above, below = np.empty(largest, np.int64), np.empty(largest, np.int64)
-        lab, rest, rest_lab = np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64)
-        count = np.empty(BUCKETS_PER_VALUE * n + 1, np.int32)
-        key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
-        for j in range(width):
-            if finite[c0 + j]:
-                sorted_values = padded[_GAP : _GAP + n]
-                sort_column(
-                    block[j], labels, sorted_values, lab, rest, rest_lab, count, key, out_key
-                )
-                out[c0 + j] = _sorted_channel_mi(
-                    padded, lab, start, k, psi, offsets, row, position, dist, above, below
-                )
+        _block_mi(values, c0, min(_BLOCK, n_channels - c0), labels, start, k, psi, finite, out)
     return out
 
 
