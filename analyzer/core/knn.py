@@ -117,10 +117,12 @@ def _class_within(row, o, size, kk, dist, above, below):
 
 
 @nb.njit(cache=True, nogil=True)
-def _class_sum(padded, n, row, position, o, size, kk, psi, dist, above, below):
+def _class_sum(padded, n, row, position, o, size, kk, psi, dist, within):
     """Sum over one class (values row[o : o + size], their indices in the sorted channel
-    position[o : o + size]; pads -inf / -1 before, +inf / n after) of psi(k_i) - psi(m_i).
-    A run of >= kk + 1 equal class values has k-th distance 0: the tie rule, taken whole."""
+    position[o : o + size]; before them -inf / -1 pads or values of the class, after them
+    +inf / n pads) of psi(k_i) - psi(m_i). A run of >= kk + 1 equal class values has k-th
+    distance 0: the tie rule, taken whole."""
+    above, below = within[0], within[1]
     _kth_distances(row, o, size, kk, dist)
     _class_within(row, o, size, kk, dist, above, below)
     values = padded[_GAP : _GAP + n]
@@ -164,12 +166,21 @@ def _class_rows(start, k, n):
 
 
 @nb.njit(cache=True, nogil=True)
-def _sorted_channel_mi(padded, lab, start, k, psi, offsets, row, position, dist, above, below):
-    """Ross MI (nats) of the sorted channel padded[_GAP : _GAP + n] with labels lab; start:
-    class offsets (K + 1,); the other arrays are work buffers (see :func:`_class_rows`)."""
+def _sorted_channel_mi(padded, lab, n_low, start, k, psi, offsets, row, position, dist, within):
+    """Ross MI (nats) of the sorted channel padded[_GAP : _GAP + n] with labels lab, whose
+    first n_low values are the tie group at its minimum (a ReLU channel's zeros); start:
+    class offsets (K + 1,); offsets, row, position: see :func:`_class_rows`; dist (largest
+    class,) float64 and within (2, largest class) int64: scratch."""
     n = lab.size
+    low_count = np.zeros(start.size - 1, np.int64)
+    for i in range(n_low):
+        low_count[lab[i]] += 1
     fill = offsets.copy()
-    for i in range(n):  # stable split by class
+    for c in range(start.size - 1):  # the minimum's group: no index needed but the last
+        row[offsets[c] : offsets[c] + low_count[c]] = padded[_GAP]
+        position[offsets[c] : offsets[c] + low_count[c]] = n_low - 1  # any one of them
+        fill[c] += low_count[c]
+    for i in range(n_low, n):  # stable split of the rest by class
         c = lab[i]
         f = fill[c]
         position[f] = i
@@ -179,8 +190,12 @@ def _sorted_channel_mi(padded, lab, start, k, psi, offsets, row, position, dist,
     for c in range(start.size - 1):
         size = start[c + 1] - start[c]
         kk = min(k, size - 1)
-        total += _class_sum(padded, n, row, position, offsets[c], size, kk, psi, dist, above, below)
+        low = low_count[c] if low_count[c] > kk else 0  # a tie run: k-th distance 0
+        if low:
+            total += low * (psi[low] - psi[n_low])
         total -= size * psi[size]
+        o = offsets[c] + low
+        total += _class_sum(padded, n, row, position, o, size - low, kk, psi, dist, within)
     return psi[n] + total / n
 
 
@@ -199,17 +214,18 @@ def _block_mi(values, c0, width, labels, start, k, psi, finite, out):
     padded[_GAP + n :] = np.inf
     sorted_values = padded[_GAP : _GAP + n]
     offsets, row, position = _class_rows(start, k, n)
-    largest = np.diff(start).max()
-    dist = np.empty(largest)
-    above, below = np.empty(largest, np.int64), np.empty(largest, np.int64)
+    dist = np.empty(np.diff(start).max())  # each sample's k-th distance in its class
+    within = np.empty((2, dist.size), np.int64)  # class members within it above / below
     lab, rest, rest_lab = np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64)
-    count = np.empty(BUCKETS_PER_VALUE * n + 1, np.int32)
+    count, bucket = np.empty(BUCKETS_PER_VALUE * n + 1, np.int32), np.empty(n, np.int32)
     key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
     for j in range(width):
         if finite[c0 + j]:
-            sort_column(block[j], labels, sorted_values, lab, rest, rest_lab, count, key, out_key)
+            n_low = sort_column(
+                block[j], labels, sorted_values, lab, rest, rest_lab, count, bucket, key, out_key
+            )
             out[c0 + j] = _sorted_channel_mi(
-                padded, lab, start, k, psi, offsets, row, position, dist, above, below
+                padded, lab, n_low, start, k, psi, offsets, row, position, dist, within
             )
 
 

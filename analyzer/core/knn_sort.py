@@ -36,7 +36,7 @@ def _split_low(col, lab, v_out, lab_out, rest, rest_lab):
 
 
 @nb.njit(cache=True, nogil=True)
-def _bucket_sort(rest, rest_lab, m, out_v, out_lab, count):
+def _bucket_sort(rest, rest_lab, m, out_v, out_lab, count, bucket):
     """Sort rest[:m] (labels alongside) into out_*: scatter into BUCKETS_PER_VALUE * m
     buckets of equal width in value (a monotone map: buckets come out in order), then one
     insertion sort. False (nothing sorted) if a bucket holds more than _BUCKET_LIMIT values."""
@@ -51,28 +51,33 @@ def _bucket_sort(rest, rest_lab, m, out_v, out_lab, count):
     scale = (n_buckets - 1) / (high - low)  # (x - low) * scale <= n_buckets - 1
     if not np.isfinite(scale):
         return False
+    values = rest[:m]
+    for i in range(m):  # vectorized: each value's bucket, computed once
+        bucket[i] = np.int32((values[i] - low) * scale)
     count[: n_buckets + 1] = 0
     for i in range(m):
-        count[np.int64((rest[i] - low) * scale) + 1] += 1
+        count[bucket[i] + 1] += 1
     if count[: n_buckets + 1].max() > _BUCKET_LIMIT:
         return False
     for b in range(1, n_buckets + 1):
         count[b] += count[b - 1]
     for i in range(m):
-        b = np.int64((rest[i] - low) * scale)
+        b = bucket[i]
         p = count[b]
         count[b] = p + 1
         out_v[p] = rest[i]
         out_lab[p] = rest_lab[i]
     for i in range(1, m):  # only values of one bucket are out of order
-        x, label = out_v[i], out_lab[i]
-        j = i - 1
-        while j >= 0 and out_v[j] > x:
-            out_v[j + 1] = out_v[j]
-            out_lab[j + 1] = out_lab[j]
-            j -= 1
-        out_v[j + 1] = x
-        out_lab[j + 1] = label
+        x = out_v[i]
+        if out_v[i - 1] > x:
+            label = out_lab[i]
+            j = i - 1
+            while j >= 0 and out_v[j] > x:
+                out_v[j + 1] = out_v[j]
+                out_lab[j + 1] = out_lab[j]
+                j -= 1
+            out_v[j + 1] = x
+            out_lab[j + 1] = label
     return True
 
 
@@ -107,14 +112,14 @@ def _radix_sort(key, key_lab, m, n_bytes, out_key, out_lab):
 
 
 @nb.njit(cache=True, nogil=True)
-def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, key, out_key):
+def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, out_key):
     """Sort finite col (float32/64, (N,)) ascending into v_out (float64), lab carried to
-    lab_out. Work arrays: rest (N,) float64, rest_lab (N,) int64, count
-    (BUCKETS_PER_VALUE * N + 1,) int32, key / out_key (N,) uint64."""
+    lab_out; returns the size of the tie group at the minimum (first in v_out). Work arrays: rest (N,) float64, rest_lab (N,) int64, count
+    (BUCKETS_PER_VALUE * N + 1,) int32, bucket (N,) int32, key / out_key (N,) uint64."""
     z = _split_low(col, lab, v_out, lab_out, rest, rest_lab)
     m = col.size - z
-    if _bucket_sort(rest, rest_lab, m, v_out[z:], lab_out[z:], count):
-        return
+    if _bucket_sort(rest, rest_lab, m, v_out[z:], lab_out[z:], count, bucket):
+        return z
     sign = np.uint64(1) << np.uint64(63)
     ones = (sign - np.uint64(1)) | sign
     bits = rest.view(np.uint64)
@@ -126,3 +131,4 @@ def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, key, out_key):
         kk = out_key[i]
         bits[i] = kk ^ sign if kk & sign else kk ^ ones
         v_out[z + i] = rest[i]
+    return z
