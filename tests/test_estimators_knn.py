@@ -216,3 +216,34 @@ def test_channel_blocks_give_the_single_channel_values():
     alone = np.array([knn_label_mi(x[:, [j]], y, 3)[0] for j in range(41)])
     np.testing.assert_array_equal(ours, alone)
     assert np.isnan(ours[20]) and np.isfinite(np.delete(ours, 20)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sort_column_equals_numpy_sort_on_every_path(dtype):
+    """The kernel's sort against np.sort (labels carried along): few or many minima (split
+    or not), a range that overflows float64 when subtracted (radix fallback, not a bucket
+    index from NaN), heavy tails, ties, negative values."""
+    from analyzer.core.knn_sort import BUCKETS_PER_VALUE, sort_column
+
+    rng = np.random.default_rng(3)
+    n = 500
+    big = np.finfo(dtype).max
+    columns = [
+        rng.normal(size=n),  # dense: no split
+        np.maximum(rng.normal(size=n), 0),  # ~250 zeros: split off
+        np.where(rng.random(n) < 0.5, -big, big) * rng.random(n),  # span overflows float64
+        np.exp(5 * rng.normal(size=n)),  # heavy tail: overfull bucket
+        np.round(rng.normal(size=n), 1),  # tie groups
+        np.full(n, 2.5),  # constant
+    ]
+    for col in columns:
+        col = col.astype(dtype)
+        lab = rng.integers(0, 7, n)
+        v, lab_out = np.empty(n), np.empty(n, np.int64)
+        work = (np.empty(n), np.empty(n, np.int64), np.empty(BUCKETS_PER_VALUE * n + 1, np.int32))
+        keys = (np.empty(n, np.int32), np.empty(n, np.uint64), np.empty(n, np.uint64))
+        n_low = sort_column(col.copy(), lab, v, lab_out, *work, *keys)
+        np.testing.assert_array_equal(v, np.sort(col.astype(np.float64)))
+        assert n_low == (col == col.min()).sum()
+        for value in np.unique(col):  # each value keeps its own labels
+            assert sorted(lab_out[v == value]) == sorted(lab[col == value])

@@ -1,7 +1,7 @@
 """One channel's values sorted ascending, labels carried along: the sort of analyzer.core.knn.
 
-An O(N) sort: the tie group at the column minimum (a ReLU channel's zeros) is split off
-first, the rest goes through a bucket pass by value (4 buckets per value, then one insertion
+An O(N) sort: the tie group at the column minimum (a ReLU channel's zeros), when it holds
+more than _BUCKET_LIMIT values, is split off first; the rest goes through a bucket pass by value (4 buckets per value, then one insertion
 sort that rarely moves anything), or, when a bucket holds more than _BUCKET_LIMIT values (a
 heavy-tailed channel), an LSD radix sort of the order-preserving unsigned image of the
 float64 bits (8 bits per pass, constant bytes skipped). Works for float32 and float64 columns.
@@ -17,11 +17,10 @@ BUCKETS_PER_VALUE = 4  # buckets of the value pass per value sorted (work size o
 
 
 @nb.njit(cache=True, nogil=True)
-def _split_low(col, lab, v_out, lab_out, rest, rest_lab):
-    """Put the tie group at the column minimum (a ReLU channel's zeros) first in v_out /
-    lab_out, every other value (float64) in rest, its label in rest_lab. Returns the size
+def _split_low(col, lab, low, v_out, lab_out, rest, rest_lab):
+    """Put the tie group at the column minimum low (a ReLU channel's zeros) first in v_out
+    / lab_out, every other value (float64) in rest, its label in rest_lab. Returns the size
     of the minimum's group."""
-    low = col.min()
     z = m = 0
     for i in range(col.size):  # branch-free: both slots written, one index advances
         x = col[i]
@@ -36,24 +35,26 @@ def _split_low(col, lab, v_out, lab_out, rest, rest_lab):
 
 
 @nb.njit(cache=True, nogil=True)
-def _bucket_sort(rest, rest_lab, m, out_v, out_lab, count, bucket):
-    """Sort rest[:m] (labels alongside) into out_*: scatter into BUCKETS_PER_VALUE * m
-    buckets of equal width in value (a monotone map: buckets come out in order), then one
-    insertion sort. False (nothing sorted) if a bucket holds more than _BUCKET_LIMIT values."""
+def _bucket_sort(values, labels, m, out_v, out_lab, count, bucket):
+    """Sort values[:m] (float32/64; labels alongside) into out_*: scatter into
+    BUCKETS_PER_VALUE * m buckets of equal width in value (a monotone map: buckets come out
+    in order), then one insertion sort. False (nothing sorted) if a bucket holds more than
+    _BUCKET_LIMIT values or the range overflows float64."""
     if m == 0:
         return True
-    low, high = rest[:m].min(), rest[:m].max()
+    values = values[:m]
+    low, high = np.float64(values.min()), np.float64(values.max())
     if low == high:
-        out_v[:m] = rest[:m]
-        out_lab[:m] = rest_lab[:m]
+        out_v[:m] = values
+        out_lab[:m] = labels[:m]
         return True
     n_buckets = BUCKETS_PER_VALUE * m
-    scale = (n_buckets - 1) / (high - low)  # (x - low) * scale <= n_buckets - 1
-    if not np.isfinite(scale):
+    span = high - low
+    scale = (n_buckets - 1) / span  # 0 <= (x - low) * scale <= n_buckets - 1
+    if not (np.isfinite(span) and np.isfinite(scale)):
         return False
-    values = rest[:m]
     for i in range(m):  # vectorized: each value's bucket, computed once
-        bucket[i] = np.int32((values[i] - low) * scale)
+        bucket[i] = np.int32((np.float64(values[i]) - low) * scale)
     count[: n_buckets + 1] = 0
     for i in range(m):
         count[bucket[i] + 1] += 1
@@ -65,8 +66,8 @@ def _bucket_sort(rest, rest_lab, m, out_v, out_lab, count, bucket):
         b = bucket[i]
         p = count[b]
         count[b] = p + 1
-        out_v[p] = rest[i]
-        out_lab[p] = rest_lab[i]
+        out_v[p] = values[i]
+        out_lab[p] = labels[i]
     for i in range(1, m):  # only values of one bucket are out of order
         x = out_v[i]
         if out_v[i - 1] > x:
@@ -114,12 +115,25 @@ def _radix_sort(key, key_lab, m, n_bytes, out_key, out_lab):
 @nb.njit(cache=True, nogil=True)
 def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, out_key):
     """Sort finite col (float32/64, (N,)) ascending into v_out (float64), lab carried to
-    lab_out; returns the size of the tie group at the minimum (first in v_out). Work arrays: rest (N,) float64, rest_lab (N,) int64, count
-    (BUCKETS_PER_VALUE * N + 1,) int32, bucket (N,) int32, key / out_key (N,) uint64."""
-    z = _split_low(col, lab, v_out, lab_out, rest, rest_lab)
-    m = col.size - z
-    if _bucket_sort(rest, rest_lab, m, v_out[z:], lab_out[z:], count, bucket):
-        return z
+    lab_out; returns the size of the tie group at the minimum (first in v_out). Work
+    arrays: rest (N,) float64, rest_lab (N,) int64, count (BUCKETS_PER_VALUE * N + 1,)
+    int32, bucket (N,) int32, key / out_key (N,) uint64."""
+    n = col.size
+    low = col.min()
+    n_low = 0
+    for i in range(n):  # vectorized
+        n_low += col[i] == low
+    if n_low <= _BUCKET_LIMIT:  # a few minima: sorted with the rest, no split
+        if _bucket_sort(col, lab, n, v_out, lab_out, count, bucket):
+            return n_low
+        z, m = 0, n
+        rest[:n] = col
+        rest_lab[:n] = lab
+    else:
+        z = _split_low(col, lab, low, v_out, lab_out, rest, rest_lab)
+        m = n - z
+        if _bucket_sort(rest, rest_lab, m, v_out[z:], lab_out[z:], count, bucket):
+            return n_low
     sign = np.uint64(1) << np.uint64(63)
     ones = (sign - np.uint64(1)) | sign
     bits = rest.view(np.uint64)
@@ -131,4 +145,4 @@ def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, ou
         kk = out_key[i]
         bits[i] = kk ^ sign if kk & sign else kk ^ ones
         v_out[z + i] = rest[i]
-    return z
+    return n_low
