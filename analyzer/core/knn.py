@@ -125,24 +125,41 @@ def _class_sum(padded, n, row, position, o, size, kk, psi, dist, within):
     above, below = within[0], within[1]
     _kth_distances(row, o, size, kk, dist)
     _class_within(row, o, size, kk, dist, above, below)
-    values = padded[_GAP : _GAP + n]
+    x, position_of = row[o : o + size], position[o : o + size + 1]
+    for t in range(size):  # m_i - 1 into above (no branch but the gap's length)
+        d = dist[t]
+        hi, lo = t + above[t], t - below[t]  # last / first class member inside
+        right = _right_edge(padded, x[t], d, position_of[hi], position_of[hi + 1])
+        left = _left_edge(padded, x[t], d, position[o + lo], position[o + lo - 1])
+        above[t] = right - left  # garbage where d == 0 (no sample is inside): not read
+    total = 0.0
+    ties = 0
+    for t in range(size):
+        tied = dist[t] == 0.0
+        ties += tied
+        total += 0.0 if tied else psi[kk] - psi[above[t] + 1]
+    if ties:
+        total += _tie_runs(padded[_GAP : _GAP + n], x, dist, psi)
+    return total
+
+
+@nb.njit(cache=True, nogil=True)
+def _tie_runs(values, x, dist, psi):
+    """Sum of psi(k_i) - psi(m_i) over the class samples with k-th distance 0 (x ascending):
+    each is in a run of >= k_i + 1 equal class values; k_i = the run, m_i = the value's tie
+    group in the whole sorted channel (values)."""
     total = 0.0
     t = 0
-    while t < size:
-        x, d = row[o + t], dist[t]
-        if d == 0.0:  # t starts a run of >= kk + 1 equal class values
-            q = t + 1
-            while q < size and row[o + q] == x:
-                q += 1
-            tie = np.searchsorted(values, x, "right") - np.searchsorted(values, x, "left")
-            total += (q - t) * (psi[q - t] - psi[tie])
-            t = q
+    while t < x.size:
+        if dist[t] != 0.0:
+            t += 1
             continue
-        hi, lo = o + t + above[t], o + t - below[t]  # last / first class member inside
-        right = _right_edge(padded, x, d, position[hi], position[hi + 1])
-        left = _left_edge(padded, x, d, position[lo], position[lo - 1])
-        total += psi[kk] - psi[right - left + 1]
-        t += 1
+        q = t + 1
+        while q < x.size and x[q] == x[t]:
+            q += 1
+        tie = np.searchsorted(values, x[t], "right") - np.searchsorted(values, x[t], "left")
+        total += (q - t) * (psi[q - t] - psi[tie])
+        t = q
     return total
 
 
