@@ -19,8 +19,10 @@ k_i + 1 consecutive class values around each sample (k_i + 1 passes), and the cl
 within d_i on each side (k_i passes). For m_i, on each side the edge of the ball in the
 whole sorted channel lies between the last class member inside and the next one (the
 "gap", ~N / N_y samples): counted by 8-lane compares over the 32 values after (before) the
-last member inside (``analyzer.core.lanes``), binary-searched when the gap is longer.
-Channels go in blocks of 16 (one thread each): the block is transposed once and its
+last member inside (``analyzer.core.lanes``), binary-searched when the gap is longer. The
+tie group at the channel's minimum (a ReLU channel's zeros, which the sort already sets
+apart) is counted per class and, where it is a run of >= k_i + 1, taken whole by the tie
+rule below without entering the split or the window passes. Channels go in blocks of 16 (one thread each): the block is transposed once and its
 channels reuse one set of work buffers (float64 values: differences are taken in float64,
 as in the definition).
 
