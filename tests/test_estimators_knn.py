@@ -131,6 +131,7 @@ def test_sort_and_count_paths(dtype):
         np.where(rng.random(n) < 0.5, 1.0, rng.normal(size=n)),  # ties at the max
         rng.normal(size=n) * 1e-30 + 1.0,  # nearly constant
         np.where(rng.random(n) < 0.4, 0.0, 2.0),  # two values: the rest is one tie group
+        1e6 + 1e-6 * rng.random(n),  # buckets narrower than the values' rounding (float64)
     ]
     x = np.stack(cols, axis=1).astype(dtype)
     xd = x.astype(np.float64)
@@ -220,8 +221,8 @@ def test_channel_blocks_give_the_single_channel_values():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sort_column_equals_numpy_sort_on_every_path(dtype):
-    """The kernel's sort against np.sort (labels carried along): few or many minima (split
-    or not), a range that overflows float64 when subtracted (radix fallback, not a bucket
+    """The kernel's sort against np.sort (labels carried along) and its value buckets against
+    their definition: few or many minima (split or not), a range that overflows float64 when subtracted (radix fallback, not a bucket
     index from NaN), heavy tails, ties, negative values."""
     from analyzer.core.knn_sort import BUCKETS_PER_VALUE, sort_column
 
@@ -242,8 +243,14 @@ def test_sort_column_equals_numpy_sort_on_every_path(dtype):
         v, lab_out = np.empty(n), np.empty(n, np.int64)
         work = (np.empty(n), np.empty(n, np.int64), np.empty(BUCKETS_PER_VALUE * n + 1, np.int32))
         keys = (np.empty(n, np.int32), np.empty(n, np.uint64), np.empty(n, np.uint64))
-        n_low = sort_column(col.copy(), lab, v, lab_out, *work, *keys)
+        n_low, offset, low, scale, n_buckets = sort_column(
+            col.copy(), lab, v, lab_out, *work, *keys
+        )
         np.testing.assert_array_equal(v, np.sort(col.astype(np.float64)))
         assert n_low == (col == col.min()).sum()
+        if scale > 0:  # the value buckets the kNN edges are looked up in: where each ends
+            bucket = ((v[offset:] - low) * scale).astype(np.int64)
+            ends = offset + np.searchsorted(bucket, np.arange(n_buckets), "right")
+            np.testing.assert_array_equal(offset + work[2][:n_buckets], ends)
         for value in np.unique(col):  # each value keeps its own labels
             assert sorted(lab_out[v == value]) == sorted(lab[col == value])

@@ -15,16 +15,18 @@ O(N) sort (``analyzer.core.knn_sort``) with the labels carried along and a stabl
 the sorted samples by class into one padded row (each class between k values of -inf and
 k of +inf, so no window needs a bound check). Then, per class, loops over the whole class
 that LLVM vectorizes: the k-th distance d_i as the narrowest of the k_i + 1 windows of
-k_i + 1 consecutive class values around each sample (k_i + 1 passes), and the class members
-within d_i on each side (k_i passes). For m_i, on each side the edge of the ball in the
-whole sorted channel lies between the last class member inside and the next one (the
-"gap", ~N / N_y samples): counted by 8-lane compares over the 32 values after (before) the
-last member inside (``analyzer.core.lanes``), binary-searched when the gap is longer. The
+k_i + 1 consecutive class values around each sample (k_i + 1 passes). For m_i, the sort's value buckets (about 4 per
+value, ``analyzer.core.knn_sort``) locate each edge of the ball (x - d_i, x + d_i) in the
+whole sorted channel: 8 values compared at once (``analyzer.core.lanes``) from the start of
+the bucket before the threshold's, the edge confirmed by the value before them. Where that
+fails (a full bucket, a threshold rounded across a border) or the sort had no buckets (the
+radix path), the edge lies between the last class member inside and the next one (the
+"gap", ~N / N_y samples): 8-lane compares over 32 values, binary search past them. The
 tie group at the channel's minimum (a ReLU channel's zeros, which the sort already sets
 apart) is counted per class and, where it is a run of >= k_i + 1, taken whole by the tie
-rule below without entering the split or the window passes. Channels go in blocks of 16 (one thread each): the block is transposed once and its
-channels reuse one set of work buffers (float64 values: differences are taken in float64,
-as in the definition).
+rule below without entering the split or the window passes. Channels go in blocks of 16
+(one thread each): the block is transposed once and its channels reuse one set of work
+buffers (float64 values: differences are taken in float64, as in the definition).
 
 Ties (a ReLU channel's zeros: a point mass) follow the rule of Gao et al. (2017) for
 discrete-continuous mixtures: a sample whose k-th same-class neighbour is at distance 0
@@ -86,6 +88,34 @@ def _left_edge(padded, x, d, inside, outside):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def _bucket_before(buckets, value):
+    """Index in the sorted channel where the bucket before value's bucket starts; buckets =
+    (offset, low, scale, n_buckets, ends) of :func:`analyzer.core.knn_sort.sort_column`."""
+    offset, low, scale, n_buckets, ends = buckets
+    b = np.int64(min(max((value - low) * scale, 0.0), n_buckets - 1.0))
+    return offset + ends[max(b - 2, 0)] * (b >= 2)  # bucket b - 1 starts where b - 2 ends
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _edges_by_bucket(padded, x, d, buckets):
+    """(right, left, found) edges of the ball (x - d, x + d) in the sorted channel from its
+    value buckets: 8 values compared from the start of the bucket before each threshold's
+    bucket. found is False where that window does not hold the edge (a fuller bucket, a
+    threshold at a bucket's border after rounding): the caller searches then."""
+    start = _bucket_before(buckets, x + d)
+    inside = count_right_within(padded, _GAP + start, x, d)
+    right = start - 1 + inside
+    found = inside < LANES and padded[_GAP + start - 1] - x < d  # pads: -inf before
+    start = _bucket_before(buckets, x - d)
+    inside = count_left_within(padded, _GAP + start, x, d)
+    left = start + LANES - inside
+    found_left = inside > 0 and not x - padded[_GAP + start - 1] < d
+    if x - padded[_GAP] < d:  # the channel's minimum is inside (e.g. a ReLU zero group)
+        left, found_left = 0, True
+    return right, left, found and found_left
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _kth_distances(row, o, size, kk, dist):
     """dist[t] = the kk-th nearest same-class distance of row[o + t] (class values ascending
     in row[o : o + size], k pads of -inf before and +inf after): the narrowest window of
@@ -119,21 +149,40 @@ def _class_within(row, o, size, kk, dist, above, below):
 
 
 @nb.njit(cache=True, nogil=True)
-def _class_sum(padded, n, row, position, o, size, kk, psi, dist, within):
+def _edges_by_class(padded, row, position, p, kk, d):
+    """(right, left) edges of the ball of radius d around row[p] in the sorted channel:
+    between the last (first) class member inside and the next one (see _right_edge)."""
+    x = row[p]
+    hi, lo = p, p
+    for i in range(1, kk + 1):
+        hi += row[p + i] - x < d
+        lo -= x - row[p - i] < d
+    right = _right_edge(padded, x, d, position[hi], position[hi + 1])
+    return right, _left_edge(padded, x, d, position[lo], position[lo - 1])
+
+
+@nb.njit(cache=True, nogil=True)
+def _class_sum(padded, n, row, position, o, size, kk, psi, dist, within, buckets):
     """Sum over one class (values row[o : o + size], their indices in the sorted channel
     position[o : o + size]; before them -inf / -1 pads or values of the class, after them
     +inf / n pads) of psi(k_i) - psi(m_i). A run of >= kk + 1 equal class values has k-th
     distance 0: the tie rule, taken whole."""
     above, below = within[0], within[1]
     _kth_distances(row, o, size, kk, dist)
-    _class_within(row, o, size, kk, dist, above, below)
-    x, position_of = row[o : o + size], position[o : o + size + 1]
-    for t in range(size):  # m_i - 1 into above (no branch but the gap's length)
-        d = dist[t]
-        hi, lo = t + above[t], t - below[t]  # last / first class member inside
-        right = _right_edge(padded, x[t], d, position_of[hi], position_of[hi + 1])
-        left = _left_edge(padded, x[t], d, position[o + lo], position[o + lo - 1])
-        above[t] = right - left  # garbage where d == 0 (no sample is inside): not read
+    x = row[o : o + size]
+    if buckets[2] > 0.0:  # the sort's value buckets locate both edges; a search where not
+        for t in range(size):  # m_i - 1 into above; garbage where d == 0: not read
+            right, left, found = _edges_by_bucket(padded, x[t], dist[t], buckets)
+            if not found:
+                right, left = _edges_by_class(padded, row, position, o + t, kk, dist[t])
+            above[t] = right - left
+    else:
+        _class_within(row, o, size, kk, dist, above, below)
+        for t in range(size):  # m_i - 1 into above (no branch but the gap's length)
+            hi, lo = o + t + above[t], o + t - below[t]  # last / first class member inside
+            right = _right_edge(padded, x[t], dist[t], position[hi], position[hi + 1])
+            left = _left_edge(padded, x[t], dist[t], position[lo], position[lo - 1])
+            above[t] = right - left
     total = 0.0
     ties = 0
     for t in range(size):
@@ -185,7 +234,9 @@ def _class_rows(start, k, n):
 
 
 @nb.njit(cache=True, nogil=True)
-def _sorted_channel_mi(padded, lab, n_low, start, k, psi, offsets, row, position, dist, within):
+def _sorted_channel_mi(
+    padded, lab, n_low, buckets, start, k, psi, offsets, row, position, dist, within
+):
     """Ross MI (nats) of the sorted channel padded[_GAP : _GAP + n] with labels lab, whose
     first n_low values are the tie group at its minimum (a ReLU channel's zeros); start:
     class offsets (K + 1,); offsets, row, position: see :func:`_class_rows`; dist (largest
@@ -214,7 +265,7 @@ def _sorted_channel_mi(padded, lab, n_low, start, k, psi, offsets, row, position
             total += low * (psi[low] - psi[n_low])
         total -= size * psi[size]
         o = offsets[c] + low
-        total += _class_sum(padded, n, row, position, o, size - low, kk, psi, dist, within)
+        total += _class_sum(padded, n, row, position, o, size - low, kk, psi, dist, within, buckets)
     return psi[n] + total / n
 
 
@@ -240,11 +291,12 @@ def _block_mi(values, c0, width, labels, start, k, psi, finite, out):
     key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
     for j in range(width):
         if finite[c0 + j]:
-            n_low = sort_column(
+            n_low, offset, low, scale, n_buckets = sort_column(
                 block[j], labels, sorted_values, lab, rest, rest_lab, count, bucket, key, out_key
             )
+            buckets = (offset, low, scale, n_buckets, count)
             out[c0 + j] = _sorted_channel_mi(
-                padded, lab, n_low, start, k, psi, offsets, row, position, dist, within
+                padded, lab, n_low, buckets, start, k, psi, offsets, row, position, dist, within
             )
 
 

@@ -38,28 +38,29 @@ def _split_low(col, lab, low, v_out, lab_out, rest, rest_lab):
 def _bucket_sort(values, labels, m, out_v, out_lab, count, bucket):
     """Sort values[:m] (float32/64; labels alongside) into out_*: scatter into
     BUCKETS_PER_VALUE * m buckets of equal width in value (a monotone map: buckets come out
-    in order), then one insertion sort. False (nothing sorted) if a bucket holds more than
-    _BUCKET_LIMIT values or the range overflows float64."""
+    in order), then one insertion sort. Returns (sorted, low, scale): bucket b =
+    int((x - low) * scale) ends at count[b] (scale 0: no buckets). Nothing is sorted if a
+    bucket holds more than _BUCKET_LIMIT values or the range overflows float64."""
     if m == 0:
-        return True
+        return True, 0.0, 0.0
     values = values[:m]
     low, high = np.float64(values.min()), np.float64(values.max())
     if low == high:
         out_v[:m] = values
         out_lab[:m] = labels[:m]
-        return True
+        return True, 0.0, 0.0
     n_buckets = BUCKETS_PER_VALUE * m
     span = high - low
     scale = (n_buckets - 1) / span  # 0 <= (x - low) * scale <= n_buckets - 1
     if not (np.isfinite(span) and np.isfinite(scale)):
-        return False
+        return False, 0.0, 0.0
     for i in range(m):  # vectorized: each value's bucket, computed once
         bucket[i] = np.int32((np.float64(values[i]) - low) * scale)
     count[: n_buckets + 1] = 0
     for i in range(m):
         count[bucket[i] + 1] += 1
     if count[: n_buckets + 1].max() > _BUCKET_LIMIT:
-        return False
+        return False, 0.0, 0.0
     for b in range(1, n_buckets + 1):
         count[b] += count[b - 1]
     for i in range(m):
@@ -79,7 +80,7 @@ def _bucket_sort(values, labels, m, out_v, out_lab, count, bucket):
                 j -= 1
             out_v[j + 1] = x
             out_lab[j + 1] = label
-    return True
+    return True, low, scale
 
 
 @nb.njit(cache=True, nogil=True)
@@ -115,8 +116,10 @@ def _radix_sort(key, key_lab, m, n_bytes, out_key, out_lab):
 @nb.njit(cache=True, nogil=True)
 def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, out_key):
     """Sort finite col (float32/64, (N,)) ascending into v_out (float64), lab carried to
-    lab_out; returns the size of the tie group at the minimum (first in v_out). Work
-    arrays: rest (N,) float64, rest_lab (N,) int64, count (BUCKETS_PER_VALUE * N + 1,)
+    lab_out. Returns (n_low, offset, low, scale, n_buckets): the size of the tie group at
+    the minimum (first in v_out), and the value buckets of v_out[offset:] (bucket b =
+    int((x - low) * scale), 0 <= b < n_buckets, ends at offset + count[b]; scale 0: none).
+    Work arrays: rest (N,) float64, rest_lab (N,) int64, count (BUCKETS_PER_VALUE * N + 1,)
     int32, bucket (N,) int32, key / out_key (N,) uint64."""
     n = col.size
     low = col.min()
@@ -124,16 +127,18 @@ def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, ou
     for i in range(n):  # vectorized
         n_low += col[i] == low
     if n_low <= _BUCKET_LIMIT:  # a few minima: sorted with the rest, no split
-        if _bucket_sort(col, lab, n, v_out, lab_out, count, bucket):
-            return n_low
+        done, low_b, scale = _bucket_sort(col, lab, n, v_out, lab_out, count, bucket)
+        if done:
+            return n_low, 0, low_b, scale, BUCKETS_PER_VALUE * n
         z, m = 0, n
         rest[:n] = col
         rest_lab[:n] = lab
     else:
         z = _split_low(col, lab, low, v_out, lab_out, rest, rest_lab)
         m = n - z
-        if _bucket_sort(rest, rest_lab, m, v_out[z:], lab_out[z:], count, bucket):
-            return n_low
+        done, low_b, scale = _bucket_sort(rest, rest_lab, m, v_out[z:], lab_out[z:], count, bucket)
+        if done:
+            return n_low, z, low_b, scale, BUCKETS_PER_VALUE * m
     sign = np.uint64(1) << np.uint64(63)
     ones = (sign - np.uint64(1)) | sign
     bits = rest.view(np.uint64)
@@ -145,4 +150,4 @@ def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, ou
         kk = out_key[i]
         bits[i] = kk ^ sign if kk & sign else kk ^ ones
         v_out[z + i] = rest[i]
-    return n_low
+    return n_low, z, 0.0, 0.0, 0
