@@ -222,8 +222,9 @@ def test_channel_blocks_give_the_single_channel_values():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sort_column_equals_numpy_sort_on_every_path(dtype):
     """The kernel's sort against np.sort (labels carried along) and its value buckets against
-    their definition: few or many minima (split or not), a range that overflows float64 when subtracted (radix fallback, not a bucket
-    index from NaN), heavy tails, ties, negative values."""
+    their definition: few or many minima (split or not), a range that overflows float64 when
+    subtracted (radix fallback, not a bucket index from NaN), heavy tails, ties, negative
+    values, buckets of several values in reverse order (the insertion after the scatter)."""
     from analyzer.core.knn_sort import BUCKETS_PER_VALUE, sort_column
 
     rng = np.random.default_rng(3)
@@ -236,6 +237,8 @@ def test_sort_column_equals_numpy_sort_on_every_path(dtype):
         np.exp(5 * rng.normal(size=n)),  # heavy tail: overfull bucket
         np.round(rng.normal(size=n), 1),  # tie groups
         np.full(n, 2.5),  # constant
+        # 5 values per bucket, out of order: insertion runs across several descents
+        np.repeat(np.arange(100.0), 5) + np.tile([4e-3, 3e-3, 1e-3, 2e-3, 0.0], 100),
     ]
     for col in columns:
         col = col.astype(dtype)

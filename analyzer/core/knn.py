@@ -17,11 +17,13 @@ k of +inf, so no window needs a bound check). Then, per class, loops over the wh
 that LLVM vectorizes: the k-th distance d_i as the narrowest of the k_i + 1 windows of
 k_i + 1 consecutive class values around each sample (k_i + 1 passes). For m_i, the sort's value buckets (about 4 per
 value, ``analyzer.core.knn_sort``) locate each edge of the ball (x - d_i, x + d_i) in the
-whole sorted channel: 8 values compared at once (``analyzer.core.lanes``) from the start of
-the bucket before the threshold's, the edge confirmed by the value before them. Where that
-fails (a full bucket, a threshold rounded across a border) or the sort had no buckets (the
-radix path), the edge lies between the last class member inside and the next one (the
-"gap", ~N / N_y samples): 8-lane compares over 32 values, binary search past them. The
+whole sorted channel: each threshold's bucket start for the whole class first (vectorized
+passes), then 8 values compared at once (``analyzer.core.lanes``) from the start of the
+bucket before the threshold's, the edge confirmed by the value before them. Where that fails
+(a full bucket, a threshold rounded across a border: ~3e-5 of the samples) the edge is
+binary-searched in the whole channel. Where the sort had no buckets (the radix path), the
+edge lies between the last class member inside and the next one (the "gap", ~N / N_y
+samples): 8-lane compares over 32 values, binary search past them. The
 tie group at the channel's minimum (a ReLU channel's zeros, which the sort already sets
 apart) is counted per class and, where it is a run of >= k_i + 1, taken whole by the tie
 rule below without entering the split or the window passes. Channels go in blocks of 16
@@ -88,31 +90,43 @@ def _left_edge(padded, x, d, inside, outside):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _bucket_before(buckets, value):
-    """Index in the sorted channel where the bucket before value's bucket starts; buckets =
-    (offset, low, scale, n_buckets, ends) of :func:`analyzer.core.knn_sort.sort_column`."""
+def _edges_by_bucket(padded, x, dist, buckets, above, below):
+    """above[t] = right - left edge of the ball (x[t] - d, x[t] + d) in the sorted channel
+    and below[t] = whether found, from the sort's value buckets: 8 values compared from the
+    start of the bucket before each threshold's bucket. Not found where that window does not
+    hold the edge (a fuller bucket, a threshold at a bucket's border after rounding): the
+    caller searches then. Bucket starts are computed for all samples first (vectorized)."""
     offset, low, scale, n_buckets, ends = buckets
-    b = np.int64(min(max((value - low) * scale, 0.0), n_buckets - 1.0))
-    return offset + ends[max(b - 2, 0)] * (b >= 2)  # bucket b - 1 starts where b - 2 ends
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _edges_by_bucket(padded, x, d, buckets):
-    """(right, left, found) edges of the ball (x - d, x + d) in the sorted channel from its
-    value buckets: 8 values compared from the start of the bucket before each threshold's
-    bucket. found is False where that window does not hold the edge (a fuller bucket, a
-    threshold at a bucket's border after rounding): the caller searches then."""
-    start = _bucket_before(buckets, x + d)
-    inside = count_right_within(padded, _GAP + start, x, d)
-    right = start - 1 + inside
-    found = inside < LANES and padded[_GAP + start - 1] - x < d  # pads: -inf before
-    start = _bucket_before(buckets, x - d)
-    inside = count_left_within(padded, _GAP + start, x, d)
-    left = start + LANES - inside
-    found_left = inside > 0 and not x - padded[_GAP + start - 1] < d
-    if x - padded[_GAP] < d:  # the channel's minimum is inside (e.g. a ReLU zero group)
-        left, found_left = 0, True
-    return right, left, found and found_left
+    top = n_buckets - 1.0
+    size = x.size
+    for t in range(size):  # each threshold's bucket (vectorized: selects, no NaN here)
+        b = (x[t] + dist[t] - low) * scale
+        b = b if b > 0.0 else 0.0
+        above[t] = np.int64(b if b < top else top)
+        b = (x[t] - dist[t] - low) * scale
+        b = b if b > 0.0 else 0.0
+        below[t] = np.int64(b if b < top else top)
+    for t in range(
+        size
+    ):  # where the bucket before it starts (bucket b - 1 starts where b - 2 ends)
+        b = above[t]
+        above[t] = offset + ends[max(b - 2, 0)] * (b >= 2)
+        b = below[t]
+        below[t] = offset + ends[max(b - 2, 0)] * (b >= 2)
+    first = padded[_GAP]
+    for t in range(size):
+        xt, d = x[t], dist[t]
+        start = above[t]
+        inside = count_right_within(padded, _GAP + start, xt, d)
+        right = start - 1 + inside
+        found = (inside < LANES) & (padded[_GAP + start - 1] - xt < d)  # pads: -inf before
+        start = below[t]
+        inside = count_left_within(padded, _GAP + start, xt, d)
+        left = start + LANES - inside
+        found_left = (inside > 0) & (not xt - padded[_GAP + start - 1] < d)
+        min_inside = xt - first < d  # the channel's minimum is inside (a ReLU zero group)
+        above[t] = right - (0 if min_inside else left)
+        below[t] = found & (found_left | min_inside)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -149,19 +163,6 @@ def _class_within(row, o, size, kk, dist, above, below):
 
 
 @nb.njit(cache=True, nogil=True)
-def _edges_by_class(padded, row, position, p, kk, d):
-    """(right, left) edges of the ball of radius d around row[p] in the sorted channel:
-    between the last (first) class member inside and the next one (see _right_edge)."""
-    x = row[p]
-    hi, lo = p, p
-    for i in range(1, kk + 1):
-        hi += row[p + i] - x < d
-        lo -= x - row[p - i] < d
-    right = _right_edge(padded, x, d, position[hi], position[hi + 1])
-    return right, _left_edge(padded, x, d, position[lo], position[lo - 1])
-
-
-@nb.njit(cache=True, nogil=True)
 def _class_sum(padded, n, row, position, o, size, kk, psi, dist, within, buckets):
     """Sum over one class (values row[o : o + size], their indices in the sorted channel
     position[o : o + size]; before them -inf / -1 pads or values of the class, after them
@@ -171,11 +172,11 @@ def _class_sum(padded, n, row, position, o, size, kk, psi, dist, within, buckets
     _kth_distances(row, o, size, kk, dist)
     x = row[o : o + size]
     if buckets[2] > 0.0:  # the sort's value buckets locate both edges; a search where not
+        _edges_by_bucket(padded, x, dist, buckets, above, below)
         for t in range(size):  # m_i - 1 into above; garbage where d == 0: not read
-            right, left, found = _edges_by_bucket(padded, x[t], dist[t], buckets)
-            if not found:
-                right, left = _edges_by_class(padded, row, position, o + t, kk, dist[t])
-            above[t] = right - left
+            if not below[t]:  # rare (~3e-5): a binary search of the whole channel
+                right = _right_edge(padded, x[t], dist[t], -1, n)
+                above[t] = right - _left_edge(padded, x[t], dist[t], n, -1)
     else:
         _class_within(row, o, size, kk, dist, above, below)
         for t in range(size):  # m_i - 1 into above (no branch but the gap's length)
@@ -250,12 +251,19 @@ def _sorted_channel_mi(
         row[offsets[c] : offsets[c] + low_count[c]] = padded[_GAP]
         position[offsets[c] : offsets[c] + low_count[c]] = n_low - 1  # any one of them
         fill[c] += low_count[c]
-    for i in range(n_low, n):  # stable split of the rest by class
-        c = lab[i]
-        f = fill[c]
-        position[f] = i
-        row[f] = padded[_GAP + i]
-        fill[c] = f + 1
+    if buckets[2] > 0.0:  # stable split of the rest by class (positions: see _class_sum)
+        for i in range(n_low, n):
+            c = lab[i]
+            f = fill[c]
+            row[f] = padded[_GAP + i]
+            fill[c] = f + 1
+    else:
+        for i in range(n_low, n):
+            c = lab[i]
+            f = fill[c]
+            position[f] = i
+            row[f] = padded[_GAP + i]
+            fill[c] = f + 1
     total = 0.0
     for c in range(start.size - 1):
         size = start[c + 1] - start[c]

@@ -1,10 +1,12 @@
 """One channel's values sorted ascending, labels carried along: the sort of analyzer.core.knn.
 
 An O(N) sort: the tie group at the column minimum (a ReLU channel's zeros), when it holds
-more than _BUCKET_LIMIT values, is split off first; the rest goes through a bucket pass by value (4 buckets per value, then one insertion
-sort that rarely moves anything), or, when a bucket holds more than _BUCKET_LIMIT values (a
-heavy-tailed channel), an LSD radix sort of the order-preserving unsigned image of the
-float64 bits (8 bits per pass, constant bytes skipped). Works for float32 and float64 columns.
+more than _BUCKET_LIMIT values, is split off first; the rest goes through a bucket pass by
+value (4 buckets per value, then an insertion sort from each descent the scatter left, the
+descents found by a branch-free pass), or, when a bucket holds more than _BUCKET_LIMIT
+values (a heavy-tailed channel), an LSD radix sort of the order-preserving unsigned image of
+the float64 bits (8 bits per pass, constant bytes skipped). Works for float32 and float64
+columns.
 """
 
 from __future__ import annotations
@@ -14,6 +16,38 @@ import numpy as np
 
 _BUCKET_LIMIT = 48  # a fuller bucket sends the channel to the radix sort
 BUCKETS_PER_VALUE = 4  # buckets of the value pass per value sorted (work size of `count`)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _min_max(values, m):
+    """(smallest, largest) of values[:m] (finite, m >= 1), as float64: one vectorized pass."""
+    low = high = values[0]
+    for i in range(m):
+        x = values[i]
+        low = x if x < low else low
+        high = x if x > high else high
+    return np.float64(low), np.float64(high)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _prefix_sum(count, size):
+    """count[:size] replaced by its running sum, four at a time (one add on the carried sum
+    per four buckets instead of one per bucket: the scan is latency-bound)."""
+    running = np.int32(0)
+    quads = size // 4 * 4
+    for b in range(0, quads, 4):
+        first = running + count[b]
+        second = count[b + 1] + count[b]
+        third = second + count[b + 2]
+        fourth = third + count[b + 3]
+        count[b] = first
+        count[b + 1] = running + second
+        count[b + 2] = running + third
+        count[b + 3] = running + fourth
+        running += fourth
+    for b in range(quads, size):
+        running += count[b]
+        count[b] = running
 
 
 @nb.njit(cache=True, nogil=True)
@@ -35,7 +69,7 @@ def _split_low(col, lab, low, v_out, lab_out, rest, rest_lab):
 
 
 @nb.njit(cache=True, nogil=True)
-def _bucket_sort(values, labels, m, out_v, out_lab, count, bucket):
+def _bucket_sort(values, labels, m, low, high, out_v, out_lab, count, bucket):
     """Sort values[:m] (float32/64; labels alongside) into out_*: scatter into
     BUCKETS_PER_VALUE * m buckets of equal width in value (a monotone map: buckets come out
     in order), then one insertion sort. Returns (sorted, low, scale): bucket b =
@@ -44,7 +78,6 @@ def _bucket_sort(values, labels, m, out_v, out_lab, count, bucket):
     if m == 0:
         return True, 0.0, 0.0
     values = values[:m]
-    low, high = np.float64(values.min()), np.float64(values.max())
     if low == high:
         out_v[:m] = values
         out_lab[:m] = labels[:m]
@@ -59,20 +92,29 @@ def _bucket_sort(values, labels, m, out_v, out_lab, count, bucket):
     count[: n_buckets + 1] = 0
     for i in range(m):
         count[bucket[i] + 1] += 1
-    if count[: n_buckets + 1].max() > _BUCKET_LIMIT:
+    fullest = np.int32(0)
+    for b in range(1, n_buckets + 1):  # vectorized
+        fullest = count[b] if count[b] > fullest else fullest
+    if fullest > _BUCKET_LIMIT:
         return False, 0.0, 0.0
-    for b in range(1, n_buckets + 1):
-        count[b] += count[b - 1]
+    _prefix_sum(count, n_buckets + 1)
     for i in range(m):
         b = bucket[i]
         p = count[b]
         count[b] = p + 1
         out_v[p] = values[i]
         out_lab[p] = labels[i]
-    for i in range(1, m):  # only values of one bucket are out of order
-        x = out_v[i]
-        if out_v[i - 1] > x:
-            label = out_lab[i]
+    descents = 0  # only values of one bucket are out of order: where (branch-free)
+    for i in range(1, m):
+        bucket[descents] = i
+        descents += out_v[i - 1] > out_v[i]
+    sorted_to = 0  # out_v[: sorted_to + 1] is sorted
+    for q in range(descents):  # an insertion sort from each descent to the next ascent
+        i = bucket[q]
+        if i <= sorted_to:
+            continue
+        while i < m and out_v[i - 1] > out_v[i]:
+            x, label = out_v[i], out_lab[i]
             j = i - 1
             while j >= 0 and out_v[j] > x:
                 out_v[j + 1] = out_v[j]
@@ -80,6 +122,8 @@ def _bucket_sort(values, labels, m, out_v, out_lab, count, bucket):
                 j -= 1
             out_v[j + 1] = x
             out_lab[j + 1] = label
+            i += 1
+        sorted_to = i
     return True, low, scale
 
 
@@ -122,12 +166,13 @@ def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, ou
     Work arrays: rest (N,) float64, rest_lab (N,) int64, count (BUCKETS_PER_VALUE * N + 1,)
     int32, bucket (N,) int32, key / out_key (N,) uint64."""
     n = col.size
-    low = col.min()
+    low64, high = _min_max(col, n)
+    low = col.dtype.type(low64)
     n_low = 0
     for i in range(n):  # vectorized
         n_low += col[i] == low
     if n_low <= _BUCKET_LIMIT:  # a few minima: sorted with the rest, no split
-        done, low_b, scale = _bucket_sort(col, lab, n, v_out, lab_out, count, bucket)
+        done, low_b, scale = _bucket_sort(col, lab, n, low64, high, v_out, lab_out, count, bucket)
         if done:
             return n_low, 0, low_b, scale, BUCKETS_PER_VALUE * n
         z, m = 0, n
@@ -136,7 +181,10 @@ def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, ou
     else:
         z = _split_low(col, lab, low, v_out, lab_out, rest, rest_lab)
         m = n - z
-        done, low_b, scale = _bucket_sort(rest, rest_lab, m, v_out[z:], lab_out[z:], count, bucket)
+        rest_low = _min_max(rest, m)[0] if m else 0.0
+        done, low_b, scale = _bucket_sort(
+            rest, rest_lab, m, rest_low, high, v_out[z:], lab_out[z:], count, bucket
+        )
         if done:
             return n_low, z, low_b, scale, BUCKETS_PER_VALUE * m
     sign = np.uint64(1) << np.uint64(63)
