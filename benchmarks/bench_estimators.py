@@ -5,8 +5,8 @@ side by side in one run: the per-channel rows alternate with the histogram pass,
 round (--repeat rounds, best of each), so a load spike on a shared machine hits both.
 "histogram pass" = the analyzer's fused pass (bin + count every channel) plus the plug-in
 channel MIs from its counts. Two kinds of channel: "ReLU" (class-shifted Gaussians through a
-ReLU: about half the values are exactly 0, a tie group) and "dense" (the same before the
-ReLU: no ties). Targets (issue 22): kNN per channel <= 5x, probe <= 10x.
+ReLU: about half the values are exactly 0, a tie group), "dense" (the same before the
+ReLU: no ties) and "skewed" (exp of the dense values: lognormal, many values per value bucket). Targets (issue 22): kNN per channel <= 5x, probe <= 10x.
 
     PYTHONPATH=. NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_estimators.py [--cpu-time]
 """
@@ -63,6 +63,7 @@ def main():
     c = sum(VGG16_WIDTHS)
     dense = (rng.normal(size=(n, c)) + 0.3 * rng.normal(size=(k, c))[y]).astype(np.float32)
     x = np.maximum(dense, 0)  # ReLU channels: the same values, negatives tied at 0
+    skewed = np.exp(dense)  # lognormal channels
     summary = np.zeros(n, dtype=np.int64)
     xlogx = xlogx_table(n)
     edges = np.cumsum((0,) + VGG16_WIDTHS)
@@ -84,12 +85,18 @@ def main():
         f = fused_pass(dense, y, k, summary, 1, bins)
         channel_mi(f.label_counts, f.summary_counts, xlogx)
 
+    def histogram_skewed():
+        f = fused_pass(skewed, y, k, summary, 1, bins)
+        channel_mi(f.label_counts, f.summary_counts, xlogx)
+
     histogram(), histogram_dense(), knn_label_mi(x[:50, :8], y[:50])  # compile
     alternating = {
         "histogram pass, ReLU channels (fused + channel MI)": histogram,
         "kNN per channel (k=3), ReLU channels": lambda: knn_label_mi(x, y, 3),
         "histogram pass, dense channels": histogram_dense,
         "kNN per channel (k=3), dense channels": lambda: knn_label_mi(dense, y, 3),
+        "histogram pass, skewed channels": histogram_skewed,
+        "kNN per channel (k=3), skewed channels": lambda: knn_label_mi(skewed, y, 3),
         "Gaussian per channel, ReLU channels": lambda: gaussian_label_mi(x, y),
     }
     best = dict.fromkeys(alternating, float("inf"))
@@ -127,6 +134,10 @@ def main():
         best["kNN per channel (k=3), dense channels"] / best["histogram pass, dense channels"]
     )
     print(f"  kNN per channel on dense channels / histogram pass on them: {dense_ratio:.1f}x")
+    skewed_ratio = (
+        best["kNN per channel (k=3), skewed channels"] / best["histogram pass, skewed channels"]
+    )
+    print(f"  kNN per channel on skewed channels / histogram pass on them: {skewed_ratio:.1f}x")
     print("targets: kNN per channel <= 5x, probe <= 10x the histogram pass")
 
 

@@ -132,6 +132,8 @@ def test_sort_and_count_paths(dtype):
         rng.normal(size=n) * 1e-30 + 1.0,  # nearly constant
         np.where(rng.random(n) < 0.4, 0.0, 2.0),  # two values: the rest is one tie group
         1e6 + 1e-6 * rng.random(n),  # buckets narrower than the values' rounding (float64)
+        np.exp(rng.normal(size=n)),  # skewed: > 8 values in two buckets, the window moves
+        1e6 + 1e-8 * rng.random(n),  # buckets narrower than half a rounding step (float64)
     ]
     x = np.stack(cols, axis=1).astype(dtype)
     xd = x.astype(np.float64)
@@ -141,6 +143,7 @@ def test_sort_and_count_paths(dtype):
         np.testing.assert_allclose(ours, brute, atol=1e-9)
         ref = np.array([sk_mi._compute_mi_cd(xd[:, j], y, k) for j in range(x.shape[1])])
         free = np.array([not _has_zero_kth(xd[:, j], y, k) for j in range(x.shape[1])])
+        free[-1] = False  # below one rounding step: squared distances cannot resolve it
         tol = 1e-9 if dtype == np.float32 else 1.0 / n + 1e-9
         np.testing.assert_allclose(np.maximum(ours, 0)[free], ref[free], atol=tol)
 
@@ -257,3 +260,27 @@ def test_sort_column_equals_numpy_sort_on_every_path(dtype):
             np.testing.assert_array_equal(offset + work[2][:n_buckets], ends)
         for value in np.unique(col):  # each value keeps its own labels
             assert sorted(lab_out[v == value]) == sorted(lab[col == value])
+
+
+@pytest.mark.parametrize("shift", [-40, -9, 0, 9, 40])
+def test_edge_window_finds_the_edges_from_any_bucket_start(shift):
+    """The window of _edges_near (where the bucket lookup failed) reaches the ball's edges
+    from a start on either side of them: bucket ends moved by `shift` values against the
+    O(N) definition (last j with v[j] - x < d, first j with x - v[j] < d)."""
+    from analyzer.core.knn import _GAP, _edges_near
+
+    rng = np.random.default_rng(11)
+    n = 400
+    v = np.sort(np.exp(rng.normal(size=n)))  # skewed: many values per bucket
+    padded = np.concatenate([np.full(_GAP, -np.inf), v, np.full(_GAP, np.inf)])
+    n_buckets = 4 * n
+    scale = (n_buckets - 1) / (v[-1] - v[0])
+    bucket = ((v - v[0]) * scale).astype(np.int64)
+    ends = np.searchsorted(bucket, np.arange(n_buckets), "right")
+    ends = np.clip(ends + shift, 0, n).astype(np.int32)
+    for i in rng.integers(0, n, 200):
+        x, d = v[i], rng.exponential(0.3) + 1e-12
+        right = np.flatnonzero(v - x < d).max()
+        left = np.flatnonzero(x - v < d).min()
+        buckets = (0, v[0], scale, n_buckets, ends)
+        assert _edges_near(padded, x, d, buckets) == right - left

@@ -20,8 +20,9 @@ value, ``analyzer.core.knn_sort``) locate each edge of the ball (x - d_i, x + d_
 whole sorted channel: each threshold's bucket start for the whole class first (vectorized
 passes), then 8 values compared at once (``analyzer.core.lanes``) from the start of the
 bucket before the threshold's, the edge confirmed by the value before them. Where that fails
-(a full bucket, a threshold rounded across a border: ~3e-5 of the samples) the edge is
-binary-searched in the whole channel. Where the sort had no buckets (the radix path), the
+(more than 8 values in the two buckets, e.g. the dense part of a skewed channel; a threshold
+rounded across a border: ~3e-5 of the samples of a Gaussian channel) the window moves 8
+values at a time until it holds the edge. Where the sort had no buckets (the radix path), the
 edge lies between the last class member inside and the next one (the "gap", ~N / N_y
 samples): 8-lane compares over 32 values, binary search past them. The
 tie group at the channel's minimum (a ReLU channel's zeros, which the sort already sets
@@ -129,6 +130,34 @@ def _edges_by_bucket(padded, x, dist, buckets, above, below):
         below[t] = found & (found_left | min_inside)
 
 
+@nb.njit(cache=True, nogil=True)
+def _edges_near(padded, x, d, buckets):
+    """right - left edge of the ball (x - d, x + d) in the sorted channel where the 8 values
+    from each threshold's bucket start did not hold its edge: the window moves 8 values at a
+    time (left until the value before it is on the right side of the edge, then right until
+    the edge is inside it; both sides are monotone in the value, and the pads stop it)."""
+    offset, low, scale, n_buckets, ends = buckets
+    top = n_buckets - 1.0
+    b = np.int64(min(max((x + d - low) * scale, 0.0), top))
+    start = offset + ends[max(b - 2, 0)] * (b >= 2)
+    while start > 0 and not padded[_GAP + start - 1] - x < d:
+        start = max(start - LANES, 0)
+    inside = count_right_within(padded, _GAP + start, x, d)
+    while inside == LANES:
+        start += LANES
+        inside = count_right_within(padded, _GAP + start, x, d)
+    right = start - 1 + inside
+    b = np.int64(min(max((x - d - low) * scale, 0.0), top))
+    start = offset + ends[max(b - 2, 0)] * (b >= 2)
+    while start > 0 and x - padded[_GAP + start - 1] < d:
+        start = max(start - LANES, 0)
+    inside = count_left_within(padded, _GAP + start, x, d)
+    while inside == 0:
+        start += LANES
+        inside = count_left_within(padded, _GAP + start, x, d)
+    return right - (start + LANES - inside)
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def _kth_distances(row, o, size, kk, dist):
     """dist[t] = the kk-th nearest same-class distance of row[o + t] (class values ascending
@@ -174,9 +203,8 @@ def _class_sum(padded, n, row, position, o, size, kk, psi, dist, within, buckets
     if buckets[2] > 0.0:  # the sort's value buckets locate both edges; a search where not
         _edges_by_bucket(padded, x, dist, buckets, above, below)
         for t in range(size):  # m_i - 1 into above; garbage where d == 0: not read
-            if not below[t]:  # rare (~3e-5): a binary search of the whole channel
-                right = _right_edge(padded, x[t], dist[t], -1, n)
-                above[t] = right - _left_edge(padded, x[t], dist[t], n, -1)
+            if not below[t]:  # a bucket fuller than 8 values, a threshold rounded across
+                above[t] = _edges_near(padded, x[t], dist[t], buckets)
     else:
         _class_within(row, o, size, kk, dist, above, below)
         for t in range(size):  # m_i - 1 into above (no branch but the gap's length)
