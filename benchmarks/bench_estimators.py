@@ -4,9 +4,10 @@ VGG-16's 13 sites (4,224 channels) x 3,925 samples float32, 10 classes, B = 20, 
 side by side in one run: the per-channel rows alternate with the histogram pass, round after
 round (--repeat rounds, best of each), so a load spike on a shared machine hits both.
 "histogram pass" = the analyzer's fused pass (bin + count every channel) plus the plug-in
-channel MIs from its counts. Two kinds of channel: "ReLU" (class-shifted Gaussians through a
-ReLU: about half the values are exactly 0, a tie group), "dense" (the same before the
-ReLU: no ties) and "skewed" (exp of the dense values: lognormal, many values per value bucket). Targets (issue 22): kNN per channel <= 5x, probe <= 10x.
+channel MIs from its counts. Three kinds of channel: "ReLU" (class-shifted Gaussians through
+a ReLU: about half the values are exactly 0, a tie group), "dense" (the same before the
+ReLU: no ties) and "skewed" (exp of the dense values: lognormal, many values per value
+bucket). Targets (issue 22): kNN per channel <= 5x, probe <= 10x.
 
     PYTHONPATH=. NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_estimators.py [--cpu-time]
 """
@@ -70,9 +71,16 @@ def main():
     rows = subsample(n, 0)
     layers = [x[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
-    def histogram():
-        f = fused_pass(x, y, k, summary, 1, bins)
-        channel_mi(f.label_counts, f.summary_counts, xlogx)
+    def histogram_of(values):
+        """The histogram pass over values (sample, channel), as a callable."""
+
+        def histogram():
+            f = fused_pass(values, y, k, summary, 1, bins)
+            channel_mi(f.label_counts, f.summary_counts, xlogx)
+
+        return histogram
+
+    histogram, histogram_dense, histogram_skewed = map(histogram_of, (x, dense, skewed))
 
     def projections():
         out = []
@@ -80,14 +88,6 @@ def main():
             v64 = v.astype(np.float64)
             out.append(layer_scores(v, v64.mean(0), v64.std(0), args.pcs, rows, 0))
         return out
-
-    def histogram_dense():
-        f = fused_pass(dense, y, k, summary, 1, bins)
-        channel_mi(f.label_counts, f.summary_counts, xlogx)
-
-    def histogram_skewed():
-        f = fused_pass(skewed, y, k, summary, 1, bins)
-        channel_mi(f.label_counts, f.summary_counts, xlogx)
 
     histogram(), histogram_dense(), knn_label_mi(x[:50, :8], y[:50])  # compile
     alternating = {

@@ -91,6 +91,20 @@ def _left_edge(padded, x, d, inside, outside):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def _bucket_of(value, low, scale, top):
+    """The value bucket of a threshold, clamped to [0, top] (selects: vectorizes; no NaN)."""
+    b = (value - low) * scale
+    b = b if b > 0.0 else 0.0
+    return np.int64(b if b < top else top)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _bucket_before(b, offset, ends):
+    """Index in the sorted channel where the bucket before bucket b starts (where b - 2 ends)."""
+    return offset + ends[max(b - 2, 0)] * (b >= 2)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _edges_by_bucket(padded, x, dist, buckets, above, below):
     """above[t] = right - left edge of the ball (x[t] - d, x[t] + d) in the sorted channel
     and below[t] = whether found, from the sort's value buckets: 8 values compared from the
@@ -100,20 +114,12 @@ def _edges_by_bucket(padded, x, dist, buckets, above, below):
     offset, low, scale, n_buckets, ends = buckets
     top = n_buckets - 1.0
     size = x.size
-    for t in range(size):  # each threshold's bucket (vectorized: selects, no NaN here)
-        b = (x[t] + dist[t] - low) * scale
-        b = b if b > 0.0 else 0.0
-        above[t] = np.int64(b if b < top else top)
-        b = (x[t] - dist[t] - low) * scale
-        b = b if b > 0.0 else 0.0
-        below[t] = np.int64(b if b < top else top)
-    for t in range(
-        size
-    ):  # where the bucket before it starts (bucket b - 1 starts where b - 2 ends)
-        b = above[t]
-        above[t] = offset + ends[max(b - 2, 0)] * (b >= 2)
-        b = below[t]
-        below[t] = offset + ends[max(b - 2, 0)] * (b >= 2)
+    for t in range(size):  # each threshold's bucket (vectorized)
+        above[t] = _bucket_of(x[t] + dist[t], low, scale, top)
+        below[t] = _bucket_of(x[t] - dist[t], low, scale, top)
+    for t in range(size):  # where the bucket before it starts
+        above[t] = _bucket_before(above[t], offset, ends)
+        below[t] = _bucket_before(below[t], offset, ends)
     first = padded[_GAP]
     for t in range(size):
         xt, d = x[t], dist[t]
@@ -138,8 +144,7 @@ def _edges_near(padded, x, d, buckets):
     the edge is inside it; both sides are monotone in the value, and the pads stop it)."""
     offset, low, scale, n_buckets, ends = buckets
     top = n_buckets - 1.0
-    b = np.int64(min(max((x + d - low) * scale, 0.0), top))
-    start = offset + ends[max(b - 2, 0)] * (b >= 2)
+    start = _bucket_before(_bucket_of(x + d, low, scale, top), offset, ends)
     while start > 0 and not padded[_GAP + start - 1] - x < d:
         start = max(start - LANES, 0)
     inside = count_right_within(padded, _GAP + start, x, d)
@@ -147,8 +152,7 @@ def _edges_near(padded, x, d, buckets):
         start += LANES
         inside = count_right_within(padded, _GAP + start, x, d)
     right = start - 1 + inside
-    b = np.int64(min(max((x - d - low) * scale, 0.0), top))
-    start = offset + ends[max(b - 2, 0)] * (b >= 2)
+    start = _bucket_before(_bucket_of(x - d, low, scale, top), offset, ends)
     while start > 0 and x - padded[_GAP + start - 1] < d:
         start = max(start - LANES, 0)
     inside = count_left_within(padded, _GAP + start, x, d)
@@ -279,19 +283,14 @@ def _sorted_channel_mi(
         row[offsets[c] : offsets[c] + low_count[c]] = padded[_GAP]
         position[offsets[c] : offsets[c] + low_count[c]] = n_low - 1  # any one of them
         fill[c] += low_count[c]
-    if buckets[2] > 0.0:  # stable split of the rest by class (positions: see _class_sum)
-        for i in range(n_low, n):
-            c = lab[i]
-            f = fill[c]
-            row[f] = padded[_GAP + i]
-            fill[c] = f + 1
-    else:
-        for i in range(n_low, n):
-            c = lab[i]
-            f = fill[c]
+    with_positions = buckets[2] == 0.0  # only the radix path's class-gap search reads them
+    for i in range(n_low, n):  # stable split of the rest by class
+        c = lab[i]
+        f = fill[c]
+        if with_positions:  # loop-invariant: LLVM unswitches it
             position[f] = i
-            row[f] = padded[_GAP + i]
-            fill[c] = f + 1
+        row[f] = padded[_GAP + i]
+        fill[c] = f + 1
     total = 0.0
     for c in range(start.size - 1):
         size = start[c + 1] - start[c]
