@@ -222,65 +222,103 @@ def test_channel_blocks_give_the_single_channel_values():
     assert np.isnan(ours[20]) and np.isfinite(np.delete(ours, 20)).all()
 
 
+def _bucket_ends(v, low, scale, shift, n_buckets):
+    """Where each value bucket of the sorted v ends, from the maps' definitions in numpy:
+    int((x - low) * scale) (linear, shift < 0) or (bits(x) - bits(low)) >> shift (binary)."""
+    if shift < 0:
+        bucket = ((v - low) * scale).astype(np.int64)
+    else:
+        bucket = (v.view(np.int64) - np.float64(low).view(np.int64)) >> shift
+    return np.searchsorted(bucket, np.arange(n_buckets), "right")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sort_column_equals_numpy_sort_on_every_path(dtype):
     """The kernel's sort against np.sort (labels carried along) and its value buckets against
     their definition: few or many minima (split or not), a range that overflows float64 when
     subtracted (radix fallback, not a bucket index from NaN), heavy tails, ties, negative
-    values, buckets of several values in reverse order (the insertion after the scatter)."""
+    values, buckets of several values in reverse order (the insertion after the scatter),
+    skewed columns (the binary map, tried first or after crowded linear buckets) and one
+    whose linear buckets crowd less than its binary ones (the linear map counted again)."""
     from analyzer.core.knn_sort import BUCKETS_PER_VALUE, sort_column
 
     rng = np.random.default_rng(3)
     n = 500
     big = np.finfo(dtype).max
-    columns = [
-        rng.normal(size=n),  # dense: no split
-        np.maximum(rng.normal(size=n), 0),  # ~250 zeros: split off
-        np.where(rng.random(n) < 0.5, -big, big) * rng.random(n),  # span overflows float64
-        np.exp(5 * rng.normal(size=n)),  # heavy tail: overfull bucket
-        np.round(rng.normal(size=n), 1),  # tie groups
-        np.full(n, 2.5),  # constant
+    bottom = rng.random(n) < 0.3  # 30% in the lowest 1/64 of [1e-300, 1]
+    pile = rng.random(n) < 0.2
+    columns = {
+        "dense": (rng.normal(size=n), "linear"),
+        "relu": (np.maximum(rng.normal(size=n), 0), "linear"),  # ~250 zeros: split off
+        "overflow": (  # float32: the span fits float64
+            np.where(rng.random(n) < 0.5, -big, big) * rng.random(n),
+            "none" if dtype == np.float64 else "linear",
+        ),
+        "exp(5x)": (np.exp(5 * rng.normal(size=n)), "binary"),  # heavy tail
+        "ties": (np.round(rng.normal(size=n), 1), "linear"),
+        "constant": (np.full(n, 2.5), "none"),
         # 5 values per bucket, out of order: insertion runs across several descents
-        np.repeat(np.arange(100.0), 5) + np.tile([4e-3, 3e-3, 1e-3, 2e-3, 0.0], 100),
-    ]
-    for col in columns:
+        "reversed": (
+            np.repeat(np.arange(100.0), 5) + np.tile([4e-3, 3e-3, 1e-3, 2e-3, 0.0], 100),
+            "linear",
+        ),
+        "lognormal": (np.exp(1.5 * rng.normal(size=n)), "binary"),  # binary tried first
+        # 20% in [0.01, 0.02]: linear buckets crowd there (tried first: not bottom-heavy)
+        "pile": (
+            np.where(pile, 0.01 + 0.01 * rng.random(n), 0.02 + 9.98 * rng.random(n)),
+            "binary",
+        ),
+        "bottom-heavy": (
+            np.where(bottom, rng.random(n) / 64, 1 / 64 + rng.random(n) * 63 / 64),
+            "linear",
+        ),
+    }
+    columns["bottom-heavy"][0][0] = 1e-300  # binary buckets: ~1,000 powers of two
+    for name, (col, expected_map) in columns.items():
         col = col.astype(dtype)
         lab = rng.integers(0, 7, n)
         v, lab_out = np.empty(n), np.empty(n, np.int64)
         work = (np.empty(n), np.empty(n, np.int64), np.empty(BUCKETS_PER_VALUE * n + 1, np.int32))
         keys = (np.empty(n, np.int32), np.empty(n, np.uint64), np.empty(n, np.uint64))
-        n_low, offset, low, scale, n_buckets = sort_column(
+        n_low, offset, low, scale, shift, n_buckets = sort_column(
             col.copy(), lab, v, lab_out, *work, *keys
         )
-        np.testing.assert_array_equal(v, np.sort(col.astype(np.float64)))
+        np.testing.assert_array_equal(v, np.sort(col.astype(np.float64)), err_msg=name)
         assert n_low == (col == col.min()).sum()
-        if scale > 0:  # the value buckets the kNN edges are looked up in: where each ends
-            bucket = ((v[offset:] - low) * scale).astype(np.int64)
-            ends = offset + np.searchsorted(bucket, np.arange(n_buckets), "right")
-            np.testing.assert_array_equal(offset + work[2][:n_buckets], ends)
+        kept = "none" if n_buckets == 0 else "binary" if shift >= 0 else "linear"
+        if dtype == np.float64 or name != "bottom-heavy":  # float32: 1e-300 is 0
+            assert kept == expected_map, name
+        if n_buckets:  # the value buckets the kNN edges are looked up in: where each ends
+            assert 0 < n_buckets <= BUCKETS_PER_VALUE * (n - offset)
+            ends = _bucket_ends(v[offset:], low, scale, shift, n_buckets)
+            np.testing.assert_array_equal(work[2][:n_buckets], ends, err_msg=name)
         for value in np.unique(col):  # each value keeps its own labels
             assert sorted(lab_out[v == value]) == sorted(lab[col == value])
 
 
-@pytest.mark.parametrize("shift", [-40, -9, 0, 9, 40])
-def test_edge_window_finds_the_edges_from_any_bucket_start(shift):
+@pytest.mark.parametrize("value_map", ["linear", "binary"])
+@pytest.mark.parametrize("moved", [-40, -9, 0, 9, 40])
+def test_edge_window_finds_the_edges_from_any_bucket_start(moved, value_map):
     """The window of _edges_near (where the bucket lookup failed) reaches the ball's edges
-    from a start on either side of them: bucket ends moved by `shift` values against the
-    O(N) definition (last j with v[j] - x < d, first j with x - v[j] < d)."""
+    from a start on either side of them: bucket ends moved by `moved` values against the
+    O(N) definition (last j with v[j] - x < d, first j with x - v[j] < d), on both maps."""
     from analyzer.core.knn import _GAP, _edges_near
 
     rng = np.random.default_rng(11)
     n = 400
-    v = np.sort(np.exp(rng.normal(size=n)))  # skewed: many values per bucket
+    v = np.sort(np.exp(rng.normal(size=n)))  # skewed: many values per linear bucket
     padded = np.concatenate([np.full(_GAP, -np.inf), v, np.full(_GAP, np.inf)])
     n_buckets = 4 * n
-    scale = (n_buckets - 1) / (v[-1] - v[0])
-    bucket = ((v - v[0]) * scale).astype(np.int64)
-    ends = np.searchsorted(bucket, np.arange(n_buckets), "right")
-    ends = np.clip(ends + shift, 0, n).astype(np.int32)
+    scale, shift = (n_buckets - 1) / (v[-1] - v[0]), -1
+    if value_map == "binary":
+        span = v[-1:].view(np.int64)[0] - v[:1].view(np.int64)[0]
+        shift = int(np.ceil(np.log2(span / (n_buckets - 1))))
+        n_buckets, scale = int(span >> shift) + 1, 0.0
+    ends = _bucket_ends(v, v[0], scale, shift, n_buckets)
+    ends = np.clip(ends + moved, 0, n).astype(np.int32)
     for i in rng.integers(0, n, 200):
         x, d = v[i], rng.exponential(0.3) + 1e-12
         right = np.flatnonzero(v - x < d).max()
         left = np.flatnonzero(x - v < d).min()
-        buckets = (0, v[0], scale, n_buckets, ends)
+        buckets = (0, v[0], scale, shift, n_buckets, ends)
         assert _edges_near(padded, x, d, buckets) == right - left

@@ -15,14 +15,15 @@ O(N) sort (``analyzer.core.knn_sort``) with the labels carried along and a stabl
 the sorted samples by class into one padded row (each class between k values of -inf and
 k of +inf, so no window needs a bound check). Then, per class, loops over the whole class
 that LLVM vectorizes: the k-th distance d_i as the narrowest of the k_i + 1 windows of
-k_i + 1 consecutive class values around each sample (k_i + 1 passes). For m_i, the sort's value buckets (about 4 per
-value, ``analyzer.core.knn_sort``) locate each edge of the ball (x - d_i, x + d_i) in the
-whole sorted channel: each threshold's bucket start for the whole class first (vectorized
-passes), then 8 values compared at once (``analyzer.core.lanes``) from the start of the
-bucket before the threshold's, the edge confirmed by the value before them. Where that fails
-(more than 8 values in the two buckets, e.g. the dense part of a skewed channel; a threshold
-rounded across a border: ~3e-5 of the samples of a Gaussian channel) the window moves 8
-values at a time until it holds the edge. Where the sort had no buckets (the radix path), the
+k_i + 1 consecutive class values around each sample (k_i + 1 passes). For m_i, the sort's
+value buckets (about 4 per value, of equal width in value or, on a skewed channel, in the
+float64 bits: ``analyzer.core.knn_sort``) locate each edge of the ball (x - d_i, x + d_i) in
+the whole sorted channel: each threshold's bucket start for the whole class first
+(vectorized passes), then 8 values compared at once (``analyzer.core.lanes``) from the start
+of the bucket before the threshold's, the edge confirmed by the value before them. Where
+that fails (more than 8 values in the two buckets; a threshold rounded across a border: ~3e-5
+of the samples of a Gaussian channel) the window moves 8 values at a time until it holds the
+edge. Where the sort had no buckets (the radix path), the
 edge lies between the last class member inside and the next one (the "gap", ~N / N_y
 samples): 8-lane compares over 32 values, binary search past them. The
 tie group at the channel's minimum (a ReLU channel's zeros, which the sort already sets
@@ -49,7 +50,7 @@ import numba as nb
 import numpy as np
 from scipy.special import digamma
 
-from analyzer.core.knn_sort import BUCKETS_PER_VALUE, sort_column
+from analyzer.core.knn_sort import BUCKETS_PER_VALUE, bucket_of, sort_column
 from analyzer.core.lanes import LANES, count_left_within, count_right_within
 
 _BLOCK = 16  # channels transposed together: one 64-byte line of float32 per sample row
@@ -91,14 +92,6 @@ def _left_edge(padded, x, d, inside, outside):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _bucket_of(value, low, scale, top):
-    """The value bucket of a threshold, clamped to [0, top] (selects: vectorizes; no NaN)."""
-    b = (value - low) * scale
-    b = b if b > 0.0 else 0.0
-    return np.int64(b if b < top else top)
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
 def _bucket_before(b, offset, ends):
     """Index in the sorted channel where the bucket before bucket b starts (where b - 2 ends)."""
     return offset + ends[max(b - 2, 0)] * (b >= 2)
@@ -111,12 +104,12 @@ def _edges_by_bucket(padded, x, dist, buckets, above, below):
     start of the bucket before each threshold's bucket. Not found where that window does not
     hold the edge (a fuller bucket, a threshold at a bucket's border after rounding): the
     caller searches then. Bucket starts are computed for all samples first (vectorized)."""
-    offset, low, scale, n_buckets, ends = buckets
+    offset, low, scale, shift, n_buckets, ends = buckets
     top = n_buckets - 1.0
     size = x.size
     for t in range(size):  # each threshold's bucket (vectorized)
-        above[t] = _bucket_of(x[t] + dist[t], low, scale, top)
-        below[t] = _bucket_of(x[t] - dist[t], low, scale, top)
+        above[t] = bucket_of(x[t] + dist[t], low, scale, shift, top)
+        below[t] = bucket_of(x[t] - dist[t], low, scale, shift, top)
     for t in range(size):  # where the bucket before it starts
         above[t] = _bucket_before(above[t], offset, ends)
         below[t] = _bucket_before(below[t], offset, ends)
@@ -142,9 +135,9 @@ def _edges_near(padded, x, d, buckets):
     from each threshold's bucket start did not hold its edge: the window moves 8 values at a
     time (left until the value before it is on the right side of the edge, then right until
     the edge is inside it; both sides are monotone in the value, and the pads stop it)."""
-    offset, low, scale, n_buckets, ends = buckets
+    offset, low, scale, shift, n_buckets, ends = buckets
     top = n_buckets - 1.0
-    start = _bucket_before(_bucket_of(x + d, low, scale, top), offset, ends)
+    start = _bucket_before(bucket_of(x + d, low, scale, shift, top), offset, ends)
     while start > 0 and not padded[_GAP + start - 1] - x < d:
         start = max(start - LANES, 0)
     inside = count_right_within(padded, _GAP + start, x, d)
@@ -152,7 +145,7 @@ def _edges_near(padded, x, d, buckets):
         start += LANES
         inside = count_right_within(padded, _GAP + start, x, d)
     right = start - 1 + inside
-    start = _bucket_before(_bucket_of(x - d, low, scale, top), offset, ends)
+    start = _bucket_before(bucket_of(x - d, low, scale, shift, top), offset, ends)
     while start > 0 and x - padded[_GAP + start - 1] < d:
         start = max(start - LANES, 0)
     inside = count_left_within(padded, _GAP + start, x, d)
@@ -204,7 +197,7 @@ def _class_sum(padded, n, row, position, o, size, kk, psi, dist, within, buckets
     above, below = within[0], within[1]
     _kth_distances(row, o, size, kk, dist)
     x = row[o : o + size]
-    if buckets[2] > 0.0:  # the sort's value buckets locate both edges; a search where not
+    if buckets[4] > 0:  # the sort's value buckets locate both edges; a search where not
         _edges_by_bucket(padded, x, dist, buckets, above, below)
         for t in range(size):  # m_i - 1 into above; garbage where d == 0: not read
             if not below[t]:  # a bucket fuller than 8 values, a threshold rounded across
@@ -283,7 +276,7 @@ def _sorted_channel_mi(
         row[offsets[c] : offsets[c] + low_count[c]] = padded[_GAP]
         position[offsets[c] : offsets[c] + low_count[c]] = n_low - 1  # any one of them
         fill[c] += low_count[c]
-    with_positions = buckets[2] == 0.0  # only the radix path's class-gap search reads them
+    with_positions = buckets[4] == 0  # only the class-gap search (no buckets) reads them
     for i in range(n_low, n):  # stable split of the rest by class
         c = lab[i]
         f = fill[c]
@@ -326,10 +319,10 @@ def _block_mi(values, c0, width, labels, start, k, psi, finite, out):
     key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
     for j in range(width):
         if finite[c0 + j]:
-            n_low, offset, low, scale, n_buckets = sort_column(
+            n_low, offset, low, scale, shift, n_buckets = sort_column(
                 block[j], labels, sorted_values, lab, rest, rest_lab, count, bucket, key, out_key
             )
-            buckets = (offset, low, scale, n_buckets, count)
+            buckets = (offset, low, scale, shift, n_buckets, count)
             out[c0 + j] = _sorted_channel_mi(
                 padded, lab, n_low, buckets, start, k, psi, offsets, row, position, dist, within
             )
