@@ -6,8 +6,8 @@ round (--repeat rounds, best of each), so a load spike on a shared machine hits 
 "histogram pass" = the analyzer's fused pass (bin + count every channel) plus the plug-in
 channel MIs from its counts. Three kinds of channel: "ReLU" (class-shifted Gaussians through
 a ReLU: about half the values are exactly 0, a tie group), "dense" (the same before the
-ReLU: no ties) and "skewed" (exp of the dense values: lognormal, many values per value
-bucket). Targets (issue 22): kNN per channel <= 5x, probe <= 10x.
+ReLU: no ties) and "skewed" (exp of the dense values: lognormal, crowded where the sort's
+value buckets are of equal width in value). Targets (issue 22): kNN per channel <= 5x, probe <= 10x.
 
     PYTHONPATH=. NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_estimators.py [--cpu-time]
 """

@@ -222,13 +222,11 @@ def test_channel_blocks_give_the_single_channel_values():
     assert np.isnan(ours[20]) and np.isfinite(np.delete(ours, 20)).all()
 
 
-def _bucket_ends(v, low, scale, shift, n_buckets):
+def _bucket_ends(v, low, scale, binary, n_buckets):
     """Where each value bucket of the sorted v ends, from the maps' definitions in numpy:
-    int((x - low) * scale) (linear, shift < 0) or (bits(x) - bits(low)) >> shift (binary)."""
-    if shift < 0:
-        bucket = ((v - low) * scale).astype(np.int64)
-    else:
-        bucket = (v.view(np.int64) - np.float64(low).view(np.int64)) >> shift
+    int((x - low) * scale) (linear) or int((bits(x) - bits(low)) * scale) (binary)."""
+    offset = v.view(np.int64) - np.float64(low).view(np.int64) if binary else v - low
+    bucket = np.minimum(offset * scale, n_buckets - 1).astype(np.int64)
     return np.searchsorted(bucket, np.arange(n_buckets), "right")
 
 
@@ -280,17 +278,17 @@ def test_sort_column_equals_numpy_sort_on_every_path(dtype):
         v, lab_out = np.empty(n), np.empty(n, np.int64)
         work = (np.empty(n), np.empty(n, np.int64), np.empty(BUCKETS_PER_VALUE * n + 1, np.int32))
         keys = (np.empty(n, np.int32), np.empty(n, np.uint64), np.empty(n, np.uint64))
-        n_low, offset, low, scale, shift, n_buckets = sort_column(
+        n_low, offset, low, scale, binary, n_buckets = sort_column(
             col.copy(), lab, v, lab_out, *work, *keys
         )
         np.testing.assert_array_equal(v, np.sort(col.astype(np.float64)), err_msg=name)
         assert n_low == (col == col.min()).sum()
-        kept = "none" if n_buckets == 0 else "binary" if shift >= 0 else "linear"
+        kept = "none" if n_buckets == 0 else "binary" if binary else "linear"
         if dtype == np.float64 or name != "bottom-heavy":  # float32: 1e-300 is 0
             assert kept == expected_map, name
         if n_buckets:  # the value buckets the kNN edges are looked up in: where each ends
-            assert 0 < n_buckets <= BUCKETS_PER_VALUE * (n - offset)
-            ends = _bucket_ends(v[offset:], low, scale, shift, n_buckets)
+            assert n_buckets == BUCKETS_PER_VALUE * (n - offset)
+            ends = _bucket_ends(v[offset:], low, scale, binary, n_buckets)
             np.testing.assert_array_equal(work[2][:n_buckets], ends, err_msg=name)
         for value in np.unique(col):  # each value keeps its own labels
             assert sorted(lab_out[v == value]) == sorted(lab[col == value])
@@ -309,16 +307,32 @@ def test_edge_window_finds_the_edges_from_any_bucket_start(moved, value_map):
     v = np.sort(np.exp(rng.normal(size=n)))  # skewed: many values per linear bucket
     padded = np.concatenate([np.full(_GAP, -np.inf), v, np.full(_GAP, np.inf)])
     n_buckets = 4 * n
-    scale, shift = (n_buckets - 1) / (v[-1] - v[0]), -1
-    if value_map == "binary":
-        span = v[-1:].view(np.int64)[0] - v[:1].view(np.int64)[0]
-        shift = int(np.ceil(np.log2(span / (n_buckets - 1))))
-        n_buckets, scale = int(span >> shift) + 1, 0.0
-    ends = _bucket_ends(v, v[0], scale, shift, n_buckets)
+    binary = value_map == "binary"
+    span = v[-1:].view(np.int64)[0] - v[:1].view(np.int64)[0] if binary else v[-1] - v[0]
+    scale = (n_buckets - 1) / span
+    ends = _bucket_ends(v, v[0], scale, binary, n_buckets)
     ends = np.clip(ends + moved, 0, n).astype(np.int32)
     for i in rng.integers(0, n, 200):
         x, d = v[i], rng.exponential(0.3) + 1e-12
         right = np.flatnonzero(v - x < d).max()
         left = np.flatnonzero(x - v < d).min()
-        buckets = (0, v[0], scale, shift, n_buckets, ends)
+        buckets = (0, v[0], scale, binary, n_buckets, ends)
         assert _edges_near(padded, x, d, buckets) == right - left
+
+
+def test_skewed_channels_try_the_binary_map_first():
+    """The sort's shortcut for skewed channels (binary buckets counted first, linear ones
+    only if those crowd): more than a quarter of the values in the lowest 1/64 of the
+    range, counted against a numpy count either side of the border."""
+    from analyzer.core.knn_sort import _bottom_heavy
+
+    rng = np.random.default_rng(2)
+    n = 400
+    for share, expected in ((0.2475, False), (0.2525, True), (0.0, False), (0.9, True)):
+        n_bottom = int(round(share * n))
+        values = np.concatenate([rng.uniform(1.0, 1.0 + 0.9 / 64, n_bottom), [1.0, 2.0]])
+        values = np.concatenate([values, rng.uniform(1.0 + 1.1 / 64, 2.0, n - values.size)])
+        span = values.max() - values.min()
+        assert (values < 1.0 + span / 64).sum() == n_bottom + 1  # the minimum is one of them
+        assert _bottom_heavy(values, n, 1.0, span) == ((n_bottom + 1) > n // 4)
+        assert _bottom_heavy(values, n, 1.0, span) == expected

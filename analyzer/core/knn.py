@@ -104,12 +104,12 @@ def _edges_by_bucket(padded, x, dist, buckets, above, below):
     start of the bucket before each threshold's bucket. Not found where that window does not
     hold the edge (a fuller bucket, a threshold at a bucket's border after rounding): the
     caller searches then. Bucket starts are computed for all samples first (vectorized)."""
-    offset, low, scale, shift, n_buckets, ends = buckets
+    offset, low, scale, binary, n_buckets, ends = buckets
     top = n_buckets - 1.0
     size = x.size
     for t in range(size):  # each threshold's bucket (vectorized)
-        above[t] = bucket_of(x[t] + dist[t], low, scale, shift, top)
-        below[t] = bucket_of(x[t] - dist[t], low, scale, shift, top)
+        above[t] = bucket_of(x[t] + dist[t], low, scale, binary, top)
+        below[t] = bucket_of(x[t] - dist[t], low, scale, binary, top)
     for t in range(size):  # where the bucket before it starts
         above[t] = _bucket_before(above[t], offset, ends)
         below[t] = _bucket_before(below[t], offset, ends)
@@ -135,9 +135,9 @@ def _edges_near(padded, x, d, buckets):
     from each threshold's bucket start did not hold its edge: the window moves 8 values at a
     time (left until the value before it is on the right side of the edge, then right until
     the edge is inside it; both sides are monotone in the value, and the pads stop it)."""
-    offset, low, scale, shift, n_buckets, ends = buckets
+    offset, low, scale, binary, n_buckets, ends = buckets
     top = n_buckets - 1.0
-    start = _bucket_before(bucket_of(x + d, low, scale, shift, top), offset, ends)
+    start = _bucket_before(bucket_of(x + d, low, scale, binary, top), offset, ends)
     while start > 0 and not padded[_GAP + start - 1] - x < d:
         start = max(start - LANES, 0)
     inside = count_right_within(padded, _GAP + start, x, d)
@@ -145,7 +145,7 @@ def _edges_near(padded, x, d, buckets):
         start += LANES
         inside = count_right_within(padded, _GAP + start, x, d)
     right = start - 1 + inside
-    start = _bucket_before(bucket_of(x - d, low, scale, shift, top), offset, ends)
+    start = _bucket_before(bucket_of(x - d, low, scale, binary, top), offset, ends)
     while start > 0 and x - padded[_GAP + start - 1] < d:
         start = max(start - LANES, 0)
     inside = count_left_within(padded, _GAP + start, x, d)
@@ -319,10 +319,10 @@ def _block_mi(values, c0, width, labels, start, k, psi, finite, out):
     key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
     for j in range(width):
         if finite[c0 + j]:
-            n_low, offset, low, scale, shift, n_buckets = sort_column(
+            n_low, offset, low, scale, binary, n_buckets = sort_column(
                 block[j], labels, sorted_values, lab, rest, rest_lab, count, bucket, key, out_key
             )
-            buckets = (offset, low, scale, shift, n_buckets, count)
+            buckets = (offset, low, scale, binary, n_buckets, count)
             out[c0 + j] = _sorted_channel_mi(
                 padded, lab, n_low, buckets, start, k, psi, offsets, row, position, dist, within
             )

@@ -21,34 +21,34 @@ import numba as nb
 import numpy as np
 
 _BUCKET_LIMIT = 48  # a fuller bucket sends the channel to the radix sort
-_CROWDED = 8  # a linear bucket this full (values >= 0) tries the binary map
+_CROWDED = 8  # a fuller bucket (values > 0) tries the other map
 BUCKETS_PER_VALUE = 4  # buckets of the value pass per value sorted (work size of `count`)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def bucket_of(value, low, scale, shift, top):
+def bucket_of(value, low, scale, binary, top):
     """The value bucket of value (float64), clamped to [0, top] (selects: vectorizes; no
-    NaN): int((value - low) * scale) on the linear map (shift < 0), (bits(value) -
-    bits(low)) >> shift on the binary map (low >= 0: the bits of values >= low ascend)."""
-    if shift < 0:
+    NaN): int((value - low) * scale) on the linear map, int((bits(value) - bits(low)) *
+    scale) on the binary map (0 < low: the bits of values >= low ascend)."""
+    if binary:
+        at_least_low = np.float64(value if value > low else low)  # one definition for .view
+        offset = at_least_low.view(np.int64) - np.float64(low).view(np.int64)
+        b = np.float64(offset) * scale
+    else:
         b = (value - low) * scale
-        b = b if b > 0.0 else 0.0
-        return np.int64(b if b < top else top)
-    at_least_low = np.float64(value if value > low else low)  # one definition for .view
-    offset = at_least_low.view(np.int64) - np.float64(low).view(np.int64)
-    b = offset >> shift
-    return b if b < top else np.int64(top)
+    b = b if b > 0.0 else 0.0
+    return np.int64(b if b < top else top)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _count_buckets(values, m, low, scale, shift, top, count, bucket):
-    """bucket[:m] = each value's bucket (at most top), count[b + 1] = values in bucket b
-    (count[: BUCKETS_PER_VALUE * m + 1]: the prefix sum's fixed length, whatever the map).
-    Returns (fullest bucket, sum of squared counts where the fullest is past _CROWDED:
+def _count_buckets(values, m, low, scale, binary, count, bucket):
+    """bucket[:m] = each value's bucket among BUCKETS_PER_VALUE * m, count[b + 1] = values
+    in bucket b. Returns (fullest bucket, sum of squared counts where the fullest is past _CROWDED:
     about how many values a lookup meets in its bucket, else 0)."""
-    for i in range(m):  # vectorized: each value's bucket, computed once
-        bucket[i] = bucket_of(np.float64(values[i]), low, scale, shift, top)
     size = BUCKETS_PER_VALUE * m + 1
+    top = size - 2.0
+    for i in range(m):  # vectorized: each value's bucket, computed once
+        bucket[i] = bucket_of(np.float64(values[i]), low, scale, binary, top)
     count[:size] = 0
     for i in range(m):
         count[bucket[i] + 1] += 1
@@ -63,14 +63,10 @@ def _count_buckets(values, m, low, scale, shift, top, count, bucket):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _binary_shift(low, high, n_buckets):
-    """(shift, buckets) of the binary map of [low, high] (0 < low < high): the smallest
-    shift of the bits' span that fits n_buckets buckets."""
+def _binary_scale(low, high, n_buckets):
+    """The scale of the binary map of [low, high] (0 < low < high) into n_buckets buckets."""
     span = np.float64(high).view(np.int64) - np.float64(low).view(np.int64)
-    shift = 0
-    while (span >> shift) > n_buckets - 1:
-        shift += 1
-    return np.int64(shift), np.int64(span >> shift) + 1
+    return (n_buckets - 1) / np.float64(span)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -85,21 +81,17 @@ def _bottom_heavy(values, m, low, span):
 
 
 @nb.njit(cache=True, nogil=True)
-def _less_crowded(values, m, low, high, scale, shift, crowding, count, bucket):
-    """The map tried first (shift < 0: linear, else binary; its counts in count / bucket)
-    crowds: count the other one (0 < low), keep whichever crowds less (counting the first
-    again if it wins). Returns (fullest, scale, shift, n_buckets) of the map kept."""
-    n_buckets = BUCKETS_PER_VALUE * m
-    binary_shift, binary_buckets = _binary_shift(low, high, n_buckets)
-    maps = ((scale, np.int64(-1), np.int64(n_buckets)), (0.0, binary_shift, binary_buckets))
-    first, other = (maps[0], maps[1]) if shift < 0 else (maps[1], maps[0])
-    fullest, other_crowding = _count_buckets(
-        values, m, low, other[0], other[1], other[2] - 1.0, count, bucket
-    )
+def _less_crowded(values, m, low, linear_scale, binary_scale, binary, crowding, count, bucket):
+    """The map tried first (binary or linear; its counts in count / bucket) crowds: count
+    the other one (0 < low), keep whichever crowds less (counting the first again if it
+    wins). Returns (fullest, scale, binary) of the map kept."""
+    first = binary_scale if binary else linear_scale
+    other = linear_scale if binary else binary_scale
+    fullest, other_crowding = _count_buckets(values, m, low, other, not binary, count, bucket)
     if other_crowding < crowding:
-        return fullest, other[0], other[1], other[2]
-    fullest = _count_buckets(values, m, low, first[0], first[1], first[2] - 1.0, count, bucket)[0]
-    return fullest, first[0], first[1], first[2]
+        return fullest, other, not binary
+    fullest = _count_buckets(values, m, low, first, binary, count, bucket)[0]
+    return fullest, first, binary
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -156,39 +148,33 @@ def _split_low(col, lab, low, v_out, lab_out, rest, rest_lab):
 def _bucket_sort(values, labels, m, low, high, out_v, out_lab, count, bucket):
     """Sort values[:m] (float32/64, in [low, high]; labels alongside) into out_*: scatter
     into at most BUCKETS_PER_VALUE * m value buckets (a monotone map: buckets come out in
-    order), then one insertion sort. Returns (sorted, scale, shift, n_buckets): bucket b =
-    bucket_of(x, low, scale, shift, n_buckets - 1) ends at count[b] (n_buckets 0: none).
+    order), then one insertion sort. Returns (sorted, scale, binary, n_buckets): bucket b =
+    bucket_of(x, low, scale, binary, n_buckets - 1) ends at count[b] (n_buckets 0: none).
     Nothing is sorted if a bucket holds more than _BUCKET_LIMIT values or the linear map's
     range overflows float64 (and the binary map does not apply: low <= 0)."""
     if m == 0:
-        return True, 0.0, -1, 0
+        return True, 0.0, False, 0
     values = values[:m]
     if low == high:
         out_v[:m] = values
         out_lab[:m] = labels[:m]
-        return True, 0.0, -1, 0
+        return True, 0.0, False, 0
     n_buckets = BUCKETS_PER_VALUE * m
     span = high - low
     scale = (n_buckets - 1) / span  # 0 <= (x - low) * scale <= n_buckets - 1
-    if not (np.isfinite(span) and np.isfinite(scale)):
-        scale = 0.0
-    shift, kept_buckets = np.int64(-1), np.int64(n_buckets)
-    if low > 0.0 and (scale == 0.0 or _bottom_heavy(values, m, low, span)):
-        shift, kept_buckets = _binary_shift(low, high, n_buckets)  # skewed: binary first
-        scale = 0.0
+    linear_scale = scale if np.isfinite(span) and np.isfinite(scale) else 0.0
+    binary = low > 0.0 and (linear_scale == 0.0 or _bottom_heavy(values, m, low, span))
+    scale = _binary_scale(low, high, n_buckets) if binary else linear_scale  # skewed: binary
     fullest, crowding = np.int32(_BUCKET_LIMIT + 1), np.int64(0)  # no map: the radix sort
-    if scale > 0.0 or shift >= 0:
-        fullest, crowding = _count_buckets(
-            values, m, low, scale, shift, kept_buckets - 1.0, count, bucket
+    if scale > 0.0:
+        fullest, crowding = _count_buckets(values, m, low, scale, binary, count, bucket)
+    if low > 0.0 and linear_scale > 0.0 and fullest > _CROWDED:  # the other may crowd less
+        binary_scale = scale if binary else _binary_scale(low, high, n_buckets)
+        fullest, scale, binary = _less_crowded(
+            values, m, low, linear_scale, binary_scale, binary, crowding, count, bucket
         )
-    if low > 0.0 and fullest > _CROWDED and np.isfinite(span):  # the other map may crowd less
-        linear_scale = (n_buckets - 1) / span
-        if np.isfinite(linear_scale):
-            fullest, scale, shift, kept_buckets = _less_crowded(
-                values, m, low, high, linear_scale, shift, crowding, count, bucket
-            )
     if fullest > _BUCKET_LIMIT:
-        return False, 0.0, -1, 0
+        return False, 0.0, False, 0
     _prefix_sum(count, n_buckets + 1)
     for i in range(m):
         b = bucket[i]
@@ -216,7 +202,7 @@ def _bucket_sort(values, labels, m, low, high, out_v, out_lab, count, bucket):
             out_lab[j + 1] = label
             i += 1
         sorted_to = i
-    return True, scale, shift, kept_buckets
+    return True, scale, binary, n_buckets
 
 
 @nb.njit(cache=True, nogil=True)
@@ -252,9 +238,9 @@ def _radix_sort(key, key_lab, m, n_bytes, out_key, out_lab):
 @nb.njit(cache=True, nogil=True)
 def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, out_key):
     """Sort finite col (float32/64, (N,)) ascending into v_out (float64), lab carried to
-    lab_out. Returns (n_low, offset, low, scale, shift, n_buckets): the size of the tie
+    lab_out. Returns (n_low, offset, low, scale, binary, n_buckets): the size of the tie
     group at the minimum (first in v_out), and the value buckets of v_out[offset:] (bucket
-    b = bucket_of(x, low, scale, shift, n_buckets - 1) ends at offset + count[b];
+    b = bucket_of(x, low, scale, binary, n_buckets - 1) ends at offset + count[b];
     n_buckets 0: none).
     Work arrays: rest (N,) float64, rest_lab (N,) int64, count (BUCKETS_PER_VALUE * N + 1,)
     int32, bucket (N,) int32, key / out_key (N,) uint64."""
@@ -265,11 +251,11 @@ def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, ou
     for i in range(n):  # vectorized
         n_low += col[i] == low
     if n_low <= _BUCKET_LIMIT:  # a few minima: sorted with the rest, no split
-        done, scale, shift, n_buckets = _bucket_sort(
+        done, scale, binary, n_buckets = _bucket_sort(
             col, lab, n, low64, high, v_out, lab_out, count, bucket
         )
         if done:
-            return n_low, 0, low64, scale, shift, n_buckets
+            return n_low, 0, low64, scale, binary, n_buckets
         z, m = 0, n
         rest[:n] = col
         rest_lab[:n] = lab
@@ -277,11 +263,11 @@ def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, ou
         z = _split_low(col, lab, low, v_out, lab_out, rest, rest_lab)
         m = n - z
         rest_low = _min_max(rest, m)[0] if m else 0.0
-        done, scale, shift, n_buckets = _bucket_sort(
+        done, scale, binary, n_buckets = _bucket_sort(
             rest, rest_lab, m, rest_low, high, v_out[z:], lab_out[z:], count, bucket
         )
         if done:
-            return n_low, z, rest_low, scale, shift, n_buckets
+            return n_low, z, rest_low, scale, binary, n_buckets
     sign = np.uint64(1) << np.uint64(63)
     ones = (sign - np.uint64(1)) | sign
     bits = rest.view(np.uint64)
@@ -293,4 +279,4 @@ def sort_column(col, lab, v_out, lab_out, rest, rest_lab, count, bucket, key, ou
         kk = out_key[i]
         bits[i] = kk ^ sign if kk & sign else kk ^ ones
         v_out[z + i] = rest[i]
-    return n_low, z, 0.0, 0.0, -1, 0
+    return n_low, z, 0.0, 0.0, False, 0
