@@ -9,10 +9,12 @@ the float64 bits (8 bits per pass, constant bytes skipped). Works for float32 an
 columns.
 
 The value buckets (kept for the kNN edge lookups) are of equal width in value (the linear
-map) or, for a channel of values >= 0 whose linear buckets crowd (a bucket fuller than
+map) or, for a channel of values > 0 whose linear buckets crowd (a bucket fuller than
 _CROWDED: a skewed channel, e.g. lognormal), of equal width in the float64 bits (the binary
-map: equal width within each power of two, so about equal width in log(value)), whichever
-puts fewer values together (the sum of squared bucket counts).
+map: as many buckets for each power of two, equal width within it, so about equal width in
+log(value)), whichever puts fewer values together (the sum of squared bucket counts). A
+channel with a quarter of its values in the lowest 1/64 of its range counts the binary map
+first (a shortcut: the result is the same).
 """
 
 from __future__ import annotations
