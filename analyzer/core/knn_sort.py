@@ -149,8 +149,8 @@ def _split_low(col, lab, low, v_out, lab_out, rest, rest_lab):
 @nb.njit(cache=True, nogil=True)
 def _bucket_sort(values, labels, m, low, high, out_v, out_lab, count, bucket):
     """Sort values[:m] (float32/64, in [low, high]; labels alongside) into out_*: scatter
-    into at most BUCKETS_PER_VALUE * m value buckets (a monotone map: buckets come out in
-    order), then one insertion sort. Returns (sorted, scale, binary, n_buckets): bucket b =
+    into BUCKETS_PER_VALUE * m value buckets (a monotone map, linear or binary: buckets come
+    out in order), then one insertion sort. Returns (sorted, scale, binary, n_buckets): bucket b =
     bucket_of(x, low, scale, binary, n_buckets - 1) ends at count[b] (n_buckets 0: none).
     Nothing is sorted if a bucket holds more than _BUCKET_LIMIT values or the linear map's
     range overflows float64 (and the binary map does not apply: low <= 0)."""
