@@ -7,7 +7,8 @@ round (--repeat rounds, best of each), so a load spike on a shared machine hits 
 channel MIs from its counts. Three kinds of channel: "ReLU" (class-shifted Gaussians through
 a ReLU: about half the values are exactly 0, a tie group), "dense" (the same before the
 ReLU: no ties) and "skewed" (exp of the dense values: lognormal, crowded where the sort's
-value buckets are of equal width in value). Targets (issue 22): kNN per channel <= 5x, probe <= 10x.
+value buckets are of equal width in value). Targets (issue 22): kNN per channel <= 5x,
+probe <= 10x.
 
     PYTHONPATH=. NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_estimators.py [--cpu-time]
 """
@@ -130,14 +131,12 @@ def main():
     )
     for name, t in rows:
         print(f"  {name:<58} {t * 1e3:9.1f} ms  {t / base:7.1f}x")
-    dense_ratio = (
-        best["kNN per channel (k=3), dense channels"] / best["histogram pass, dense channels"]
-    )
-    print(f"  kNN per channel on dense channels / histogram pass on them: {dense_ratio:.1f}x")
-    skewed_ratio = (
-        best["kNN per channel (k=3), skewed channels"] / best["histogram pass, skewed channels"]
-    )
-    print(f"  kNN per channel on skewed channels / histogram pass on them: {skewed_ratio:.1f}x")
+    for kind in ("dense", "skewed"):
+        ratio = (
+            best[f"kNN per channel (k=3), {kind} channels"]
+            / best[f"histogram pass, {kind} channels"]
+        )
+        print(f"  kNN per channel on {kind} channels / histogram pass on them: {ratio:.1f}x")
     print("targets: kNN per channel <= 5x, probe <= 10x the histogram pass")
 
 

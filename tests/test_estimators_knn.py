@@ -132,7 +132,7 @@ def test_sort_and_count_paths(dtype):
         rng.normal(size=n) * 1e-30 + 1.0,  # nearly constant
         np.where(rng.random(n) < 0.4, 0.0, 2.0),  # two values: the rest is one tie group
         1e6 + 1e-6 * rng.random(n),  # buckets narrower than the values' rounding (float64)
-        np.exp(rng.normal(size=n)),  # skewed: > 8 values in two buckets, the window moves
+        np.exp(rng.normal(size=n)),  # skewed (lognormal)
         1e6 + 1e-8 * rng.random(n),  # buckets narrower than half a rounding step (float64)
     ]
     x = np.stack(cols, axis=1).astype(dtype)

@@ -23,12 +23,12 @@ the whole sorted channel: each threshold's bucket start for the whole class firs
 of the bucket before the threshold's, the edge confirmed by the value before them. Where
 that fails (more than 8 values in the two buckets; a threshold rounded across a border: ~3e-5
 of the samples of a Gaussian channel) the window moves 8 values at a time until it holds the
-edge. Where the sort had no buckets (the radix path), the
-edge lies between the last class member inside and the next one (the "gap", ~N / N_y
-samples): 8-lane compares over 32 values, binary search past them. The
-tie group at the channel's minimum (a ReLU channel's zeros, which the sort already sets
-apart) is counted per class and, where it is a run of >= k_i + 1, taken whole by the tie
-rule below without entering the split or the window passes. Channels go in blocks of 16
+edge. Where the sort had no buckets (the radix path), the edge lies between the last class
+member inside and the next one (the "gap", ~N / N_y samples): 8-lane compares over 32
+values, binary search past them. The tie group at the channel's minimum (a ReLU channel's
+zeros, which the sort already sets apart) is counted per class and, where it is a run of
+>= k_i + 1, taken whole by the tie rule below without entering the split or the window
+passes. Channels go in blocks of 16
 (one thread each): the block is transposed once and its channels reuse one set of work
 buffers (float64 values: differences are taken in float64, as in the definition).
 

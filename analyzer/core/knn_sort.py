@@ -45,8 +45,8 @@ def bucket_of(value, low, scale, binary, top):
 @nb.njit(cache=True, nogil=True, inline="always")
 def _count_buckets(values, m, low, scale, binary, count, bucket):
     """bucket[:m] = each value's bucket among BUCKETS_PER_VALUE * m, count[b + 1] = values
-    in bucket b. Returns (fullest bucket, sum of squared counts where the fullest is past _CROWDED:
-    about how many values a lookup meets in its bucket, else 0)."""
+    in bucket b. Returns (fullest bucket, sum of squared counts where the fullest is past
+    _CROWDED: about how many values a lookup meets in its bucket, else 0)."""
     size = BUCKETS_PER_VALUE * m + 1
     top = size - 2.0
     for i in range(m):  # vectorized: each value's bucket, computed once
@@ -150,8 +150,9 @@ def _split_low(col, lab, low, v_out, lab_out, rest, rest_lab):
 def _bucket_sort(values, labels, m, low, high, out_v, out_lab, count, bucket):
     """Sort values[:m] (float32/64, in [low, high]; labels alongside) into out_*: scatter
     into BUCKETS_PER_VALUE * m value buckets (a monotone map, linear or binary: buckets come
-    out in order), then one insertion sort. Returns (sorted, scale, binary, n_buckets): bucket b =
-    bucket_of(x, low, scale, binary, n_buckets - 1) ends at count[b] (n_buckets 0: none).
+    out in order), then one insertion sort. Returns (sorted, scale, binary, n_buckets):
+    bucket b = bucket_of(x, low, scale, binary, n_buckets - 1) ends at count[b] (n_buckets
+    0: none).
     Nothing is sorted if a bucket holds more than _BUCKET_LIMIT values or the linear map's
     range overflows float64 (and the binary map does not apply: low <= 0)."""
     if m == 0:
@@ -163,8 +164,9 @@ def _bucket_sort(values, labels, m, low, high, out_v, out_lab, count, bucket):
         return True, 0.0, False, 0
     n_buckets = BUCKETS_PER_VALUE * m
     span = high - low
-    scale = (n_buckets - 1) / span  # 0 <= (x - low) * scale <= n_buckets - 1
-    linear_scale = scale if np.isfinite(span) and np.isfinite(scale) else 0.0
+    linear_scale = (n_buckets - 1) / span  # 0 <= (x - low) * scale <= n_buckets - 1
+    if not (np.isfinite(span) and np.isfinite(linear_scale)):
+        linear_scale = 0.0  # the range overflows float64: no linear map
     binary = low > 0.0 and (linear_scale == 0.0 or _bottom_heavy(values, m, low, span))
     scale = _binary_scale(low, high, n_buckets) if binary else linear_scale  # skewed: binary
     fullest, crowding = np.int32(_BUCKET_LIMIT + 1), np.int64(0)  # no map: the radix sort
