@@ -230,14 +230,16 @@ def _bucket_ends(v, low, scale, binary, n_buckets):
     return np.searchsorted(bucket, np.arange(n_buckets), "right")
 
 
+@pytest.mark.parametrize("bucket_type", [np.uint16, np.int32])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sort_column_equals_numpy_sort_on_every_path(dtype):
+def test_sort_column_equals_numpy_sort_on_every_path(dtype, bucket_type):
     """The kernel's sort against np.sort (labels carried along) and its value buckets against
     their definition: few or many minima (split or not), a range that overflows float64 when
     subtracted (radix fallback, not a bucket index from NaN), heavy tails, ties, negative
     values, buckets of several values in reverse order (the insertion after the scatter),
     skewed columns (the binary map, tried first or after crowded linear buckets) and one
-    whose linear buckets crowd less than its binary ones (the linear map counted again)."""
+    whose linear buckets crowd less than its binary ones (the linear map counted again).
+    Both types of the bucket work arrays (uint16 for columns of up to 16,383 values)."""
     from analyzer.core.knn_sort import BUCKETS_PER_VALUE, sort_column
 
     rng = np.random.default_rng(3)
@@ -276,8 +278,9 @@ def test_sort_column_equals_numpy_sort_on_every_path(dtype):
         col = col.astype(dtype)
         lab = rng.integers(0, 7, n)
         v, lab_out = np.empty(n), np.empty(n, np.int64)
-        work = (np.empty(n), np.empty(n, np.int64), np.empty(BUCKETS_PER_VALUE * n + 1, np.int32))
-        keys = (np.empty(n, np.int32), np.empty(n, np.uint64), np.empty(n, np.uint64))
+        count = np.empty(BUCKETS_PER_VALUE * n + 1, bucket_type)
+        work = (np.empty(n), np.empty(n, np.int64), count)
+        keys = (np.empty(n, bucket_type), np.empty(n, np.uint64), np.empty(n, np.uint64))
         n_low, offset, low, scale, binary, n_buckets = sort_column(
             col.copy(), lab, v, lab_out, *work, *keys
         )
@@ -292,6 +295,24 @@ def test_sort_column_equals_numpy_sort_on_every_path(dtype):
             np.testing.assert_array_equal(work[2][:n_buckets], ends, err_msg=name)
         for value in np.unique(col):  # each value keeps its own labels
             assert sorted(lab_out[v == value]) == sorted(lab[col == value])
+
+
+def test_bucket_arrays_are_uint16_only_where_every_bucket_index_fits():
+    """The sort's bucket arrays hold bucket indices < BUCKETS_PER_VALUE * n and counts <= n:
+    uint16 (half the cache footprint) up to n = 16,383, int32 past it; and a column past it
+    (n = 20,000, the int32 path end to end) equals scikit-learn's estimator."""
+    from analyzer.core.knn_sort import BUCKETS_PER_VALUE, bucket_dtype
+
+    for n in (2, 359, 3925, 16383, 16384, 20000, 10**6):
+        assert np.iinfo(bucket_dtype(n)).max >= BUCKETS_PER_VALUE * n - 1
+    assert bucket_dtype(3925) == np.uint16 and bucket_dtype(16383) == np.uint16
+    assert bucket_dtype(20000) == np.int32
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 10, 20000)
+    x = rng.normal(size=(20000, 2)) + 0.5 * y[:, None]
+    x[:, 1] = np.exp(x[:, 1])  # skewed: the binary map
+    ref = [sk_mi._compute_mi_cd(x[:, j], y, 3) for j in range(2)]
+    np.testing.assert_allclose(knn_label_mi(x, y, 3), ref, atol=1e-9)
 
 
 @pytest.mark.parametrize("value_map", ["linear", "binary"])

@@ -50,7 +50,7 @@ import numba as nb
 import numpy as np
 from scipy.special import digamma
 
-from analyzer.core.knn_sort import BUCKETS_PER_VALUE, bucket_of, sort_column
+from analyzer.core.knn_sort import BUCKETS_PER_VALUE, bucket_dtype, bucket_of, sort_column
 from analyzer.core.lanes import LANES, count_left_within, count_right_within
 
 _BLOCK = 16  # channels transposed together: one 64-byte line of float32 per sample row
@@ -298,10 +298,10 @@ def _sorted_channel_mi(
 
 
 @nb.njit(cache=True, nogil=True)
-def _block_mi(values, c0, width, labels, start, k, psi, finite, out):
+def _block_mi(values, c0, width, labels, start, k, psi, finite, bucket_type, out):
     """out[c0 : c0 + width] for one block of channels: transpose the block once (rows of
     the sample-major input are read whole), then sort and count channel by channel in
-    buffers allocated once per block."""
+    buffers allocated once per block (the sort's bucket arrays of bucket_type's dtype)."""
     n = values.shape[0]
     block = np.empty((width, n), values.dtype)
     for i in range(n):
@@ -315,7 +315,8 @@ def _block_mi(values, c0, width, labels, start, k, psi, finite, out):
     dist = np.empty(np.diff(start).max())  # each sample's k-th distance in its class
     within = np.empty((2, dist.size), np.int64)  # class members within it above / below
     lab, rest, rest_lab = np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64)
-    count, bucket = np.empty(BUCKETS_PER_VALUE * n + 1, np.int32), np.empty(n, np.int32)
+    count = np.empty(BUCKETS_PER_VALUE * n + 1, bucket_type.dtype)
+    bucket = np.empty(n, bucket_type.dtype)
     key, out_key = np.empty(n, np.uint64), np.empty(n, np.uint64)
     for j in range(width):
         if finite[c0 + j]:
@@ -329,14 +330,16 @@ def _block_mi(values, c0, width, labels, start, k, psi, finite, out):
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _knn_mi_columns(values, labels, start, k, psi, finite):
+def _knn_mi_columns(values, labels, start, k, psi, finite, bucket_type):
     """Blocks of _BLOCK channels, one thread each (the block's work is a plain function:
-    numba's parallel lowering of a long loop body vectorizes less)."""
+    numba's parallel lowering of a long loop body vectorizes less); bucket_type: an empty
+    array of the sort's bucket dtype (knn_sort.bucket_dtype)."""
     n_channels = values.shape[1]
     out = np.full(n_channels, np.nan)
     for b in nb.prange((n_channels + _BLOCK - 1) // _BLOCK):
         c0 = b * _BLOCK
-        _block_mi(values, c0, min(_BLOCK, n_channels - c0), labels, start, k, psi, finite, out)
+        width = min(_BLOCK, n_channels - c0)
+        _block_mi(values, c0, width, labels, start, k, psi, finite, bucket_type, out)
     return out
 
 
@@ -361,8 +364,15 @@ def knn_label_mi(values: np.ndarray, labels: np.ndarray, k: int = 3) -> np.ndarr
     start = np.concatenate([[0], np.cumsum(np.bincount(codes))]).astype(np.int64)
     psi = digamma(np.arange(codes.size + 1, dtype=np.float64))
     finite = np.isfinite(values).all(axis=0)
+    bucket_type = np.empty(0, bucket_dtype(codes.size))
     return _knn_mi_columns(
-        np.ascontiguousarray(values), codes.astype(np.int64), start, int(k), psi, finite
+        np.ascontiguousarray(values),
+        codes.astype(np.int64),
+        start,
+        int(k),
+        psi,
+        finite,
+        bucket_type,
     )
 
 
